@@ -1,0 +1,93 @@
+// CUDA kernel of rank_doubled: a segmented sort of each neuron's values (at::sort, a radix sort
+// on the GPU), then one block per neuron turns sorted tie groups into doubled mid-ranks.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/isnan.h>
+#include <ATen/ops/sort.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cub/block/block_scan.cuh>
+#include <torch/library.h>
+
+#include "../rank_doubled.h"
+
+namespace invert_fast {
+namespace {
+
+constexpr int kThreads = 256;
+
+// A forward max-scan gives each sorted position the first position of its tie group, a backward
+// min-scan the last; the doubled mid-rank of the group at positions i..j is i + j + 2.
+// The first position is parked in `out` between the two passes (same block, so __syncthreads
+// makes it visible).
+template <typename scalar_t>
+__global__ void doubled_midranks_kernel(const scalar_t* __restrict__ sorted,  // [D, N] each row ascending
+                                        const int64_t* __restrict__ order,    // [D, N] sample of each position
+                                        int32_t* __restrict__ out,            // [N, D]
+                                        int64_t N, int64_t D) {
+  using acc_t = at::opmath_type<scalar_t>;
+  using Scan = cub::BlockScan<int64_t, kThreads>;
+  __shared__ typename Scan::TempStorage temp;
+  __shared__ int64_t carry;
+  const int64_t d = blockIdx.x;
+  const scalar_t* s = sorted + d * N;
+  const int64_t* o = order + d * N;
+
+  if (threadIdx.x == 0) carry = -1;
+  __syncthreads();
+  for (int64_t base = 0; base < N; base += kThreads) {
+    const int64_t i = base + threadIdx.x;
+    int64_t first = -1;
+    if (i < N && (i == 0 || static_cast<acc_t>(s[i]) != static_cast<acc_t>(s[i - 1]))) first = i;
+    Scan(temp).InclusiveScan(first, first, cub::Max());
+    first = max(first, carry);
+    __syncthreads();
+    if (threadIdx.x == kThreads - 1) carry = first;
+    if (i < N) out[o[i] * D + d] = static_cast<int32_t>(first);
+    __syncthreads();
+  }
+
+  if (threadIdx.x == 0) carry = N;
+  __syncthreads();
+  for (int64_t base = 0; base < N; base += kThreads) {
+    const int64_t j = N - 1 - (base + threadIdx.x);
+    int64_t last = N;
+    if (j >= 0 && (j == N - 1 || static_cast<acc_t>(s[j]) != static_cast<acc_t>(s[j + 1]))) last = j;
+    Scan(temp).InclusiveScan(last, last, cub::Min());
+    last = min(last, carry);
+    __syncthreads();
+    if (threadIdx.x == kThreads - 1) carry = last;
+    if (j >= 0) out[o[j] * D + d] += static_cast<int32_t>(last + 2);
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+at::Tensor rank_doubled_cuda(const at::Tensor& x) {
+  check_rank_doubled_input(x);
+  TORCH_INTERNAL_ASSERT(x.device().is_cuda());
+  const c10::cuda::OptionalCUDAGuard guard(x.device());
+  const int64_t N = x.size(0), D = x.size(1);
+  at::Tensor out = at::empty({N, D}, x.options().dtype(at::kInt));
+  if (N == 0 || D == 0) return out;
+  const at::Tensor nan_counts = at::isnan(x).sum(0).to(at::kCPU);  // [D] int64
+  check_no_nan(nan_counts.const_data_ptr<int64_t>(), D, N);
+
+  const at::Tensor xt = x.t().contiguous();  // [D, N]: one neuron per row for the segmented sort
+  const auto sorted_order = at::sort(xt, /*dim=*/1, /*descending=*/false);
+  const at::Tensor& sorted = std::get<0>(sorted_order);
+  const at::Tensor& order = std::get<1>(sorted_order);
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "rank_doubled_cuda", [&] {
+    doubled_midranks_kernel<scalar_t><<<static_cast<unsigned>(D), kThreads, 0, stream>>>(
+        sorted.const_data_ptr<scalar_t>(), order.const_data_ptr<int64_t>(), out.data_ptr<int32_t>(), N, D);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("rank_doubled", &rank_doubled_cuda); }
+
+}  // namespace invert_fast

@@ -1,0 +1,30 @@
+// Operator schemas of invert_fast; each backend registers its kernels in its own file
+// (csrc/cpu/*_cpu.cpp, csrc/cuda/*_cuda.cu) with TORCH_LIBRARY_IMPL.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing invert_fast._C runs the static TORCH_LIBRARY registrations below; the module itself is empty.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+namespace invert_fast {
+
+bool built_with_cuda() {
+#ifdef INVERT_FAST_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+TORCH_LIBRARY(invert_fast, m) {
+  m.def("rank_doubled(Tensor x) -> Tensor");
+  m.def("csr_gather_sum(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
+  m.def("built_with_cuda() -> bool", &built_with_cuda);
+}
+
+}  // namespace invert_fast

@@ -1,0 +1,49 @@
+// rank_doubled: doubled mid-ranks of every column of an activation matrix.
+//
+// For column d, the samples are ranked 1..N by value; tied values share the
+// mean of the ranks they span (mid-ranks). Doubling makes every mid-rank an
+// integer, so rank sums (and hence AUROC) are exact integers on every backend.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace invert_fast {
+
+// x:       [N, D] floating point (float16, bfloat16, float32, float64), any strides, no NaN
+// returns: [N, D] int32, out[n, d] = 2 * midrank(x[n, d] among x[:, d]), in [2, 2N]
+at::Tensor rank_doubled_cpu(const at::Tensor& x);
+at::Tensor rank_doubled_cuda(const at::Tensor& x);
+
+// Largest N whose doubled ranks (<= 2N) and sample indices fit int32.
+constexpr int64_t kMaxRankSamples = (int64_t{1} << 30) - 1;
+
+// Shared argument checks of both backends, so their messages are identical.
+inline void check_rank_doubled_input(const at::Tensor& x) {
+  TORCH_CHECK_VALUE(x.dim() == 2, "rank_doubled: x must be 2-D [N samples, D neurons], got ", x.dim(),
+                    "-D with shape ", x.sizes());
+  const auto st = x.scalar_type();
+  TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
+                   "rank_doubled: x must be float16, bfloat16, float32 or float64, got ", st);
+  TORCH_CHECK_VALUE(x.size(0) <= kMaxRankSamples, "rank_doubled: at most ", kMaxRankSamples,
+                    " samples are supported (doubled ranks are int32), got N = ", x.size(0));
+}
+
+// nan_counts: [D] int64 on the CPU. Names the first neuron that has NaN values.
+inline void check_no_nan(const int64_t* nan_counts, int64_t D, int64_t N) {
+  int64_t bad = 0, first = -1;
+  for (int64_t d = 0; d < D; ++d) {
+    if (nan_counts[d] > 0) {
+      if (first < 0) first = d;
+      ++bad;
+    }
+  }
+  TORCH_CHECK_VALUE(first < 0, "activations: neuron ", first, " has ", first < 0 ? 0 : nan_counts[first],
+                    " NaN value(s) among ", N, " samples (", bad,
+                    " neuron(s) have NaN in total); AUROC is undefined for NaN, remove or impute them");
+}
+
+}  // namespace invert_fast

@@ -1,0 +1,23 @@
+"""invert_fast: exact INVERT neuron labeling for thousands of neurons at once.
+
+>>> import invert_fast as inv
+>>> auc = inv.auroc(activations, labels)   # [N, D] x [N, K] -> [D, K] float64
+"""
+
+from ._ops import built_with_cuda, csr_gather_sum, rank_doubled
+from .auroc import auc_from_rank_sums, auroc
+from .concepts import ConceptSet
+from .regions import Regions, compute_regions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConceptSet",
+    "Regions",
+    "auc_from_rank_sums",
+    "auroc",
+    "built_with_cuda",
+    "compute_regions",
+    "csr_gather_sum",
+    "rank_doubled",
+]

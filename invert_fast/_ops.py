@@ -1,0 +1,64 @@
+"""Checked Python entry points of the C++/CUDA operators registered as torch.ops.invert_fast.*.
+
+Kernels: csrc/cpu/<op>_cpu.cpp and csrc/cuda/<op>_cuda.cu; shapes and shared checks: csrc/<op>.h.
+"""
+
+import torch
+
+from . import _C  # noqa: F401  (importing the extension registers the operators)
+
+_REBUILD_HINT = (
+    "this invert_fast build has CPU kernels only; to use CUDA tensors install a CUDA build of torch and "
+    "the CUDA toolkit, then rebuild with: INVERT_FAST_CUDA=1 pip install --no-build-isolation -e ."
+)
+
+
+def built_with_cuda() -> bool:
+    """True when the extension was compiled with its CUDA kernels."""
+    return bool(torch.ops.invert_fast.built_with_cuda())
+
+
+def check_device(t: torch.Tensor, what: str) -> None:
+    """Raise a clear error for tensors the compiled kernels cannot run on."""
+    if t.device.type == "cuda":
+        if not built_with_cuda():
+            raise RuntimeError(f"{what}: got a CUDA tensor, but {_REBUILD_HINT}")
+    elif t.device.type != "cpu":
+        raise RuntimeError(f"{what}: tensors must be on the CPU or a CUDA device, got {t.device}")
+
+
+def rank_doubled(x: torch.Tensor) -> torch.Tensor:
+    """Doubled mid-ranks of every column (ties share the mean rank).
+
+    Args:
+        x: [N, D] float16/bfloat16/float32/float64 tensor (any strides, CPU or CUDA), no NaN.
+
+    Returns:
+        [N, D] int32 on x's device: 2 * mid-rank of x[n, d] within column d, in [2, 2N].
+
+    Example:
+        >>> rank_doubled(torch.tensor([[0.5], [0.1], [0.5]]))[:, 0].tolist()
+        [5, 2, 5]
+    """
+    check_device(x, "rank_doubled")
+    return torch.ops.invert_fast.rank_doubled(x)
+
+
+def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Integer sums of selected rows: out[k] = values[indices[indptr[k]:indptr[k+1]]].sum(0).
+
+    Args:
+        values: [M, C] int32 or int64.
+        indptr: [K + 1] int64 CSR row pointer (starts at 0, non-decreasing, ends at nnz).
+        indices: [nnz] int64 row numbers of values, each in [0, M).
+
+    Returns:
+        [K, C] int64 on values' device.
+
+    Example:
+        >>> v = torch.tensor([[1, 2], [3, 4], [5, 6]], dtype=torch.int32)
+        >>> csr_gather_sum(v, torch.tensor([0, 2, 3]), torch.tensor([0, 2, 1])).tolist()
+        [[6, 8], [3, 4]]
+    """
+    check_device(values, "csr_gather_sum")
+    return torch.ops.invert_fast.csr_gather_sum(values, indptr, indices)

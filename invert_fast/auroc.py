@@ -1,0 +1,160 @@
+"""Exact AUROC of every neuron against every concept, from integer rank sums.
+
+For a neuron with doubled mid-ranks r2 (ties share the mean rank) and a mask of P positives among N
+samples, the doubled rank sum S2 = sum of r2 over the mask gives
+    AUC = (S2 - P (P + 1)) / (2 P (N - P)),
+the Mann-Whitney U statistic over P (N - P) with ties counted 1/2. S2 is an exact integer, and both
+numerator and denominator are below 2^53, so one IEEE division yields the correctly rounded rational
+value, bit-identical on every backend.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import _ops
+from ._validate import as_activations, check_positive_int
+from .concepts import ConceptSet
+from .regions import Regions
+
+_EXACT = 2**53  # float64 holds every integer up to here
+# Dense products win once this share of (concept, region) pairs is set: measured on 2 AMD EPYC
+# cores (benchmarks/bench_auroc.py --crossover), a float64 GEMM multiply-add costs ~1/8 of an
+# int64 gathered row addition.
+DENSE_DENSITY = 0.125
+_METHODS = ("auto", "sparse", "dense")
+
+
+def default_max_memory(device: torch.device) -> int:
+    """Working-memory budget in bytes: 2 GiB on the CPU, half the free memory (at most 16 GiB) on a GPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(min(free // 2, 16 << 30))
+    return 2 << 30
+
+
+def choose_method(regions: Regions, method: str = "auto") -> str:
+    """'sparse' (CSR gather sums) or 'dense' (exact float64 GEMM) for these concepts."""
+    if method not in _METHODS:
+        raise ValueError(f"method: expected one of {_METHODS}, got {method!r}")
+    if method != "auto":
+        return method
+    return "dense" if regions.density >= DENSE_DENSITY else "sparse"
+
+
+def region_rank_sums(ranks: torch.Tensor, regions: Regions) -> torch.Tensor:
+    """Doubled rank sums per region.
+
+    Args:
+        ranks: [N, D] int32 doubled mid-ranks.
+        regions: the concepts' regions.
+
+    Returns:
+        [G, D] int32 (the ranks themselves when every sample is its own region) or int64.
+    """
+    if regions.identity:
+        return ranks
+    return _ops.csr_gather_sum(ranks, regions.sample_indptr, regions.sample_indices)
+
+
+def concept_rank_sums(region_sums: torch.Tensor, regions: Regions, method: str = "sparse") -> torch.Tensor:
+    """Doubled rank sums of every concept from per-region sums.
+
+    Args:
+        region_sums: [G, D] int32/int64.
+        regions: the concepts' regions.
+        method: 'sparse' or 'dense' (same integers; only speed differs).
+
+    Returns:
+        [K, D] int64.
+    """
+    if method == "sparse":
+        return _ops.csr_gather_sum(region_sums, regions.concept_indptr, regions.concept_regions)
+    member = regions.membership(torch.float64)  # [K, G]
+    # Every partial sum of a product row is a sum of non-negative integers no larger than the total,
+    # so float64 is exact while the total stays below 2^53; split the regions where it may not.
+    bound = 2 * regions.n_samples  # largest doubled rank
+    cum = torch.cumsum(regions.sizes, 0) * bound
+    out = torch.zeros(member.shape[0], region_sums.shape[1], dtype=torch.int64, device=region_sums.device)
+    g0 = 0
+    g = regions.num_regions
+    while g0 < g:
+        base = int(cum[g0 - 1]) if g0 else 0
+        g1 = max(g0 + 1, int(torch.searchsorted(cum, base + _EXACT, right=True)))
+        g1 = min(g1, g)
+        out += torch.mm(member[:, g0:g1], region_sums[g0:g1].double()).round_().long()
+        g0 = g1
+    return out
+
+
+def auc_from_rank_sums(s2: torch.Tensor, positives: torch.Tensor, n: int) -> torch.Tensor:
+    """Exact AUROC from doubled rank sums.
+
+    Args:
+        s2: [..., K] int64 doubled rank sums of K masks.
+        positives: [K] int64 mask sizes P.
+        n: number of samples N.
+
+    Returns:
+        [..., K] float64, NaN where P == 0 or P == N.
+    """
+    p = positives.to(s2.device)
+    num = (s2 - p * (p + 1)).double()  # 2U, |2U| <= N^2 / 2 < 2^53 for N < 1.3e8
+    den = (2 * p * (n - p)).double()
+    auc = num / den
+    return auc.masked_fill((p == 0) | (p == n), float("nan"))
+
+
+def _neuron_batch(n: int, g: int, k: int, d: int, dense: bool, max_memory: int) -> int:
+    per_neuron = 4 * n + 8 * g * (2 if dense else 1) + 16 * k + 8 * n  # ranks, region sums, outputs, input copy
+    return max(1, min(d, max_memory // max(per_neuron, 1)))
+
+
+def auroc(activations, labels, *, method: str = "auto", max_memory: int | None = None) -> torch.Tensor:
+    """Exact AUROC of every neuron against every concept.
+
+    The AUROC of neuron d for concept k is the probability that a random sample inside concept k
+    activates neuron d more than a random sample outside it, ties counting 1/2 (the Mann-Whitney
+    definition, as scikit-learn's roc_auc_score computes it). Results are exact: the correctly
+    rounded float64 of the rational value, identical on CPU and CUDA.
+
+    Args:
+        activations: [N, D] tensor or numpy array (N samples, D neurons), any float dtype, CPU or
+            CUDA, any strides. Ranked in its own precision; +-inf are ordinary values; NaN is an error.
+        labels: ConceptSet, or [N, K] 0/1 matrix (bool/integer/float).
+        method: 'auto' (default), 'sparse' or 'dense' product of ranks and concepts.
+        max_memory: working-memory budget in bytes; neurons are processed in batches within it.
+
+    Returns:
+        [D, K] float64 on the activations' device. NaN for empty and full concepts (no AUROC exists).
+
+    Example:
+        >>> import invert_fast as inv
+        >>> x = torch.tensor([[0.9], [0.1], [0.4], [0.4]])
+        >>> inv.auroc(x, [[1], [0], [1], [0]]).tolist()
+        [[0.875]]
+    """
+    x = as_activations(activations)
+    concepts = labels if isinstance(labels, ConceptSet) else ConceptSet(labels)
+    n, d = x.shape
+    if concepts.n_samples != n:
+        raise ValueError(
+            f"labels: expected {n} samples (rows of activations), got a concept set over {concepts.n_samples} samples"
+        )
+    _ops.check_device(x, "auroc")
+    concepts = concepts.to(x.device)
+    regions = concepts.regions()
+    chosen = choose_method(regions, method)
+    if max_memory is None:
+        max_memory = default_max_memory(x.device)
+    max_memory = check_positive_int(max_memory, "max_memory")
+    k = len(concepts)
+    out = torch.empty(d, k, dtype=torch.float64, device=x.device)
+    if n == 0 or d == 0 or k == 0:
+        return out.fill_(float("nan"))
+    step = _neuron_batch(n, regions.num_regions, k, d, chosen == "dense", max_memory)
+    for d0 in range(0, d, step):
+        ranks = _ops.rank_doubled(x[:, d0 : d0 + step])
+        s2 = concept_rank_sums(region_rank_sums(ranks, regions), regions, chosen)  # [K, Dc]
+        out[d0 : d0 + step] = auc_from_rank_sums(s2.t(), concepts.counts, n)
+    return out

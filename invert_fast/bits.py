@@ -1,0 +1,82 @@
+"""Bit-packed boolean masks: 64 samples per int64 word, sample n at bit n % 64 of word n // 64."""
+
+import sys
+
+import torch
+
+if sys.byteorder != "little":  # the packing views 8 little-endian bytes as one int64
+    raise ImportError("invert_fast's bit packing assumes a little-endian machine")
+
+_BYTE_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
+_POPCOUNT_TABLE = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
+
+
+def num_words(n: int) -> int:
+    """Number of int64 words that hold n bits."""
+    return (n + 63) // 64
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """Pack the last axis of a boolean mask into int64 words.
+
+    Args:
+        mask: [..., N] bool.
+
+    Returns:
+        [..., ceil(N / 64)] int64 on mask's device; padding bits are 0.
+
+    Example:
+        >>> pack_bits(torch.tensor([True, False, True])).tolist()
+        [5]
+    """
+    n = mask.shape[-1]
+    w = num_words(n)
+    padded = torch.zeros(*mask.shape[:-1], w * 64, dtype=torch.uint8, device=mask.device)
+    padded[..., :n] = mask
+    weights = _BYTE_WEIGHTS.to(mask.device)
+    byte_vals = (padded.view(*mask.shape[:-1], w * 8, 8) * weights).sum(-1, dtype=torch.uint8)
+    return byte_vals.view(torch.int64)
+
+
+def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
+    """Inverse of pack_bits.
+
+    Args:
+        words: [..., W] int64 with W >= ceil(n / 64).
+        n: number of bits to return.
+
+    Returns:
+        [..., n] bool.
+    """
+    byte_vals = words.contiguous().view(torch.uint8)
+    shifts = torch.arange(8, dtype=torch.uint8, device=words.device)
+    bits = (byte_vals.unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(*words.shape[:-1], -1)[..., :n].bool()
+
+
+def popcount(words: torch.Tensor) -> torch.Tensor:
+    """Number of set bits along the last axis.
+
+    Args:
+        words: [..., W] int64.
+
+    Returns:
+        [...] int64.
+    """
+    table = _POPCOUNT_TABLE.to(words.device)
+    return table[words.contiguous().view(torch.uint8).long()].sum(-1)
+
+
+def gather_bits(words: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Bits of selected samples of every row.
+
+    Args:
+        words: [K, W] int64 packed masks.
+        columns: [G] int64 sample numbers.
+
+    Returns:
+        [K, G] bool, out[k, g] = bit columns[g] of row k.
+    """
+    w = words[:, columns // 64]
+    # Arithmetic right shift keeps the wanted bit at position 0 for negative words too.
+    return ((w >> (columns % 64)) & 1).bool()

@@ -1,0 +1,245 @@
+"""ConceptSet: named binary concepts over N samples, bit-packed 64 samples per int64 word."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+
+from ._validate import as_binary_labels, to_tensor, validate_names
+from .bits import num_words, pack_bits, popcount, unpack_bits
+
+
+class ConceptSet:
+    """K named binary concepts (masks) over N samples.
+
+    Masks are stored packed ([K, ceil(N / 64)] int64), so slicing and moving between devices
+    copy 8x less than a bool matrix. Empty (no sample) and full (every sample) concepts are
+    allowed; their AUROC is undefined and reported as NaN.
+
+    Args:
+        labels: [N, K] 0/1 matrix (bool, integer or float tensor / numpy array).
+        names: K unique names; default c0, c1, ...
+        descriptions: optional human-readable text per concept (sequence of K strings, or a
+            mapping from some names to text).
+
+    Example:
+        >>> cs = ConceptSet([[1, 0], [0, 1], [1, 1]], names=["cat", "dog"])
+        >>> cs.counts.tolist(), len(cs), cs.names
+        ([2, 2], 2, ('cat', 'dog'))
+    """
+
+    def __init__(self, labels, names: Sequence[str] | None = None, descriptions=None):
+        mask = as_binary_labels(labels, "labels")
+        n, k = mask.shape
+        names = [f"c{i}" for i in range(k)] if names is None else validate_names(names, k)
+        self._set(pack_bits(mask.t()), n, names, descriptions)
+
+    def _set(self, bits: torch.Tensor, n: int, names: list[str], descriptions) -> None:
+        self._bits = bits
+        self._n = int(n)
+        self._names = tuple(names)
+        self._index = {s: i for i, s in enumerate(self._names)}
+        self._descriptions = _normalize_descriptions(descriptions, self._names)
+        self._counts: torch.Tensor | None = None
+        self._regions = None
+
+    @classmethod
+    def from_bits(cls, bits: torch.Tensor, n_samples: int, names: Sequence[str], descriptions=None) -> ConceptSet:
+        """Build from packed masks.
+
+        Args:
+            bits: [K, ceil(n_samples / 64)] int64, sample n at bit n % 64 of word n // 64.
+            n_samples: N.
+            names: K unique names.
+        """
+        if not isinstance(bits, torch.Tensor) or bits.dtype != torch.int64 or bits.dim() != 2:
+            raise TypeError(f"bits: expected a 2-D int64 tensor, got {getattr(bits, 'dtype', type(bits))}")
+        if bits.shape[1] != num_words(n_samples):
+            raise ValueError(
+                f"bits: expected {num_words(n_samples)} words per concept for {n_samples} samples, got {bits.shape[1]}"
+            )
+        tail = n_samples % 64
+        if tail and bool(unpack_bits(bits[:, -1:], 64)[:, tail:].any()):
+            raise ValueError(f"bits: padding bits beyond sample {n_samples - 1} must be 0")
+        out = cls.__new__(cls)
+        out._set(bits, n_samples, validate_names(names, bits.shape[0]), descriptions)
+        return out
+
+    @classmethod
+    def from_classes(cls, y, names: Sequence[str], descriptions=None) -> ConceptSet:
+        """One concept per class from class indices (one-hot).
+
+        Args:
+            y: [N] integer class index of each sample, in [0, len(names)).
+            names: one unique name per class.
+
+        Example:
+            >>> ConceptSet.from_classes([0, 2, 1, 2], ["a", "b", "c"]).counts.tolist()
+            [1, 1, 2]
+        """
+        y = to_tensor(y, "y")
+        if y.dim() != 1:
+            raise ValueError(f"y: expected a 1-D array of class indices [N], got shape {tuple(y.shape)}")
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"y: expected integer class indices, got dtype {y.dtype}")
+        c = len(validate_names(names, len(names)))
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
+            raise ValueError(
+                f"y: class indices must lie in [0, {c}) for {c} names, got values from {int(y.min())} to {int(y.max())}"
+            )
+        onehot = y.long().unsqueeze(1) == torch.arange(c, device=y.device)
+        return cls(onehot, names, descriptions)
+
+    # --- properties -------------------------------------------------------------------------
+    @property
+    def bits(self) -> torch.Tensor:
+        """[K, ceil(N / 64)] int64 packed masks."""
+        return self._bits
+
+    @property
+    def n_samples(self) -> int:
+        return self._n
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
+    def descriptions(self) -> tuple[str, ...]:
+        """One text per concept ('' where none was given)."""
+        return self._descriptions
+
+    @property
+    def device(self) -> torch.device:
+        return self._bits.device
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """[K] int64 number of samples in each concept."""
+        if self._counts is None:
+            self._counts = popcount(self._bits)
+        return self._counts
+
+    @property
+    def fractions(self) -> torch.Tensor:
+        """[K] float64 share of samples in each concept."""
+        return self.counts.double() / max(self._n, 1)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(self._names[:5]) + (", ..." if len(self) > 5 else "")
+        return f"ConceptSet({len(self)} concepts over {self._n} samples on {self.device}: {shown})"
+
+    def index(self, name: str) -> int:
+        """Position of a concept by name."""
+        try:
+            return self._index[name]
+        except KeyError:
+            raise KeyError(f"concept {name!r} is not in this ConceptSet ({len(self)} concepts)") from None
+
+    # --- views and copies -----------------------------------------------------------------
+    def _positions(self, key) -> list[int]:
+        k = len(self)
+        if isinstance(key, str):
+            return [self.index(key)]
+        if isinstance(key, int):
+            if not -k <= key < k:
+                raise IndexError(f"concept index {key} is out of range for {k} concepts")
+            return [key % k]
+        if isinstance(key, slice):
+            return list(range(k))[key]
+        if isinstance(key, torch.Tensor) and key.dtype == torch.bool:
+            if key.shape != (k,):
+                raise IndexError(f"boolean concept mask must have shape ({k},), got {tuple(key.shape)}")
+            return key.nonzero().flatten().tolist()
+        if isinstance(key, Iterable):
+            return [p for item in key for p in self._positions(item if isinstance(item, str) else int(item))]
+        raise TypeError(f"cannot index a ConceptSet with {type(key).__name__}")
+
+    def __getitem__(self, key) -> ConceptSet:
+        """Sub-set by position, slice, name, list of those, or boolean mask."""
+        pos = self._positions(key)
+        out = ConceptSet.__new__(ConceptSet)
+        idx = torch.tensor(pos, dtype=torch.long, device=self.device)
+        out._set(self._bits[idx], self._n, [self._names[p] for p in pos], [self._descriptions[p] for p in pos])
+        return out
+
+    def to(self, device) -> ConceptSet:
+        """The same concepts on another device (a no-op when already there)."""
+        device = torch.device(device)
+        if device == self.device or (device.index is None and device.type == self.device.type):
+            return self
+        out = ConceptSet.__new__(ConceptSet)
+        out._set(self._bits.to(device), self._n, list(self._names), list(self._descriptions))
+        return out
+
+    def dense(self) -> torch.Tensor:
+        """[N, K] bool matrix of all masks."""
+        return unpack_bits(self._bits, self._n).t()
+
+    def mask(self, concept: str | int) -> torch.Tensor:
+        """[N] bool mask of one concept."""
+        return unpack_bits(self._bits[self._positions(concept)[0]], self._n)
+
+    def with_unions(self, unions: Mapping[str, Iterable[str | int]], descriptions=None) -> ConceptSet:
+        """A new set with named unions (logical OR) of existing concepts appended.
+
+        This is how WordNet hypernyms extend ImageNet's 1,000 classes to 1,473 concepts.
+
+        Args:
+            unions: new name -> members (names or positions of existing concepts), at least one each.
+            descriptions: optional texts for the new concepts (mapping name -> text or sequence).
+
+        Example:
+            >>> cs = ConceptSet.from_classes([0, 1, 2], ["cat", "dog", "car"])
+            >>> cs.with_unions({"animal": ["cat", "dog"]}).counts.tolist()
+            [1, 1, 1, 2]
+        """
+        if not isinstance(unions, Mapping):
+            raise TypeError(f"unions: expected a mapping name -> members, got {type(unions).__name__}")
+        new_names = list(unions)
+        validate_names(list(self._names) + new_names, len(self) + len(new_names), "names (existing + unions)")
+        rows = []
+        for name, members in unions.items():
+            if isinstance(members, str) or not isinstance(members, Iterable):
+                raise TypeError(
+                    f"unions[{name!r}]: expected a collection of concept names or positions, got {members!r}"
+                )
+            pos = self._positions(list(members))
+            if not pos:
+                raise ValueError(f"unions[{name!r}]: a union needs at least one member, got none")
+            row = self._bits[pos[0]].clone()
+            for p in pos[1:]:
+                row |= self._bits[p]
+            rows.append(row)
+        bits = torch.cat([self._bits, torch.stack(rows)]) if rows else self._bits
+        new_desc = _normalize_descriptions(descriptions, tuple(new_names))
+        out = ConceptSet.__new__(ConceptSet)
+        out._set(bits, self._n, list(self._names) + new_names, list(self._descriptions) + list(new_desc))
+        return out
+
+    def regions(self):
+        """Samples grouped by concept vector (cached); see invert_fast.regions.Regions."""
+        if self._regions is None:
+            from .regions import compute_regions
+
+            self._regions = compute_regions(self._bits, self._n)
+        return self._regions
+
+
+def _normalize_descriptions(descriptions, names: tuple[str, ...]) -> tuple[str, ...]:
+    if descriptions is None:
+        return ("",) * len(names)
+    if isinstance(descriptions, Mapping):
+        unknown = [k for k in descriptions if k not in names]
+        if unknown:
+            raise ValueError(f"descriptions: names not among the concepts: {unknown[:5]}")
+        return tuple(str(descriptions.get(n, "")) for n in names)
+    if isinstance(descriptions, str) or not isinstance(descriptions, Sequence):
+        raise TypeError(f"descriptions: expected a sequence of strings or a mapping, got {type(descriptions).__name__}")
+    if len(descriptions) != len(names):
+        raise ValueError(f"descriptions: expected {len(names)} texts (one per concept), got {len(descriptions)}")
+    return tuple(str(d) for d in descriptions)

@@ -1,0 +1,105 @@
+"""Regions: the groups of samples that share one concept vector.
+
+Every concept (and every formula of concepts) is constant on a region, so rank sums over any mask
+follow from per-region rank sums. ImageNet's 1,473 concepts split 50,000 samples into only 1,000
+regions; dense multi-label concepts may leave every sample its own region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .bits import gather_bits, unpack_bits
+
+_ID_BITS = 31  # concepts folded in per round: region ids (< 2^30) * 2^31 + chunk stays below 2^62
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Samples grouped by concept vector, with CSR maps for the two sums.
+
+    Attributes:
+        n_samples: N.
+        region_of: [N] int64 region of each sample.
+        sizes: [G] int64 samples per region.
+        sample_indptr, sample_indices: CSR [G + 1], [N]: the samples of each region.
+        concept_indptr, concept_regions: CSR [K + 1], [nnz]: the regions of each concept.
+        identity: True when every sample is its own region and region g is sample g.
+    """
+
+    n_samples: int
+    region_of: torch.Tensor
+    sizes: torch.Tensor
+    sample_indptr: torch.Tensor
+    sample_indices: torch.Tensor
+    concept_indptr: torch.Tensor
+    concept_regions: torch.Tensor
+    identity: bool
+
+    @property
+    def num_regions(self) -> int:
+        return int(self.sizes.numel())
+
+    @property
+    def num_concepts(self) -> int:
+        return int(self.concept_indptr.numel()) - 1
+
+    @property
+    def density(self) -> float:
+        """Share of (concept, region) pairs where the concept holds the region."""
+        return self.concept_regions.numel() / max(1, self.num_concepts * self.num_regions)
+
+    def membership(self, dtype=torch.float64) -> torch.Tensor:
+        """[K, G] dense 0/1 matrix of which regions each concept holds."""
+        k, g = self.num_concepts, self.num_regions
+        rows = torch.repeat_interleave(torch.arange(k, device=self.sizes.device), self.concept_indptr.diff())
+        out = torch.zeros(k, g, dtype=dtype, device=self.sizes.device)
+        out[rows, self.concept_regions] = 1
+        return out
+
+
+def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 26) -> Regions:
+    """Group samples by their concept vector.
+
+    Args:
+        bits: [K, W] int64 packed concept masks.
+        n: number of samples N.
+        chunk_elems: bound on the temporary [concepts, samples] bool blocks.
+
+    Returns:
+        Regions on bits' device.
+    """
+    device = bits.device
+    k = bits.shape[0]
+    ids = torch.zeros(n, dtype=torch.int64, device=device)
+    weights = 2 ** torch.arange(_ID_BITS, dtype=torch.int64, device=device)
+    # Fold concepts into the region id 31 at a time, renumbering densely after each round, so the
+    # id stays exact in int64 whatever K is.
+    for k0 in range(0, k, _ID_BITS):
+        block = unpack_bits(bits[k0 : k0 + _ID_BITS], n)  # [c, N]
+        chunk = (block.long() * weights[: block.shape[0], None]).sum(0)
+        _, ids = torch.unique(ids * (2**_ID_BITS) + chunk, return_inverse=True)
+    g = int(ids.max()) + 1 if n else 0
+    if g == n:
+        # Every sample alone: number regions as samples so per-region sums are the ranks themselves.
+        ids = torch.arange(n, device=device)
+    sizes = torch.bincount(ids, minlength=g)
+    sample_indices = torch.argsort(ids, stable=True)
+    sample_indptr = torch.zeros(g + 1, dtype=torch.int64, device=device)
+    sample_indptr[1:] = torch.cumsum(sizes, 0)
+    reps = sample_indices[sample_indptr[:-1]]  # first sample of each region
+
+    # Concept -> regions CSR, built in blocks of concepts to bound the [K, G] temporary.
+    step = max(1, chunk_elems // max(g, 1))
+    counts, cols = [], []
+    for k0 in range(0, k, step):
+        member = gather_bits(bits[k0 : k0 + step], reps)  # [c, G]
+        counts.append(member.sum(1))
+        cols.append(member.nonzero()[:, 1])
+    concept_indptr = torch.zeros(k + 1, dtype=torch.int64, device=device)
+    if k:
+        concept_indptr[1:] = torch.cumsum(torch.cat(counts), 0)
+    concept_regions = torch.cat(cols) if cols else torch.zeros(0, dtype=torch.int64, device=device)
+    return Regions(n, ids, sizes, sample_indptr, sample_indices, concept_indptr, concept_regions, g == n)
