@@ -48,7 +48,7 @@ def extension():
     debug = os.environ.get("INVERT_FAST_DEBUG") == "1"
     opt = ["-O0", "-g"] if debug else ["-O3"]
     sources = [str(ROOT / "csrc" / "ops.cpp")] + sorted(glob.glob(str(ROOT / "csrc" / "cpu" / "*.cpp")))
-    cxx = [*opt, "-std=c++17", "-fopenmp"]
+    cxx = [*opt, "-fopenmp"]  # the C++ standard is the one torch's headers need (set by BuildExtension)
     kwargs = dict(
         name="invert_fast._C",
         sources=[os.path.relpath(s, ROOT) for s in sources],
@@ -61,7 +61,7 @@ def extension():
         kwargs["sources"] += [os.path.relpath(s, ROOT) for s in cu]
         kwargs["include_dirs"] = torch_nvidia_includes()
         kwargs["define_macros"] = [("INVERT_FAST_WITH_CUDA", None)]
-        kwargs["extra_compile_args"] = {"cxx": cxx, "nvcc": [*opt, "-std=c++17", "--expt-relaxed-constexpr"]}
+        kwargs["extra_compile_args"] = {"cxx": cxx, "nvcc": opt}
         print("invert_fast: building CPU and CUDA kernels", file=sys.stderr)
         return cpp_extension.CUDAExtension(**kwargs)
     kwargs["extra_compile_args"] = {"cxx": cxx}

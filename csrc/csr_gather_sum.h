@@ -18,8 +18,7 @@ at::Tensor csr_gather_sum_cpu(const at::Tensor& values, const at::Tensor& indptr
 at::Tensor csr_gather_sum_cuda(const at::Tensor& values, const at::Tensor& indptr, const at::Tensor& indices);
 
 // Shape, dtype and device checks shared by both backends; index ranges are checked by each backend.
-inline void check_csr_gather_sum_input(const at::Tensor& values, const at::Tensor& indptr,
-                                       const at::Tensor& indices) {
+inline void check_csr_gather_sum_input(const at::Tensor& values, const at::Tensor& indptr, const at::Tensor& indices) {
   TORCH_CHECK_VALUE(values.dim() == 2, "csr_gather_sum: values must be 2-D [M, C], got shape ", values.sizes());
   TORCH_CHECK_TYPE(values.scalar_type() == at::kInt || values.scalar_type() == at::kLong,
                    "csr_gather_sum: values must be int32 or int64, got ", values.scalar_type());
@@ -39,15 +38,15 @@ inline void check_csr_indptr(const int64_t* p, int64_t K, int64_t nnz) {
   TORCH_CHECK_VALUE(p[0] == 0 && p[K] == nnz, "csr_gather_sum: indptr must start at 0 and end at nnz = ", nnz,
                     ", got indptr[0] = ", p[0], " and indptr[K] = ", p[K]);
   for (int64_t k = 0; k < K; ++k) {
-    TORCH_CHECK_VALUE(p[k] <= p[k + 1], "csr_gather_sum: indptr must be non-decreasing, got indptr[", k,
-                      "] = ", p[k], " > indptr[", k + 1, "] = ", p[k + 1]);
+    TORCH_CHECK_VALUE(p[k] <= p[k + 1], "csr_gather_sum: indptr must be non-decreasing, got indptr[", k, "] = ", p[k],
+                      " > indptr[", k + 1, "] = ", p[k + 1]);
   }
 }
 
 // lo, hi: smallest and largest entry of indices (only called when nnz > 0).
 inline void check_csr_indices(int64_t lo, int64_t hi, int64_t M) {
-  TORCH_CHECK_VALUE(lo >= 0 && hi < M, "csr_gather_sum: indices must lie in [0, ", M, "), got values from ", lo,
-                    " to ", hi);
+  TORCH_CHECK_VALUE(lo >= 0 && hi < M, "csr_gather_sum: indices must lie in [0, ", M, "), got values from ", lo, " to ",
+                    hi);
 }
 
 }  // namespace invert_fast

@@ -23,8 +23,8 @@ constexpr int64_t kMaxRankSamples = (int64_t{1} << 30) - 1;
 
 // Shared argument checks of both backends, so their messages are identical.
 inline void check_rank_doubled_input(const at::Tensor& x) {
-  TORCH_CHECK_VALUE(x.dim() == 2, "rank_doubled: x must be 2-D [N samples, D neurons], got ", x.dim(),
-                    "-D with shape ", x.sizes());
+  TORCH_CHECK_VALUE(x.dim() == 2, "rank_doubled: x must be 2-D [N samples, D neurons], got ", x.dim(), "-D with shape ",
+                    x.sizes());
   const auto st = x.scalar_type();
   TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
                    "rank_doubled: x must be float16, bfloat16, float32 or float64, got ", st);

@@ -18,10 +18,9 @@ from .concepts import ConceptSet
 from .regions import Regions
 
 _EXACT = 2**53  # float64 holds every integer up to here
-# Dense products win once this share of (concept, region) pairs is set: measured on 2 AMD EPYC
-# cores (benchmarks/bench_auroc.py --crossover), a float64 GEMM multiply-add costs ~1/8 of an
-# int64 gathered row addition.
-DENSE_DENSITY = 0.125
+# Dense products win once this share of (concept, region) pairs is set: on 2 AMD EPYC cores the
+# crossover lies between 6% and 12% (benchmarks/bench_auroc.py --crossover, RESULTS.md).
+DENSE_DENSITY = 0.08
 _METHODS = ("auto", "sparse", "dense")
 
 

@@ -1,9 +1,9 @@
 // CUDA kernel of csr_gather_sum: a block row per output row k, a thread per column, so the rows
 // of `values` are read coalesced.
 #include <ATen/Dispatch.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/aminmax.h>
 #include <ATen/ops/zeros.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
@@ -15,8 +15,8 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename index_t>
-__global__ void csr_gather_sum_kernel(const index_t* __restrict__ values,  // [M, C]
-                                      const int64_t* __restrict__ indptr,  // [K + 1]
+__global__ void csr_gather_sum_kernel(const index_t* __restrict__ values,   // [M, C]
+                                      const int64_t* __restrict__ indptr,   // [K + 1]
                                       const int64_t* __restrict__ indices,  // [nnz]
                                       int64_t* __restrict__ out,            // [K, C]
                                       int64_t C) {
@@ -44,16 +44,15 @@ at::Tensor csr_gather_sum_cuda(const at::Tensor& values, const at::Tensor& indpt
   at::Tensor out = at::zeros({K, C}, values.options().dtype(at::kLong));
   if (K == 0 || C == 0 || nnz == 0) return out;
   const int64_t col_blocks = (C + kThreads - 1) / kThreads;
-  TORCH_CHECK_VALUE(K <= 2147483647 && col_blocks <= 65535, "csr_gather_sum: CUDA grid limits exceeded, got K = ",
-                    K, " rows and C = ", C, " columns (at most 2^31 - 1 and ", 65535 * kThreads, ")");
+  TORCH_CHECK_VALUE(K <= 2147483647 && col_blocks <= 65535, "csr_gather_sum: CUDA grid limits exceeded, got K = ", K,
+                    " rows and C = ", C, " columns (at most 2^31 - 1 and ", 65535 * kThreads, ")");
   const at::Tensor vals = values.contiguous(), ptr = indptr.contiguous(), idx = indices.contiguous();
   const dim3 grid(static_cast<unsigned>(K), static_cast<unsigned>(col_blocks));
   const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_INDEX_TYPES(vals.scalar_type(), "csr_gather_sum_cuda", [&] {
-    csr_gather_sum_kernel<index_t><<<grid, kThreads, 0, stream>>>(vals.const_data_ptr<index_t>(),
-                                                                  ptr.const_data_ptr<int64_t>(),
-                                                                  idx.const_data_ptr<int64_t>(),
-                                                                  out.data_ptr<int64_t>(), C);
+    csr_gather_sum_kernel<index_t>
+        <<<grid, kThreads, 0, stream>>>(vals.const_data_ptr<index_t>(), ptr.const_data_ptr<int64_t>(),
+                                        idx.const_data_ptr<int64_t>(), out.data_ptr<int64_t>(), C);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return out;

@@ -2,13 +2,14 @@
 // on the GPU), then one block per neuron turns sorted tie groups into doubled mid-ranks.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/isnan.h>
 #include <ATen/ops/sort.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <cub/block/block_scan.cuh>
 #include <torch/library.h>
+
+#include <cub/block/block_scan.cuh>
 
 #include "../rank_doubled.h"
 
@@ -16,6 +17,14 @@ namespace invert_fast {
 namespace {
 
 constexpr int kThreads = 256;
+
+// Scan operators (CUDA 13's CUB dropped cub::Max / cub::Min).
+struct MaxOp {
+  __device__ int64_t operator()(int64_t a, int64_t b) const { return a > b ? a : b; }
+};
+struct MinOp {
+  __device__ int64_t operator()(int64_t a, int64_t b) const { return a < b ? a : b; }
+};
 
 // A forward max-scan gives each sorted position the first position of its tie group, a backward
 // min-scan the last; the doubled mid-rank of the group at positions i..j is i + j + 2.
@@ -40,7 +49,7 @@ __global__ void doubled_midranks_kernel(const scalar_t* __restrict__ sorted,  //
     const int64_t i = base + threadIdx.x;
     int64_t first = -1;
     if (i < N && (i == 0 || static_cast<acc_t>(s[i]) != static_cast<acc_t>(s[i - 1]))) first = i;
-    Scan(temp).InclusiveScan(first, first, cub::Max());
+    Scan(temp).InclusiveScan(first, first, MaxOp());
     first = max(first, carry);
     __syncthreads();
     if (threadIdx.x == kThreads - 1) carry = first;
@@ -54,7 +63,7 @@ __global__ void doubled_midranks_kernel(const scalar_t* __restrict__ sorted,  //
     const int64_t j = N - 1 - (base + threadIdx.x);
     int64_t last = N;
     if (j >= 0 && (j == N - 1 || static_cast<acc_t>(s[j]) != static_cast<acc_t>(s[j + 1]))) last = j;
-    Scan(temp).InclusiveScan(last, last, cub::Min());
+    Scan(temp).InclusiveScan(last, last, MinOp());
     last = min(last, carry);
     __syncthreads();
     if (threadIdx.x == kThreads - 1) carry = last;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# One-shot GPU check for a session lent an H100 (device tool, repo root, torch+cu130 preinstalled):
+# builds the CUDA extension in place, runs the CUDA tests, the GPU benchmark, prints a table last.
+# Run: device run "bash benchmarks/gpu_check.sh" with timeout_s ~420; everything lands in $OUT too.
+set -uo pipefail
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+MAX_JOBS=16 INVERT_FAST_CUDA=1 python3 setup.py -q build_ext --inplace 2>&1 | tail -20 | tee "$OUT/build.log"
+python3 -m pytest -q tests/test_cuda.py tests/test_auroc.py -x 2>&1 | tail -15 | tee "$OUT/tests.log"
+python3 benchmarks/bench_auroc.py --device cuda --repeat 5 --tm-neurons 1 --sk-pairs 20 --skip-matmul 2>&1 | tee "$OUT/bench.md"
+echo "== summary =="
+tail -3 "$OUT/tests.log"
+grep -E "^\| (method|invert_fast)" "$OUT/bench.md"
