@@ -30,7 +30,15 @@ def test_demo_labels_mnist_logits_with_their_digits(tmp_path, capsys):
 
 def test_auroc_benchmark_quick_runs_and_agrees():
     res = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_auroc.py"), "--quick", "--tm-neurons", "1", "--sk-pairs", "5"],
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_auroc.py"),
+            "--quick",
+            "--tm-neurons",
+            "1",
+            "--sk-pairs",
+            "5",
+        ],
         capture_output=True,
         text=True,
         check=True,

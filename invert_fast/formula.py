@@ -1,0 +1,219 @@
+"""Formulas of concepts: atoms (a concept or its negation) joined by AND and OR.
+
+A Formula is kept in a canonical form: AND/OR chains are flattened (associativity), operands are
+a set (commutativity, repeated operands) ordered by their text, and NOT is pushed down to the atoms
+(De Morgan). Equivalent formulas up to those laws are therefore equal and hash alike.
+
+Text form is Python operator syntax: `~` NOT, `&` AND, `|` OR, parentheses, concept names; names
+that are not plain words are written as JSON strings, e.g. `sneaker | ("ankle boot" & ~sandal)`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import torch
+
+_PLAIN_NAME = re.compile(r"[^\s~&|()\"']+\Z")
+_TOKEN = re.compile(r"\s*(?:(?P<op>[~&|()])|(?P<quoted>\"(?:[^\"\\]|\\.)*\")|(?P<name>[^\s~&|()\"']+))")
+
+
+class Formula:
+    """An immutable formula in canonical form. Build with Formula.atom, ~, &, | or Formula.parse.
+
+    Attributes:
+        op: "atom", "and" or "or".
+        name, negated: the concept and its sign (atoms only).
+        args: operands in canonical order (and/or only).
+        length: number of atom occurrences.
+
+    Example:
+        >>> a, b, c = (Formula.atom(n) for n in "abc")
+        >>> str((b & a) | ~c), ((a & b) & a) == (b & a), ((a & b) | ~c).length
+        ('(a & b) | ~c', True, 3)
+    """
+
+    __slots__ = ("op", "name", "negated", "args", "length", "_text", "_hash")
+
+    def __init__(self, op: str, name: str | None = None, negated: bool = False, args: tuple[Formula, ...] = ()):
+        self.op, self.name, self.negated, self.args = op, name, negated, args
+        if op == "atom":
+            self.length = 1
+            self._text = ("~" if negated else "") + quote_name(name)
+        else:
+            self.length = sum(a.length for a in args)
+            sep = " & " if op == "and" else " | "
+            self._text = sep.join(a._text if a.op == "atom" else f"({a._text})" for a in args)
+        self._hash = hash(self._text)
+
+    # --- construction -------------------------------------------------------------------------
+    @staticmethod
+    def atom(name: str, negated: bool = False) -> Formula:
+        """The concept `name` (or its negation)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name: expected a non-empty concept name, got {name!r}")
+        return Formula("atom", name, bool(negated))
+
+    @staticmethod
+    def _join(op: str, operands) -> Formula:
+        flat: dict[str, Formula] = {}
+        for f in operands:
+            for g in f.args if f.op == op else (f,):
+                flat[g._text] = g
+        if len(flat) == 1:
+            return next(iter(flat.values()))
+        return Formula(op, args=tuple(flat[t] for t in sorted(flat)))
+
+    def __and__(self, other: Formula) -> Formula:
+        return Formula._join("and", (self, _check(other)))
+
+    def __or__(self, other: Formula) -> Formula:
+        return Formula._join("or", (self, _check(other)))
+
+    def __invert__(self) -> Formula:
+        if self.op == "atom":
+            return Formula("atom", self.name, not self.negated)
+        return Formula._join("or" if self.op == "and" else "and", (~a for a in self.args))
+
+    # --- identity -----------------------------------------------------------------------------
+    def __str__(self) -> str:
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"Formula({self._text!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Formula) and self._text == other._text
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __lt__(self, other: Formula) -> bool:
+        return self._text < other._text
+
+    def concepts(self) -> set[str]:
+        """Names of the concepts the formula uses."""
+        if self.op == "atom":
+            return {self.name}
+        return set().union(*(a.concepts() for a in self.args))
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def bits(self, concepts) -> torch.Tensor:
+        """[ceil(N / 64)] int64 packed mask of the formula over a ConceptSet's samples."""
+        if self.op == "atom":
+            row = concepts.bits[concepts.index(self.name)]
+            return (~row & _valid_bits(concepts)) if self.negated else row
+        parts = [a.bits(concepts) for a in self.args]
+        out = parts[0].clone()
+        for p in parts[1:]:
+            if self.op == "and":
+                out &= p
+            else:
+                out |= p
+        return out
+
+    def mask(self, concepts) -> torch.Tensor:
+        """[N] bool mask of the formula over a ConceptSet's samples."""
+        from .bits import unpack_bits
+
+        return unpack_bits(self.bits(concepts), concepts.n_samples)
+
+    # --- parsing ------------------------------------------------------------------------------
+    @staticmethod
+    def parse(text: str, names=None) -> Formula:
+        """Parse Python operator syntax: ~ binds tightest, then &, then |; names may be quoted.
+
+        Args:
+            text: e.g. 'sneaker | (sandal & ~"ankle boot")'.
+            names: optional collection of valid concept names (a ConceptSet works); unknown names
+                are an error.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text: expected a formula string, got {type(text).__name__}")
+        tokens = _tokenize(text)
+        known = set(names.names if hasattr(names, "names") else names) if names is not None else None
+        parser = _Parser(tokens, text, known)
+        f = parser.parse_or()
+        if parser.pos != len(tokens):
+            raise ValueError(f"formula {text!r}: unexpected {tokens[parser.pos][1]!r} after a complete formula")
+        return f
+
+
+def quote_name(name: str) -> str:
+    """A concept name as it appears in formula text (JSON-quoted unless a plain word)."""
+    return name if _PLAIN_NAME.match(name) else json.dumps(name, ensure_ascii=False)
+
+
+def _check(other) -> Formula:
+    if not isinstance(other, Formula):
+        raise TypeError(f"formulas combine with formulas, got {type(other).__name__}")
+    return other
+
+
+def _valid_bits(concepts) -> torch.Tensor:
+    """[W] int64 with the bits of real samples set (padding bits clear), so NOT keeps padding 0."""
+    from .bits import pack_bits
+
+    return pack_bits(torch.ones(concepts.n_samples, dtype=torch.bool, device=concepts.device))
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens, pos = [], 0
+    text_end = len(text.rstrip())
+    while pos < text_end:
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ValueError(f"formula {text!r}: cannot read it at position {pos}: {text[pos : pos + 10]!r}")
+        if m.group("op"):
+            tokens.append(("op", m.group("op")))
+        elif m.group("quoted"):
+            tokens.append(("name", json.loads(m.group("quoted"))))
+        else:
+            tokens.append(("name", m.group("name")))
+        pos = m.end()
+    if not tokens:
+        raise ValueError("formula: expected a formula, got an empty string")
+    return tokens
+
+
+class _Parser:
+    def __init__(self, tokens, text, known):
+        self.tokens, self.text, self.known, self.pos = tokens, text, known, 0
+
+    def peek(self):
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
+
+    def take(self, value):
+        if self.peek()[1] == value and self.peek()[0] == "op":
+            self.pos += 1
+            return True
+        return False
+
+    def parse_or(self):
+        f = self.parse_and()
+        while self.take("|"):
+            f = f | self.parse_and()
+        return f
+
+    def parse_and(self):
+        f = self.parse_not()
+        while self.take("&"):
+            f = f & self.parse_not()
+        return f
+
+    def parse_not(self):
+        if self.take("~"):
+            return ~self.parse_not()
+        if self.take("("):
+            f = self.parse_or()
+            if not self.take(")"):
+                raise ValueError(f"formula {self.text!r}: missing ')'")
+            return f
+        kind, value = self.peek()
+        if kind != "name":
+            raise ValueError(f"formula {self.text!r}: expected a concept name, got {value or 'the end'!r}")
+        self.pos += 1
+        if self.known is not None and value not in self.known:
+            raise ValueError(f"formula {self.text!r}: unknown concept {value!r}")
+        return Formula.atom(value)
