@@ -23,6 +23,7 @@ bool built_with_cuda() {
 
 TORCH_LIBRARY(invert_fast, m) {
   m.def("rank_doubled(Tensor x) -> Tensor");
+  m.def("rank_doubled_ties(Tensor x) -> (Tensor, Tensor)");
   m.def("csr_gather_sum(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
   m.def("built_with_cuda() -> bool", &built_with_cuda);
 }

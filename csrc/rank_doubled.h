@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <tuple>
 
 namespace invert_fast {
 
@@ -17,6 +18,12 @@ namespace invert_fast {
 // returns: [N, D] int32, out[n, d] = 2 * midrank(x[n, d] among x[:, d]), in [2, 2N]
 at::Tensor rank_doubled_cpu(const at::Tensor& x);
 at::Tensor rank_doubled_cuda(const at::Tensor& x);
+
+// The same ranks plus, per neuron, the tie term of the Mann-Whitney variance.
+// returns: ([N, D] int32 doubled mid-ranks, [D] float64 sum over tie groups of t^3 - t)
+// The tie term is an exact integer (and identical on every backend) while N^3 < 2^53.
+std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cpu(const at::Tensor& x);
+std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cuda(const at::Tensor& x);
 
 // Largest N whose doubled ranks (<= 2N) and sample indices fit int32.
 constexpr int64_t kMaxRankSamples = (int64_t{1} << 30) - 1;

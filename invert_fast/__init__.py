@@ -4,20 +4,30 @@
 >>> auc = inv.auroc(activations, labels)   # [N, D] x [N, K] -> [D, K] float64
 """
 
-from ._ops import built_with_cuda, csr_gather_sum, rank_doubled
+from ._ops import built_with_cuda, csr_gather_sum, rank_doubled, rank_doubled_ties
 from .auroc import auc_from_rank_sums, auroc
 from .concepts import ConceptSet
+from .formula import Formula
 from .regions import Regions, compute_regions
+from .results import Explanation, Explanations
+from .scoring import score
+from .search import explain
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConceptSet",
+    "Explanation",
+    "Explanations",
+    "Formula",
     "Regions",
     "auc_from_rank_sums",
     "auroc",
     "built_with_cuda",
     "compute_regions",
+    "explain",
+    "score",
     "csr_gather_sum",
     "rank_doubled",
+    "rank_doubled_ties",
 ]

@@ -44,6 +44,24 @@ def rank_doubled(x: torch.Tensor) -> torch.Tensor:
     return torch.ops.invert_fast.rank_doubled(x)
 
 
+def rank_doubled_ties(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """rank_doubled plus the tie term of each neuron (for Mann-Whitney p-values).
+
+    Args:
+        x: [N, D] floating tensor, no NaN.
+
+    Returns:
+        ranks: [N, D] int32 doubled mid-ranks.
+        tie_sum: [D] float64, sum over groups of tied values of t^3 - t (t = group size).
+
+    Example:
+        >>> rank_doubled_ties(torch.tensor([[0.5], [0.1], [0.5]]))[1].tolist()
+        [6.0]
+    """
+    check_device(x, "rank_doubled_ties")
+    return torch.ops.invert_fast.rank_doubled_ties(x)
+
+
 def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Integer sums of selected rows: out[k] = values[indices[indptr[k]:indptr[k+1]]].sum(0).
 

@@ -56,46 +56,59 @@ def region_rank_sums(ranks: torch.Tensor, regions: Regions) -> torch.Tensor:
     return _ops.csr_gather_sum(ranks, regions.sample_indptr, regions.sample_indices)
 
 
-def concept_rank_sums(region_sums: torch.Tensor, regions: Regions, method: str = "sparse") -> torch.Tensor:
-    """Doubled rank sums of every concept from per-region sums.
+def concept_rank_sums(
+    region_sums: torch.Tensor, regions: Regions, method: str = "sparse", per_sample_max: int | None = None
+) -> torch.Tensor:
+    """Sums of per-region values over every concept's regions (doubled rank sums of every concept).
 
     Args:
-        region_sums: [G, D] int32/int64.
+        region_sums: [G, C] int32/int64 non-negative per-region sums (e.g. of doubled ranks).
         regions: the concepts' regions.
         method: 'sparse' or 'dense' (same integers; only speed differs).
+        per_sample_max: bound on one sample's contribution to region_sums (default 2N, the largest
+            doubled rank); the dense product splits the regions so float64 stays exact.
 
     Returns:
-        [K, D] int64.
+        [K, C] int64.
     """
     if method == "sparse":
         return _ops.csr_gather_sum(region_sums, regions.concept_indptr, regions.concept_regions)
-    member = regions.membership(torch.float64)  # [K, G]
-    # Every partial sum of a product row is a sum of non-negative integers no larger than the total,
-    # so float64 is exact while the total stays below 2^53; split the regions where it may not.
-    bound = 2 * regions.n_samples  # largest doubled rank
-    cum = torch.cumsum(regions.sizes, 0) * bound
+    member = regions.membership_f64  # [K, G]
+    bound = 2 * regions.n_samples if per_sample_max is None else per_sample_max
     out = torch.zeros(member.shape[0], region_sums.shape[1], dtype=torch.int64, device=region_sums.device)
-    g0 = 0
-    g = regions.num_regions
+    for g0, g1 in exact_chunks(regions.sizes, bound):
+        out += torch.mm(member[:, g0:g1], region_sums[g0:g1].double()).round_().long()
+    return out
+
+
+def exact_chunks(sizes: torch.Tensor, per_sample_max: int) -> list[tuple[int, int]]:
+    """Split regions into runs whose total (sizes x per_sample_max) stays below 2^53.
+
+    Every partial sum of a float64 product over such a run is a sum of non-negative integers no
+    larger than the run's total, hence exact.
+    """
+    cum = torch.cumsum(sizes, 0).cpu() * per_sample_max
+    g, g0, chunks = int(sizes.numel()), 0, []
+    if per_sample_max >= _EXACT:
+        raise ValueError(f"per-sample values up to {per_sample_max} cannot be summed exactly in float64")
     while g0 < g:
         base = int(cum[g0 - 1]) if g0 else 0
-        g1 = max(g0 + 1, int(torch.searchsorted(cum, base + _EXACT, right=True)))
-        g1 = min(g1, g)
-        out += torch.mm(member[:, g0:g1], region_sums[g0:g1].double()).round_().long()
+        g1 = min(g, max(g0 + 1, int(torch.searchsorted(cum, base + _EXACT, right=True))))
+        chunks.append((g0, g1))
         g0 = g1
-    return out
+    return chunks
 
 
 def auc_from_rank_sums(s2: torch.Tensor, positives: torch.Tensor, n: int) -> torch.Tensor:
     """Exact AUROC from doubled rank sums.
 
     Args:
-        s2: [..., K] int64 doubled rank sums of K masks.
-        positives: [K] int64 mask sizes P.
+        s2: [...] int64 doubled rank sums of masks.
+        positives: int64 mask sizes P, broadcastable with s2 (e.g. [K] for s2 [D, K]).
         n: number of samples N.
 
     Returns:
-        [..., K] float64, NaN where P == 0 or P == N.
+        float64 of the broadcast shape, NaN where P == 0 or P == N.
     """
     p = positives.to(s2.device)
     num = (s2 - p * (p + 1)).double()  # 2U, |2U| <= N^2 / 2 < 2^53 for N < 1.3e8

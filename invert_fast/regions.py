@@ -7,6 +7,7 @@ regions; dense multi-label concepts may leave every sample its own region.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +51,16 @@ class Regions:
     def density(self) -> float:
         """Share of (concept, region) pairs where the concept holds the region."""
         return self.concept_regions.numel() / max(1, self.num_concepts * self.num_regions)
+
+    @functools.cached_property
+    def membership_f64(self) -> torch.Tensor:
+        """[K, G] float64 membership, cached for the dense products."""
+        return self.membership(torch.float64)
+
+    @functools.cached_property
+    def membership_bool(self) -> torch.Tensor:
+        """[K, G] bool membership, cached for building formula masks in region space."""
+        return self.membership(torch.bool)
 
     def membership(self, dtype=torch.float64) -> torch.Tensor:
         """[K, G] dense 0/1 matrix of which regions each concept holds."""

@@ -26,6 +26,16 @@ def test_matches_scipy_with_ties(dtype, shape):
     np.testing.assert_array_equal(r.numpy(), scipy_doubled(x))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tie_term_matches_group_counts(dtype):
+    x = tied((2000, 9), levels=11, dtype=dtype, seed=7)
+    ranks, ties = inv.rank_doubled_ties(x)
+    assert torch.equal(ranks, inv.rank_doubled(x)) and ties.dtype == torch.float64
+    for d in range(9):
+        _, t = np.unique(x[:, d].double().numpy(), return_counts=True)  # -0.0 == 0.0 in np.unique too
+        assert ties[d].item() == float((t**3 - t).sum())
+
+
 def test_matches_reference_small():
     x = tied((25, 4), levels=5, dtype=torch.float32, seed=3)
     r = inv.rank_doubled(x)

@@ -85,8 +85,10 @@ Item* radix_sort(Item* a, Item* tmp, int64_t n) {
 }
 
 // Writes doubled mid-ranks of the sorted items: a tie group at sorted positions i..j gets i + j + 2.
+// Returns the tie term, the sum over groups of t^3 - t (t = j - i + 1).
 template <typename Item>
-void assign_ranks(const Item* sorted, int64_t n, int32_t* rank_of_sample) {
+double assign_ranks(const Item* sorted, int64_t n, int32_t* rank_of_sample) {
+  double ties = 0.0;
   int64_t i = 0;
   while (i < n) {
     int64_t j = i;
@@ -94,15 +96,18 @@ void assign_ranks(const Item* sorted, int64_t n, int32_t* rank_of_sample) {
     while (j + 1 < n && sorted[j + 1].key() == k) ++j;
     const int32_t r = static_cast<int32_t>(i + j + 2);
     for (int64_t t = i; t <= j; ++t) rank_of_sample[sorted[t].index()] = r;
+    const double t = static_cast<double>(j - i + 1);
+    ties += (t * t - 1.0) * t;
     i = j + 1;
   }
+  return ties;
 }
 
 constexpr int64_t kBlock = 64;
 constexpr int64_t kPrefetchRows = 8;
 
 template <typename scalar_t, typename Item>
-void rank_columns(const at::Tensor& x, at::Tensor& out, std::vector<int64_t>& nan_counts) {
+void rank_columns(const at::Tensor& x, at::Tensor& out, double* tie_sums, std::vector<int64_t>& nan_counts) {
   using Key = typename Item::Key;
   using key_src_t = std::conditional_t<std::is_same_v<Key, uint64_t>, double, float>;
   const int64_t N = x.size(0), D = x.size(1);
@@ -143,7 +148,7 @@ void rank_columns(const at::Tensor& x, at::Tensor& out, std::vector<int64_t>& na
       if (any_nan || N == 0) continue;
       for (int64_t c = 0; c < nb; ++c) {
         const Item* sorted = radix_sort(items.data() + c * N, tmp.data(), N);
-        assign_ranks(sorted, N, ranks.data() + c * N);
+        tie_sums[d0 + c] = assign_ranks(sorted, N, ranks.data() + c * N);
       }
       for (int64_t n = 0; n < N; ++n) {
         int32_t* orow = op + n * D + d0;
@@ -155,25 +160,32 @@ void rank_columns(const at::Tensor& x, at::Tensor& out, std::vector<int64_t>& na
 
 }  // namespace
 
-at::Tensor rank_doubled_cpu(const at::Tensor& x) {
+std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cpu(const at::Tensor& x) {
   check_rank_doubled_input(x);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const int64_t N = x.size(0), D = x.size(1);
   at::Tensor out = at::empty({N, D}, x.options().dtype(at::kInt));
-  if (N == 0 || D == 0) return out;
+  at::Tensor ties = at::zeros({D}, x.options().dtype(at::kDouble));
+  if (N == 0 || D == 0) return {out, ties};
   std::vector<int64_t> nan_counts(static_cast<size_t>(D), 0);
+  double* tie_sums = ties.data_ptr<double>();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "rank_doubled_cpu", [&] {
     if constexpr (std::is_same_v<scalar_t, double>) {
-      rank_columns<scalar_t, Packed64>(x, out, nan_counts);
+      rank_columns<scalar_t, Packed64>(x, out, tie_sums, nan_counts);
     } else {
       // float16 and bfloat16 widen to float32 exactly, so their order and ties are kept.
-      rank_columns<scalar_t, Packed32>(x, out, nan_counts);
+      rank_columns<scalar_t, Packed32>(x, out, tie_sums, nan_counts);
     }
   });
   check_no_nan(nan_counts.data(), D, N);
-  return out;
+  return {out, ties};
 }
 
-TORCH_LIBRARY_IMPL(invert_fast, CPU, m) { m.impl("rank_doubled", &rank_doubled_cpu); }
+at::Tensor rank_doubled_cpu(const at::Tensor& x) { return std::get<0>(rank_doubled_ties_cpu(x)); }
+
+TORCH_LIBRARY_IMPL(invert_fast, CPU, m) {
+  m.impl("rank_doubled", &rank_doubled_cpu);
+  m.impl("rank_doubled_ties", &rank_doubled_ties_cpu);
+}
 
 }  // namespace invert_fast

@@ -6,9 +6,11 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/isnan.h>
 #include <ATen/ops/sort.h>
+#include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include "../rank_doubled.h"
@@ -34,10 +36,13 @@ template <typename scalar_t>
 __global__ void doubled_midranks_kernel(const scalar_t* __restrict__ sorted,  // [D, N] each row ascending
                                         const int64_t* __restrict__ order,    // [D, N] sample of each position
                                         int32_t* __restrict__ out,            // [N, D]
+                                        double* __restrict__ tie_sums,        // [D]
                                         int64_t N, int64_t D) {
   using acc_t = at::opmath_type<scalar_t>;
   using Scan = cub::BlockScan<int64_t, kThreads>;
+  using Reduce = cub::BlockReduce<double, kThreads>;
   __shared__ typename Scan::TempStorage temp;
+  __shared__ typename Reduce::TempStorage reduce_temp;
   __shared__ int64_t carry;
   const int64_t d = blockIdx.x;
   const scalar_t* s = sorted + d * N;
@@ -58,6 +63,7 @@ __global__ void doubled_midranks_kernel(const scalar_t* __restrict__ sorted,  //
   }
 
   if (threadIdx.x == 0) carry = N;
+  double ties = 0.0;
   __syncthreads();
   for (int64_t base = 0; base < N; base += kThreads) {
     const int64_t j = N - 1 - (base + threadIdx.x);
@@ -67,20 +73,29 @@ __global__ void doubled_midranks_kernel(const scalar_t* __restrict__ sorted,  //
     last = min(last, carry);
     __syncthreads();
     if (threadIdx.x == kThreads - 1) carry = last;
-    if (j >= 0) out[o[j] * D + d] += static_cast<int32_t>(last + 2);
+    if (j >= 0) {
+      // Each member of a group of t adds t^2 - 1, so the group adds t^3 - t in total.
+      const int64_t first = out[o[j] * D + d];
+      const double t = static_cast<double>(last - first + 1);
+      ties += t * t - 1.0;
+      out[o[j] * D + d] = static_cast<int32_t>(first + last + 2);
+    }
     __syncthreads();
   }
+  const double total = Reduce(reduce_temp).Sum(ties);
+  if (threadIdx.x == 0) tie_sums[d] = total;
 }
 
 }  // namespace
 
-at::Tensor rank_doubled_cuda(const at::Tensor& x) {
+std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cuda(const at::Tensor& x) {
   check_rank_doubled_input(x);
   TORCH_INTERNAL_ASSERT(x.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   const int64_t N = x.size(0), D = x.size(1);
   at::Tensor out = at::empty({N, D}, x.options().dtype(at::kInt));
-  if (N == 0 || D == 0) return out;
+  at::Tensor ties = at::zeros({D}, x.options().dtype(at::kDouble));
+  if (N == 0 || D == 0) return {out, ties};
   const at::Tensor nan_counts = at::isnan(x).sum(0).to(at::kCPU);  // [D] int64
   check_no_nan(nan_counts.const_data_ptr<int64_t>(), D, N);
 
@@ -91,12 +106,18 @@ at::Tensor rank_doubled_cuda(const at::Tensor& x) {
   const auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "rank_doubled_cuda", [&] {
     doubled_midranks_kernel<scalar_t><<<static_cast<unsigned>(D), kThreads, 0, stream>>>(
-        sorted.const_data_ptr<scalar_t>(), order.const_data_ptr<int64_t>(), out.data_ptr<int32_t>(), N, D);
+        sorted.const_data_ptr<scalar_t>(), order.const_data_ptr<int64_t>(), out.data_ptr<int32_t>(),
+        ties.data_ptr<double>(), N, D);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return out;
+  return {out, ties};
 }
 
-TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("rank_doubled", &rank_doubled_cuda); }
+at::Tensor rank_doubled_cuda(const at::Tensor& x) { return std::get<0>(rank_doubled_ties_cuda(x)); }
+
+TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) {
+  m.impl("rank_doubled", &rank_doubled_cuda);
+  m.impl("rank_doubled_ties", &rank_doubled_ties_cuda);
+}
 
 }  // namespace invert_fast

@@ -1,0 +1,141 @@
+"""Explanations: the labels of every neuron, with exports to tables (pandas, CSV, JSON)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .formula import Formula
+
+COLUMNS = (
+    "layer",
+    "neuron",
+    "rank",
+    "formula",
+    "length",
+    "auc",
+    "differentiability",
+    "concept_fraction",
+    "p_value",
+    "log10_p_value",
+    "p_value_adjusted",
+)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One label of one neuron.
+
+    Attributes:
+        neuron: neuron index d; rank: 0 for the best label.
+        formula: the Formula (str() gives Python operator syntax).
+        length: atom occurrences; auc: exact AUROC of the neuron for the formula's mask.
+        differentiability: 2 |auc - 0.5|; concept_fraction: |mask| / N.
+        p_value, log10_p_value: Mann-Whitney U test of inside vs outside (log10 stays finite where p underflows).
+        p_value_adjusted: across neurons (per rank), when an adjustment was asked for; else NaN.
+    """
+
+    neuron: int
+    rank: int
+    formula: Formula
+    length: int
+    auc: float
+    differentiability: float
+    concept_fraction: float
+    p_value: float
+    log10_p_value: float
+    p_value_adjusted: float = math.nan
+
+
+@dataclass
+class Explanations(Sequence):
+    """Labels of D neurons: res[d] is neuron d's list of Explanation, best first (at most B).
+
+    Attributes:
+        params: the search parameters used (L, B, limit_search, ...).
+        layer: optional layer name written into every exported row.
+    """
+
+    per_neuron: list[list[Explanation]]
+    params: dict = field(default_factory=dict)
+    layer: str = ""
+
+    def __getitem__(self, d):
+        return self.per_neuron[d]
+
+    def __len__(self) -> int:
+        return len(self.per_neuron)
+
+    def best(self) -> list[Explanation | None]:
+        """The rank-0 label of each neuron (None where no admissible formula exists)."""
+        return [e[0] if e else None for e in self.per_neuron]
+
+    def records(self) -> list[dict]:
+        """One dict per (neuron, rank) with the COLUMNS keys."""
+        rows = []
+        for exps in self.per_neuron:
+            for e in exps:
+                rows.append(
+                    {
+                        "layer": self.layer,
+                        "neuron": e.neuron,
+                        "rank": e.rank,
+                        "formula": str(e.formula),
+                        "length": e.length,
+                        "auc": e.auc,
+                        "differentiability": e.differentiability,
+                        "concept_fraction": e.concept_fraction,
+                        "p_value": e.p_value,
+                        "log10_p_value": e.log10_p_value,
+                        "p_value_adjusted": e.p_value_adjusted,
+                    }
+                )
+        return rows
+
+    def to_dataframe(self):
+        """pandas DataFrame with one row per (neuron, rank)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.records(), columns=list(COLUMNS))
+
+    def to_csv(self, path) -> None:
+        """Write the table as CSV (atomically: a crash leaves no partial file)."""
+        with _atomic(path) as f:
+            w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+            w.writeheader()
+            for r in self.records():
+                w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+
+    def to_json(self, path) -> None:
+        """Write {"params": ..., "layer": ..., "labels": [rows]} as JSON (NaN as null), atomically."""
+        rows = [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in self.records()
+        ]
+        with _atomic(path) as f:
+            json.dump({"params": self.params, "layer": self.layer, "labels": rows}, f, indent=1)
+
+
+class _atomic:
+    """Open a temporary file beside `path` and move it into place only on success."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        self.f = os.fdopen(fd, "w", newline="")
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb):
+        self.f.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
