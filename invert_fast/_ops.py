@@ -80,3 +80,24 @@ def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Te
     """
     check_device(values, "csr_gather_sum")
     return torch.ops.invert_fast.csr_gather_sum(values, indptr, indices)
+
+
+def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k):
+    """Score one beam-search step's pool and keep each neuron's best columns; see csrc/beam_step_select.h.
+
+    Args:
+        x: [Db, B, K] int64 (rank sum << shift) + size of (beam b AND concept c) when shift > 0, else
+            the rank sum, with x_p [Db, B, K] int64 the size (x_p empty when packed).
+        beam_s, beam_p: [Db, B] int64; beam_valid: [Db, B] bool.
+        conc_s: [Db, K] int64; conc_p: [K] int64; ext: [Db, 2K] bool allowed extension atoms.
+        n: samples; p_lo, p_hi: admissible mask sizes; sign: +1.0 (positive mode) or -1.0; k: >= 1.
+
+    Returns:
+        indptr [Db + 1], cols [M] (pool columns: (b * 2 + op) * 2K + atom, then B * 4K + b for the
+        current beam), vals [M] float64 scores (sign * AUC) of every column reaching the neuron's
+        k-th best score, ties included; valid [Db] count of pool members with a finite score.
+    """
+    check_device(x, "beam_step_select")
+    return torch.ops.invert_fast.beam_step_select(
+        x, x_p, int(shift), beam_s, beam_p, beam_valid, conc_s, conc_p, ext, int(n), int(p_lo), int(p_hi), float(sign), int(k)
+    )

@@ -68,7 +68,9 @@ def as_binary_labels(labels, name: str = "labels") -> torch.Tensor:
 
 
 def validate_names(names, count: int, name: str = "names") -> list[str]:
-    """Concept names: `count` unique, non-empty strings without surrounding or control whitespace."""
+    """Concept names: `count` unique, non-empty strings without surrounding whitespace or control characters.
+
+    (Control characters are excluded so formula texts sort like their operand lists; see search.py.)"""
     if isinstance(names, str) or not isinstance(names, Sequence | np.ndarray):
         raise TypeError(f"{name}: expected a sequence of {count} strings, got {type(names).__name__}")
     names = list(names)
@@ -78,9 +80,9 @@ def validate_names(names, count: int, name: str = "names") -> list[str]:
     for i, s in enumerate(names):
         if not isinstance(s, str):
             raise TypeError(f"{name}[{i}]: expected a string, got {type(s).__name__} {s!r}")
-        if not s or s != s.strip() or any(ch in s for ch in "\n\r\t\0"):
+        if not s or s != s.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in s):
             raise ValueError(
-                f"{name}[{i}]: expected a non-empty name without surrounding or control whitespace, got {s!r}"
+                f"{name}[{i}]: expected a non-empty name without surrounding whitespace or control characters, got {s!r}"
             )
         if s in seen:
             raise ValueError(f"{name}: names must be unique, got {s!r} at positions {seen[s]} and {i}")

@@ -15,6 +15,7 @@ import re
 
 import torch
 
+_SEP = {"and": " & ", "or": " | "}
 _PLAIN_NAME = re.compile(r"[^\s~&|()\"']+\Z")
 _TOKEN = re.compile(r"\s*(?:(?P<op>[~&|()])|(?P<quoted>\"(?:[^\"\\]|\\.)*\")|(?P<name>[^\s~&|()\"']+))")
 
@@ -34,18 +35,23 @@ class Formula:
         ('(a & b) | ~c', True, 3)
     """
 
-    __slots__ = ("op", "name", "negated", "args", "length", "_text", "_hash")
+    __slots__ = ("op", "name", "negated", "args", "length", "_text", "_hash", "_parts")
 
     def __init__(self, op: str, name: str | None = None, negated: bool = False, args: tuple[Formula, ...] = ()):
         self.op, self.name, self.negated, self.args = op, name, negated, args
         if op == "atom":
             self.length = 1
             self._text = ("~" if negated else "") + quote_name(name)
+            self._parts = None
         else:
             self.length = sum(a.length for a in args)
-            sep = " & " if op == "and" else " | "
-            self._text = sep.join(a._text if a.op == "atom" else f"({a._text})" for a in args)
+            # (sort key, display) of each operand: operands sort by their own text, compound ones show in ().
+            self._parts = [(a._text, a._display()) for a in args]
+            self._text = _SEP[op].join(d for _, d in self._parts)
         self._hash = hash(self._text)
+
+    def _display(self) -> str:
+        return self._text if self.op == "atom" else f"({self._text})"
 
     # --- construction -------------------------------------------------------------------------
     @staticmethod
@@ -64,6 +70,18 @@ class Formula:
         if len(flat) == 1:
             return next(iter(flat.values()))
         return Formula(op, args=tuple(flat[t] for t in sorted(flat)))
+
+    def joined_text(self, op: str, atom: Formula) -> str:
+        """str(self & atom) (op "and") or str(self | atom) (op "or"), without building the formula."""
+        if self.op == op:
+            if any(k == atom._text for k, _ in self._parts):
+                return self._text
+            parts = sorted([*self._parts, (atom._text, atom._text)])
+        elif self._text == atom._text:
+            return self._text
+        else:
+            parts = sorted([(self._text, self._display()), (atom._text, atom._text)])
+        return _SEP[op].join(d for _, d in parts)
 
     def __and__(self, other: Formula) -> Formula:
         return Formula._join("and", (self, _check(other)))

@@ -10,6 +10,9 @@ Counts ride along with rank sums in one integer (sum * 2^s + count), so one prod
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import math
 from collections.abc import Callable
 
 import torch
@@ -23,6 +26,7 @@ from .results import Explanation, Explanations
 from .stats import ADJUSTMENTS, ALTERNATIVES, adjust_pvalues, mannwhitney_pvalues
 
 _NEG_INF = float("-inf")
+_OPS = ("and", "or")
 MODES = ("positive", "negative")
 
 
@@ -46,6 +50,26 @@ class _Space:
         self.atoms = [Formula.atom(s) for s in names] + [Formula.atom(s, True) for s in names]  # [2K]
         order = sorted(range(2 * self.k), key=lambda a: str(self.atoms[a]))
         self.atom_text_order = torch.tensor(order, dtype=torch.long, device=concepts.device)
+        self.sorted_atom_texts = [str(self.atoms[a]) for a in order]
+        self._slots: dict[Formula, tuple[list[int], list[int]]] = {}
+        self.atom_rank_t = torch.empty(2 * self.k, dtype=torch.long, device=concepts.device)
+        self.atom_rank_t[self.atom_text_order] = torch.arange(2 * self.k, device=concepts.device)
+
+    def insertion_slots(self, base: Formula) -> tuple[list[int], list[int]]:
+        """For base AND atom and base OR atom: the atom ranks (text order) at which the atom's place
+        among the operands moves past an operand. Atoms between two such ranks share the text before
+        and after them, so their formulas' texts sort like the atoms' texts. Cached per formula."""
+        got = self._slots.get(base)
+        if got is None:
+            got = tuple(
+                sorted(
+                    bisect.bisect_left(self.sorted_atom_texts, key)
+                    for key in ([k for k, _ in base._parts] if base.op == op else [str(base)])
+                )
+                for op in _OPS
+            )
+            self._slots[base] = got
+        return got
 
     def masked_sums(self, weights: torch.Tensor, mask: torch.Tensor, per_sample_max: int) -> torch.Tensor:
         """sum over regions of weights[g, d] * mask[d, b, g] * member[c, g].
@@ -62,16 +86,20 @@ class _Space:
         return out.t().reshape(db, b, self.k)
 
     def beam_concept_sums(self, region_sums: torch.Tensor, mask: torch.Tensor):
-        """(doubled rank sums, counts) of every beam formula AND every concept: two [Db, B, K] int64."""
+        """(rank sum, size) of every beam formula AND every concept, as (x, x_p, shift).
+
+        Packed (shift > 0): x [Db, B, K] int64 = (doubled rank sum << shift) + size, x_p empty.
+        Otherwise: x the doubled rank sums and x_p the sizes, both [Db, B, K] int64, shift 0.
+        """
         n = self.n
         sizes = self.regions.sizes.unsqueeze(1)
         if self.packed:
             w = region_sums.long() * 2**self.shift + sizes
             x = self.masked_sums(w, mask, 2 * n * 2**self.shift + 1)
-            return x >> self.shift, x & (2**self.shift - 1)
+            return x, x.new_empty(0), self.shift
         s = self.masked_sums(region_sums.long(), mask, 2 * n)
         p = self.masked_sums(sizes.expand_as(region_sums).contiguous(), mask, 1)
-        return s, p
+        return s, p, 0
 
 
 class _Beams:
@@ -215,12 +243,18 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([p_c, n - p_c])  # [2K]
     atom_auc = auc_from_rank_sums(atom_s2, atom_p, n)  # [Db, 2K]
-    ok_atom = _admissible(atom_p, n, min_fraction, max_fraction)
+    bounds = size_bounds(n, min_fraction, max_fraction)
+    ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
     atom_score = torch.where(ok_atom, sign * atom_auc, _NEG_INF)  # admissible atoms have 0 < P < N: no NaN
 
     # Length 1: the beam is the best B admissible atoms.
     db = x.shape[1]
-    picks = _select(atom_score, B, lambda d, j: (space.atoms[j], 1, j))
+    atom_texts = [str(a) for a in space.atoms]
+
+    def atom_keys(d_t, j_t):
+        return torch.ones_like(j_t), torch.zeros_like(j_t), space.atom_rank_t[j_t]
+
+    picks = _select(_gather_dense(atom_score), db, B, atom_keys, lambda d, j: atom_texts[j])
     beams = _beams_from_atoms(picks, space, atom_s2, atom_p, db, B)
 
     # Extension atoms per neuron: the limit_search atoms of largest differentiability (ties: text order).
@@ -234,7 +268,7 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
         ext.scatter_(1, chosen, top.values[:, :limit_search] >= 0)
 
     for _length in range(2, L + 1):
-        beams = _step(beams, region_sums, space, s2_c, ext, B, sign, min_fraction, max_fraction)
+        beams = _step(beams, region_sums, space, s2_c, ext, B, sign, bounds)
 
     auc = auc_from_rank_sums(beams.s2, beams.pos, n)
     pvals, log10 = mannwhitney_pvalues(beams.s2, beams.pos, n, ties.unsqueeze(1), alternative)
@@ -260,82 +294,121 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
     return out
 
 
-def _admissible(p: torch.Tensor, n: int, lo: float, hi: float) -> torch.Tensor:
-    frac = p.double() / n
-    return (p > 0) & (p < n) & (frac >= lo) & (frac <= hi)
+def size_bounds(n: int, min_fraction: float, max_fraction: float) -> tuple[int, int]:
+    """Admissible mask sizes: 0 < P < n with min_fraction <= P / n <= max_fraction (float64 division).
+
+    P / n grows with P, so the admissible sizes form the interval [p_lo, p_hi] (empty if p_lo > p_hi).
+    """
+    p_lo = max(1, math.ceil(min_fraction * n) - 2)
+    while p_lo <= n - 1 and not p_lo / n >= min_fraction:
+        p_lo += 1
+    p_hi = min(n - 1, math.floor(max_fraction * n) + 2)
+    while p_hi >= 1 and not p_hi / n <= max_fraction:
+        p_hi -= 1
+    return p_lo, p_hi
 
 
-def _select(score: torch.Tensor, B: int, make) -> list[list[tuple]]:
-    """Best B distinct formulas per row of a candidate score matrix.
+def _select(gather, db: int, B: int, keys, text) -> list[list[tuple]]:
+    """Best B distinct formulas per neuron among scored candidates.
+
+    The final order is (score descending, length, formula text). Per neuron, every candidate whose
+    score reaches the 2B-th best is gathered, ties included (formulas with equal masks tie exactly,
+    so a tie group can hold hundreds). Texts are not built for all of them: keys() places every
+    candidate in a sequence whose texts grow with its `order` (same base formula, operator and
+    insertion slot: only the atom's text varies between a fixed prefix and suffix), and a heap
+    merges the sequences of each score group in (length, text) order, one text per step, until B
+    distinct formulas are certain. Neurons left with fewer than B distinct formulas widen the net.
 
     Args:
-        score: [Db, C] float64, -inf for candidates that do not exist or are not admissible.
-        make: make(d, j) -> (formula, length, j) for candidate column j of neuron d.
+        gather: gather(neurons, k) -> (d, cols, vals, gathered, valid): for the given neurons [T]
+            (int64), every candidate column whose score reaches the neuron's k-th best (d, cols [M]
+            int64, vals [M] float64), and per neuron the number gathered and the number of finite scores.
+        db: number of neurons.
+        keys: keys(d, cols) -> (length, sequence, order), int64 tensors [M].
+        text: text(d, col) -> the formula text of one candidate.
 
     Returns:
-        per neuron, up to B (formula, length, column) in the final order.
+        per neuron, up to B (score, length, text, column), best first.
     """
-    db, c = score.shape
-    if c == 0:
-        return [[] for _ in range(db)]
-    valid_count = (score > _NEG_INF).sum(1).tolist()
-    k0 = min(c, 2 * B)
-    thr = torch.topk(score, k0, dim=1).values[:, -1:]
-    sel = ((score >= thr) & (score > _NEG_INF)).nonzero().tolist()
-    by_row: list[list[int]] = [[] for _ in range(db)]
-    for d, j in sel:
-        by_row[d].append(j)
-    score_cpu = None
-    picks = []
-    for d in range(db):
-        cols = by_row[d]
-        while True:
-            if score_cpu is None:
-                score_cpu = score.cpu()
-            best = _dedup_sort(d, cols, score_cpu, make)
-            if len(best) >= B or len(cols) >= valid_count[d]:
-                break
-            # Fewer than B distinct formulas among the gathered candidates: widen for this neuron.
-            k = min(c, 4 * max(len(cols), 1))
-            t = torch.topk(score_cpu[d], k).values[-1]
-            cols = ((score_cpu[d] >= t) & (score_cpu[d] > _NEG_INF)).nonzero().flatten().tolist()
-        picks.append(best[:B])
+    picks: list[list[tuple]] = [[] for _ in range(db)]
+    todo = torch.arange(db)
+    k = 2 * B
+    while todo.numel():
+        d_t, cols, vals, gathered, valid = gather(todo, k)
+        length, seq, order = keys(d_t, cols)
+        # Sort by (neuron, -score, length, sequence, order) with stable passes, least significant first.
+        perm = torch.argsort(order, stable=True)
+        for key in (seq, length, -vals, d_t):
+            perm = perm[torch.argsort(key[perm], stable=True)]
+        cols_l, d_l, v_l, len_l, seq_l = (t[perm].tolist() for t in (cols, d_t, vals, length, seq))
+        i, m = 0, len(cols_l)
+        for d in todo.tolist():
+            picks[d], i = _rank_neuron(d, i, m, cols_l, d_l, v_l, len_l, seq_l, B, text)
+        short = torch.tensor([len(picks[d]) < B for d in todo.tolist()], dtype=torch.bool)
+        todo = todo[short & (gathered.cpu() < valid.cpu())]
+        k *= 4
     return picks
 
 
-def _dedup_sort(d, cols, score_cpu, make):
-    seen: dict[Formula, tuple] = {}
-    row = score_cpu[d]
-    for j in cols:
-        f, length, col = make(d, j)
-        if f not in seen:
-            seen[f] = (-row[col].item(), length, str(f), f, col)
-    ordered = sorted(seen.values(), key=lambda t: t[:3])
-    return [(t[3], t[1], t[4]) for t in ordered]
+def _gather_dense(score: torch.Tensor):
+    """gather() for a dense [Db, C] score matrix (-inf: not a candidate)."""
+
+    def gather(neurons, k):
+        sub = score[neurons.to(score.device)]
+        thr = torch.topk(sub, min(k, sub.shape[1]), dim=1).values[:, -1:].clamp(min=-torch.finfo(torch.float64).max)
+        hit = sub >= thr
+        rows, cols = hit.nonzero().unbind(1)
+        return neurons.to(score.device)[rows], cols, sub[rows, cols], hit.sum(1), (sub > _NEG_INF).sum(1)
+
+    return gather
+
+
+def _rank_neuron(d, i, m, cols, ds, vs, lens, seqs, B, text):
+    """Up to B distinct (score, length, text, column) of neuron d from its sorted run [i, ...).
+
+    Returns the picks and the index where the next neuron's run starts.
+    """
+    best: dict[str, tuple] = {}
+    while i < m and ds[i] == d and len(best) < B:
+        v = vs[i]
+        runs = []  # one run per sequence in this score group: [length, start, end]
+        while i < m and ds[i] == d and vs[i] == v:
+            j = i
+            while j + 1 < m and ds[j + 1] == d and vs[j + 1] == v and seqs[j + 1] == seqs[i] and lens[j + 1] == lens[i]:
+                j += 1
+            runs.append((lens[i], i, j + 1))
+            i = j + 1
+        heap = [(length, text(d, cols[start]), start, end) for length, start, end in runs]
+        heapq.heapify(heap)
+        while heap and len(best) < B:
+            length, t, pos, end = heapq.heappop(heap)
+            if t not in best:
+                best[t] = (v, length, t, cols[pos])
+            if pos + 1 < end:
+                heapq.heappush(heap, (length, text(d, cols[pos + 1]), pos + 1, end))
+    while i < m and ds[i] == d:  # skip what this neuron no longer needs
+        i += 1
+    return list(best.values()), i
 
 
 def _beams_from_atoms(picks, space: _Space, atom_s2, atom_p, db, B) -> _Beams:
     dev = atom_s2.device
-    g = space.regions.num_regions
-    s2 = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    pos = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    mask = torch.zeros(db, B, g, dtype=torch.bool, device=dev)
-    valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
-    rows, slots, atoms = [], [], []
-    formulas = []
-    for d, pk in enumerate(picks):
-        formulas.append([f for f, _, _ in pk])
-        for r, (_, _, j) in enumerate(pk):
-            rows.append(d)
-            slots.append(r)
-            atoms.append(j)
+    rows = [(d, r, j) for d, pk in enumerate(picks) for r, (_, _, _, j) in enumerate(pk)]
+    formulas = [[space.atoms[j] for _, _, _, j in pk] for pk in picks]
+    beams = _empty_beams(db, B, space.regions.num_regions, dev, formulas)
     if rows:
-        r_t, s_t, a_t = (torch.tensor(v, dtype=torch.long, device=dev) for v in (rows, slots, atoms))
-        s2[r_t, s_t] = atom_s2[r_t, a_t]
-        pos[r_t, s_t] = atom_p[a_t]
-        mask[r_t, s_t] = _atom_masks(space, a_t)
-        valid[r_t, s_t] = True
-    return _Beams(formulas, s2, pos, mask, valid)
+        r_t, s_t, a_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
+        beams.s2[r_t, s_t] = atom_s2[r_t, a_t]
+        beams.pos[r_t, s_t] = atom_p[a_t]
+        beams.mask[r_t, s_t] = _atom_masks(space, a_t)
+        beams.valid[r_t, s_t] = True
+    return beams
+
+
+def _empty_beams(db, B, g, dev, formulas) -> _Beams:
+    z = torch.zeros(db, B, dtype=torch.int64, device=dev)
+    return _Beams(formulas, z, z.clone(), torch.zeros(db, B, g, dtype=torch.bool, device=dev),
+                  torch.zeros(db, B, dtype=torch.bool, device=dev))
 
 
 def _atom_masks(space: _Space, atoms: torch.Tensor) -> torch.Tensor:
@@ -344,73 +417,96 @@ def _atom_masks(space: _Space, atoms: torch.Tensor) -> torch.Tensor:
     return space.member[atoms % k] ^ (atoms >= k).unsqueeze(1)
 
 
-def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, min_fraction, max_fraction) -> _Beams:
+def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds) -> _Beams:
     n, k = space.n, space.k
     db = s2_c.shape[0]
-    x_s, x_p = space.beam_concept_sums(region_sums, beams.mask)  # [Db, B, K] each
-    sb, pb = beams.s2.unsqueeze(2), beams.pos.unsqueeze(2)  # [Db, B, 1]
-    sc, pc = s2_c.unsqueeze(1), space.counts.view(1, 1, k)  # [Db, 1, K], [1, 1, K]
-    total = n * (n + 1)
-    # [Db, B, 2 ops (and, or), 2K atoms (c then ~c)]
-    cand_s = torch.stack([torch.cat([x_s, sb - x_s], 2), torch.cat([sb + sc - x_s, total - sc + x_s], 2)], 2)
-    cand_p = torch.stack([torch.cat([x_p, pb - x_p], 2), torch.cat([pb + pc - x_p, n - pc + x_p], 2)], 2)
-    del x_s, x_p
-    auc = auc_from_rank_sums(cand_s, cand_p, n)
-    ok = (
-        _admissible(cand_p, n, min_fraction, max_fraction)
-        & (cand_p != pb.unsqueeze(3))  # the atom changed the mask
-        & beams.valid.view(db, B, 1, 1)
-        & ext.view(db, 1, 1, 2 * k)
-    )
-    cand_score = torch.where(ok, sign * auc, _NEG_INF).reshape(db, -1)
-    old_auc = auc_from_rank_sums(beams.s2, beams.pos, n)
-    old_score = torch.where(beams.valid, sign * old_auc, _NEG_INF)
-    score = torch.cat([old_score, cand_score], 1)  # [Db, B + B*4K]
+    x, x_p, shift = space.beam_concept_sums(region_sums, beams.mask)  # [Db, B, K]
+    conc_s = s2_c.contiguous()
+    dev = x.device
+
+    def gather(neurons, kk):
+        nd = neurons.to(dev)
+        whole = nd.numel() == db
+        pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
+        indptr, cols, vals, valid = _ops.beam_step_select(
+            pick(x), x_p if shift else pick(x_p), shift, pick(beams.s2), pick(beams.pos), pick(beams.valid),
+            pick(conc_s), space.counts, pick(ext), n, bounds[0], bounds[1], sign, kk,
+        )
+        counts = indptr.diff()
+        return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
+
     per_beam = 4 * k
+    nb = B * per_beam
+    atoms = space.atoms
+    formulas = beams.formulas
+    lens = torch.tensor([[f.length for f in fl] + [0] * (B - len(fl)) for fl in formulas], device=dev).view(db, B)
+    thresholds = [[space.insertion_slots(f) for f in fl] for fl in formulas]
+    width = max(1, max((len(t) for tl in thresholds for pair in tl for t in pair), default=0))
+    big = [2 * k + 1] * width  # beyond every atom rank
+    none = (big, big)
+    slot_thr = torch.tensor(
+        [[[(list(t) + big)[:width] for t in (tl[b] if b < len(tl) else none)] for b in range(B)] for tl in thresholds],
+        dtype=torch.long,
+    ).view(db, B, 2, width)
+    slot_thr = slot_thr.to(dev)
 
-    def make(d, j):
-        if j < B:
-            f = beams.formulas[d][j]
-            return f, f.length, j
-        b, rem = divmod(j - B, per_beam)
+    def keys(d_t, j_t):
+        is_old = j_t >= nb
+        jj = j_t.clamp(max=nb - 1)
+        b, rem = jj // per_beam, jj % per_beam
+        op, a = rem // (2 * k), rem % (2 * k)
+        r = space.atom_rank_t[a]
+        slot = (slot_thr[d_t, b, op] <= r.unsqueeze(1)).sum(1)
+        e = (j_t - nb).clamp(min=0)
+        length = torch.where(is_old, lens[d_t, e], lens[d_t, b] + 1)
+        seq = torch.where(is_old, 2 * B * (width + 1) + e, (b * 2 + op) * (width + 1) + slot)
+        return length, seq, torch.where(is_old, torch.zeros_like(r), r)
+
+    def text(d, j):
+        if j >= nb:
+            return str(formulas[d][j - nb])
+        b, rem = divmod(j, per_beam)
         op, a = divmod(rem, 2 * k)
-        base = beams.formulas[d][b]
-        f = (base & space.atoms[a]) if op == 0 else (base | space.atoms[a])
-        return f, f.length, j
+        return formulas[d][b].joined_text(_OPS[op], atoms[a])
 
-    picks = _select(score, B, make)
-    # Gather the new beams' sums and masks.
-    dev = score.device
-    s_all = torch.cat([beams.s2, cand_s.reshape(db, -1)], 1)
-    p_all = torch.cat([beams.pos, cand_p.reshape(db, -1)], 1)
-    rows, slots, cols = [], [], []
-    formulas = []
+    picks = _select(gather, db, B, keys, text)
+    # New beams: formulas, and sums / sizes / masks gathered for the winners only.
+    new_formulas, rows = [], []
     for d, pk in enumerate(picks):
-        formulas.append([f for f, _, _ in pk])
-        for r, (_, _, j) in enumerate(pk):
-            rows.append(d)
-            slots.append(r)
-            cols.append(j)
-    g = beams.mask.shape[2]
-    s2 = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    pos = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    mask = torch.zeros(db, B, g, dtype=torch.bool, device=dev)
-    valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
+        fl = []
+        for r, (_, _, _, j) in enumerate(pk):
+            if j >= nb:
+                fl.append(formulas[d][j - nb])
+                rows.append((d, r, j - nb, -1, -1))
+            else:
+                b, rem = divmod(j, per_beam)
+                op, a = divmod(rem, 2 * k)
+                base = formulas[d][b]
+                fl.append(base & atoms[a] if op == 0 else base | atoms[a])
+                rows.append((d, r, b, op, a))
+        new_formulas.append(fl)
+    out = _empty_beams(db, B, beams.mask.shape[2], dev, new_formulas)
     if rows:
-        r_t, s_t, c_t = (torch.tensor(v, dtype=torch.long, device=dev) for v in (rows, slots, cols))
-        s2[r_t, s_t] = s_all[r_t, c_t]
-        pos[r_t, s_t] = p_all[r_t, c_t]
-        valid[r_t, s_t] = True
-        is_new = c_t >= B
-        b_t = torch.where(is_new, (c_t - B) // per_beam, c_t)
-        rem = (c_t - B) % per_beam
-        op_or = rem // (2 * k) == 1
-        a_t = rem % (2 * k)
+        r_t, s_t, b_t, op_t, a_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
+        is_new = op_t >= 0
+        a_c = a_t.clamp(min=0)
+        c_t, neg = a_c % k, a_c >= k
+        xv = x[r_t, b_t, c_t]
+        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[r_t, b_t, c_t])
+        sb, pb = beams.s2[r_t, b_t], beams.pos[r_t, b_t]
+        sc, pc = s2_c[r_t, c_t], space.counts[c_t]
+        total = n * (n + 1)
+        is_or = op_t == 1
+        s_new = torch.where(is_or, torch.where(neg, total - sc + xs, sb + sc - xs), torch.where(neg, sb - xs, xs))
+        p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
+        out.s2[r_t, s_t] = torch.where(is_new, s_new, sb)
+        out.pos[r_t, s_t] = torch.where(is_new, p_new, pb)
+        out.valid[r_t, s_t] = True
         base = beams.mask[r_t, b_t]  # [E, G]
-        am = _atom_masks(space, a_t)
-        new = torch.where(op_or.unsqueeze(1), base | am, base & am)
-        mask[r_t, s_t] = torch.where(is_new.unsqueeze(1), new, base)
-    return _Beams(formulas, s2, pos, mask, valid)
+        am = _atom_masks(space, a_c)
+        grown = torch.where(is_or.unsqueeze(1), base | am, base & am)
+        out.mask[r_t, s_t] = torch.where(is_new.unsqueeze(1), grown, base)
+    return out
 
 
 def _adjust(results: list[list[Explanation]], method: str) -> None:

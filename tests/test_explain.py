@@ -187,3 +187,18 @@ def test_bad_inputs():
     x[4, 1] = float("nan")
     with pytest.raises(ValueError, match="neuron 1 has 1 NaN"):
         inv.explain(x, torch.rand(20, 3) < 0.5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_heavy_ties_and_prefix_names_order_like_the_reference(seed):
+    # Duplicate and nested concepts make many formulas share a mask (exact AUC ties), and names that
+    # are prefixes of each other (plain and quoted) stress the text order of the tie-break.
+    g = torch.Generator().manual_seed(seed)
+    n = 30
+    base = torch.rand(n, 3, generator=g) < 0.3
+    y = torch.stack([base[:, 0], base[:, 0], base[:, 0] | base[:, 1], base[:, 1], base[:, 2], base[:, 2] & base[:, 0], base[:, 1]], 1)
+    names = ["a", "ab", "a b", "b", "a!", "Zeta", "_x"]
+    x = torch.randint(0, 4, (n, 2), generator=g).double() + 3 * base[:, :1].double()
+    for params in (dict(L=3, B=8), dict(L=3, B=5, mode="negative", max_fraction=0.9), dict(L=2, B=12, limit_search=6)):
+        res = inv.explain(x, inv.ConceptSet(y, names), **params)
+        same_beams(res, explain_reference(x.tolist(), y.int().tolist(), names, **params))

@@ -1,0 +1,96 @@
+// CUDA kernel of beam_step_select: a thread per (neuron, beam, concept) scores its 4 candidates into
+// a [Db, C] buffer; the threshold and the kept columns then come from ATen's topk and nonzero.
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/cumsum.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/nonzero.h>
+#include <ATen/ops/topk.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <limits>
+
+#include "../beam_step_select.h"
+
+namespace invert_fast {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db, B, K]
+                                        const int64_t* __restrict__ xp,  // [Db, B, K] or null when packed
+                                        int64_t shift,
+                                        const int64_t* __restrict__ bs,  // [Db, B]
+                                        const int64_t* __restrict__ bp,  // [Db, B]
+                                        const bool* __restrict__ bv,     // [Db, B]
+                                        const int64_t* __restrict__ cs,  // [Db, K]
+                                        const int64_t* __restrict__ cp,  // [K]
+                                        const bool* __restrict__ ex,     // [Db, 2K]
+                                        double* __restrict__ score,      // [Db, B * 4K + B]
+                                        int64_t B, int64_t K, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
+                                        int64_t rows) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (i >= rows * K) return;
+  const int64_t r = i / K, c = i % K, d = r / B, b = r % B;
+  const int64_t C = B * 4 * K + B;
+  const BeamRow row{bs[r], bp[r], bv[r]};
+  const int64_t v = x[i];
+  const int64_t xs = shift > 0 ? v >> shift : v;
+  const int64_t xsz = shift > 0 ? v & ((int64_t{1} << shift) - 1) : xp[i];
+  double out[4];
+  candidate_scores(xs, xsz, row, cs[d * K + c], cp[c], ex[d * 2 * K + c], ex[d * 2 * K + K + c], n, p_lo, p_hi, sign,
+                   out);
+  double* and_row = score + d * C + b * 4 * K;
+  double* or_row = and_row + 2 * K;
+  and_row[c] = out[0];
+  and_row[K + c] = out[1];
+  or_row[c] = out[2];
+  or_row[K + c] = out[3];
+  if (c == 0) score[d * C + B * 4 * K + b] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
+}
+
+}  // namespace
+
+SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
+                                   const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
+                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
+                                   int64_t p_hi, double sign, int64_t k) {
+  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k);
+  TORCH_INTERNAL_ASSERT(x.device().is_cuda());
+  const c10::cuda::OptionalCUDAGuard guard(x.device());
+  const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
+  const int64_t C = B * 4 * K + B;
+  at::Tensor score = at::empty({D, C}, x.options().dtype(at::kDouble));
+  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
+                   bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
+                   ex = ext.contiguous();
+  const int64_t items = D * B * K;
+  if (items > 0) {
+    const int64_t blocks = (items + kThreads - 1) / kThreads;
+    TORCH_CHECK_VALUE(blocks <= 2147483647, "beam_step_select: too many candidates for one launch, got ", items);
+    beam_pool_scores_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+        xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
+        bs.const_data_ptr<int64_t>(), bp.const_data_ptr<int64_t>(), bv.const_data_ptr<bool>(),
+        cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), ex.const_data_ptr<bool>(), score.data_ptr<double>(),
+        B, K, n, p_lo, p_hi, sign, D * B);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  if (D == 0 || C == 0) {
+    return {at::zeros({D + 1}, x.options()), at::empty({0}, x.options()), at::empty({0}, score.options()),
+            at::zeros({D}, x.options())};
+  }
+  const at::Tensor thr = std::get<0>(at::topk(score, std::min(k, C), 1))
+                             .narrow(1, std::min(k, C) - 1, 1)
+                             .clamp_min(-std::numeric_limits<double>::max());
+  const at::Tensor hit = score >= thr;
+  const at::Tensor where = at::nonzero(hit);  // [M, 2] row-major: neurons ascending, columns ascending
+  const at::Tensor indptr = at::cat({at::zeros({1}, x.options()), at::cumsum(hit.sum(1), 0)});
+  const at::Tensor valid = (score > -std::numeric_limits<double>::infinity()).sum(1);
+  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid};
+}
+
+TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("beam_step_select", &beam_step_select_cuda); }
+
+}  // namespace invert_fast
