@@ -25,6 +25,7 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def("rank_doubled(Tensor x) -> Tensor");
   m.def("rank_doubled_ties(Tensor x) -> (Tensor, Tensor)");
   m.def("csr_gather_sum(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
+  m.def("weighted_row_sums(Tensor indptr, Tensor indices, Tensor weights, Tensor table) -> Tensor");
   m.def(
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "
       "Tensor conc_s, Tensor conc_p, Tensor ext, int n, int p_lo, int p_hi, float sign, int k) "

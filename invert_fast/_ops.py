@@ -82,6 +82,25 @@ def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Te
     return torch.ops.invert_fast.csr_gather_sum(values, indptr, indices)
 
 
+def weighted_row_sums(indptr, indices, weights, table):
+    """out[r] = sum over j in [indptr[r], indptr[r+1]) of weights[j] * table[indices[j]].
+
+    Args:
+        indptr: [R + 1] int64 CSR row pointer; indices: [nnz] int64 rows of table; weights: [nnz] int64.
+        table: [G, K] bool or uint8 0/1.
+
+    Returns:
+        [R, K] int64.
+
+    Example:
+        >>> t = torch.tensor([[1, 0], [1, 1]], dtype=torch.bool)
+        >>> weighted_row_sums(torch.tensor([0, 2]), torch.tensor([0, 1]), torch.tensor([5, 7]), t).tolist()
+        [[12, 7]]
+    """
+    check_device(table, "weighted_row_sums")
+    return torch.ops.invert_fast.weighted_row_sums(indptr, indices, weights, table)
+
+
 def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k):
     """Score one beam-search step's pool and keep each neuron's best columns; see csrc/beam_step_select.h.
 
