@@ -118,5 +118,18 @@ def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, 
     """
     check_device(x, "beam_step_select")
     return torch.ops.invert_fast.beam_step_select(
-        x, x_p, int(shift), beam_s, beam_p, beam_valid, conc_s, conc_p, ext, int(n), int(p_lo), int(p_hi), float(sign), int(k)
+        x,
+        x_p,
+        int(shift),
+        beam_s,
+        beam_p,
+        beam_valid,
+        conc_s,
+        conc_p,
+        ext,
+        int(n),
+        int(p_lo),
+        int(p_hi),
+        float(sign),
+        int(k),
     )

@@ -431,8 +431,13 @@ def _beams_from_atoms(picks, space: _Space, atom_s2, atom_p, db, B) -> _Beams:
 
 def _empty_beams(db, B, g, dev, formulas) -> _Beams:
     z = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    return _Beams(formulas, z, z.clone(), torch.zeros(db, B, g, dtype=torch.bool, device=dev),
-                  torch.zeros(db, B, dtype=torch.bool, device=dev))
+    return _Beams(
+        formulas,
+        z,
+        z.clone(),
+        torch.zeros(db, B, g, dtype=torch.bool, device=dev),
+        torch.zeros(db, B, dtype=torch.bool, device=dev),
+    )
 
 
 def _atom_masks(space: _Space, atoms: torch.Tensor) -> torch.Tensor:
@@ -453,8 +458,20 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
         whole = nd.numel() == db
         pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
         indptr, cols, vals, valid = _ops.beam_step_select(
-            pick(x), x_p if shift else pick(x_p), shift, pick(beams.s2), pick(beams.pos), pick(beams.valid),
-            pick(conc_s), space.counts, pick(ext), n, bounds[0], bounds[1], sign, kk,
+            pick(x),
+            x_p if shift else pick(x_p),
+            shift,
+            pick(beams.s2),
+            pick(beams.pos),
+            pick(beams.valid),
+            pick(conc_s),
+            space.counts,
+            pick(ext),
+            n,
+            bounds[0],
+            bounds[1],
+            sign,
+            kk,
         )
         counts = indptr.diff()
         return torch.repeat_interleave(nd, counts), cols, vals, counts, valid

@@ -16,9 +16,13 @@ def test_weighted_row_sums_matches_naive():
     table = torch.rand(40, 13, generator=g) < 0.4
     indices = torch.randint(0, 40, (300,), generator=g)
     weights = torch.randint(-(2**40), 2**40, (300,), generator=g)
-    indptr = torch.cat([torch.tensor([0]), torch.sort(torch.randint(0, 301, (24,), generator=g)).values, torch.tensor([300])])
+    indptr = torch.cat(
+        [torch.tensor([0]), torch.sort(torch.randint(0, 301, (24,), generator=g)).values, torch.tensor([300])]
+    )
     out = _ops.weighted_row_sums(indptr, indices, weights, table)
-    expected = torch.stack([(weights[a:b, None] * table[indices[a:b]].long()).sum(0) for a, b in zip(indptr[:-1], indptr[1:], strict=True)])
+    expected = torch.stack(
+        [(weights[a:b, None] * table[indices[a:b]].long()).sum(0) for a, b in zip(indptr[:-1], indptr[1:], strict=True)]
+    )
     assert torch.equal(out, expected)
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 40\)"):
         _ops.weighted_row_sums(indptr, indices + 1, weights, table)
@@ -32,11 +36,13 @@ def test_masked_sums_paths_match_naive(method, path, classes):
     n = 300
     if classes:
         y = torch.randint(0, 12, (n,), generator=g)
-        cs = inv.ConceptSet.from_classes(y, [f"k{i}" for i in range(12)]).with_unions({"u": [0, 1, 2], "v": list(range(3, 11))})
+        cs = inv.ConceptSet.from_classes(y, [f"k{i}" for i in range(12)]).with_unions(
+            {"u": [0, 1, 2], "v": list(range(3, 11))}
+        )
     else:
         cs = inv.ConceptSet(random_labels(n, 9, density=0.3, seed=2))
     space = _Space(cs, method)
-    gr, k = space.regions.num_regions, space.k
+    gr = space.regions.num_regions
     weights = torch.randint(0, 2**30, (gr, 5), generator=g)
     mask = torch.rand(5, 3, gr, generator=g) < torch.tensor([0.1, 0.5, 0.9]).view(1, 3, 1)  # both sides of G/2
     out = space.masked_sums(weights, mask, 2**30, path=path)
@@ -51,7 +57,7 @@ def test_beam_step_select_keeps_ties_and_counts_valid():
     cs = inv.ConceptSet(random_labels(n, k, density=0.3, seed=3))
     x = torch.randn(n, d, generator=g).round()
     ranks, _ = inv.rank_doubled_ties(x)
-    conc_s = (ranks.long().t() @ cs.dense().long())  # [D, K]
+    conc_s = ranks.long().t() @ cs.dense().long()  # [D, K]
     beam_mask = torch.rand(d, b, n, generator=g) < 0.3
     beam_s = torch.einsum("nd,dbn->db", ranks.long(), beam_mask.long())
     beam_p = beam_mask.sum(-1)
@@ -60,15 +66,31 @@ def test_beam_step_select_keeps_ties_and_counts_valid():
     valid = torch.ones(d, b, dtype=torch.bool)
     ext = torch.ones(d, 2 * k, dtype=torch.bool)
     lo, hi = size_bounds(n, 0.0, 0.5)
-    indptr, cols, vals, nvalid = _ops.beam_step_select(xs, xp, 0, beam_s, beam_p, valid, conc_s, cs.counts, ext, n, lo, hi, 1.0, 4)
+    indptr, cols, vals, nvalid = _ops.beam_step_select(
+        xs, xp, 0, beam_s, beam_p, valid, conc_s, cs.counts, ext, n, lo, hi, 1.0, 4
+    )
     # brute force: every pool member's score
     total = n * (n + 1)
     pc = cs.counts
-    s = torch.stack([torch.cat([xs, beam_s[..., None] - xs], 2), torch.cat([beam_s[..., None] + conc_s[:, None] - xs, total - conc_s[:, None] + xs], 2)], 2)
-    p = torch.stack([torch.cat([xp, beam_p[..., None] - xp], 2), torch.cat([beam_p[..., None] + pc - xp, n - pc + xp], 2)], 2)
+    s = torch.stack(
+        [
+            torch.cat([xs, beam_s[..., None] - xs], 2),
+            torch.cat([beam_s[..., None] + conc_s[:, None] - xs, total - conc_s[:, None] + xs], 2),
+        ],
+        2,
+    )
+    p = torch.stack(
+        [torch.cat([xp, beam_p[..., None] - xp], 2), torch.cat([beam_p[..., None] + pc - xp, n - pc + xp], 2)], 2
+    )
     auc = inv.auc_from_rank_sums(s, p, n)
     keep = (p >= lo) & (p <= hi) & (p != beam_p[..., None, None])
-    pool = torch.cat([torch.where(keep, auc, float("-inf")).reshape(d, -1), inv.auc_from_rank_sums(beam_s, beam_p, n).where((beam_p >= lo) & (beam_p <= hi), float("-inf"))], 1)
+    pool = torch.cat(
+        [
+            torch.where(keep, auc, float("-inf")).reshape(d, -1),
+            inv.auc_from_rank_sums(beam_s, beam_p, n).where((beam_p >= lo) & (beam_p <= hi), float("-inf")),
+        ],
+        1,
+    )
     for i in range(d):
         row = pool[i]
         thr = torch.topk(row, 4).values[-1]

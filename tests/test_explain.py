@@ -196,7 +196,10 @@ def test_heavy_ties_and_prefix_names_order_like_the_reference(seed):
     g = torch.Generator().manual_seed(seed)
     n = 30
     base = torch.rand(n, 3, generator=g) < 0.3
-    y = torch.stack([base[:, 0], base[:, 0], base[:, 0] | base[:, 1], base[:, 1], base[:, 2], base[:, 2] & base[:, 0], base[:, 1]], 1)
+    y = torch.stack(
+        [base[:, 0], base[:, 0], base[:, 0] | base[:, 1], base[:, 1], base[:, 2], base[:, 2] & base[:, 0], base[:, 1]],
+        1,
+    )
     names = ["a", "ab", "a b", "b", "a!", "Zeta", "_x"]
     x = torch.randint(0, 4, (n, 2), generator=g).double() + 3 * base[:, :1].double()
     for params in (dict(L=3, B=8), dict(L=3, B=5, mode="negative", max_fraction=0.9), dict(L=2, B=12, limit_search=6)):

@@ -1,0 +1,200 @@
+"""Command line: `invert-fast explain ...` (also `python -m invert_fast explain ...`).
+
+    invert-fast explain --activations A.npy --labels Y.npy --names names.txt -L 3 -B 10 --out labels.csv
+    invert-fast demo [--out DIR]
+
+Inputs: .npy, .pt (a tensor, or a dict with --*-key) and .h5/.hdf5 (a dataset, named by --*-key when
+the file holds several). Labels are an [N, K] 0/1 matrix or [N] class indices. Output: .csv or .json.
+Errors are one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class CliError(Exception):
+    """A user error, reported as one line."""
+
+
+def load_array(path: str, key: str | None, what: str):
+    """A numpy array or torch tensor from .npy, .pt or .h5."""
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"{what}: no such file: {path}")
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if suffix in (".pt", ".pth"):
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict):
+                if key is None:
+                    if len(obj) != 1:
+                        raise CliError(f"{what}: {path} holds {sorted(obj)}; pick one with the --*-key option")
+                    key = next(iter(obj))
+                if key not in obj:
+                    raise CliError(f"{what}: {path} has no entry {key!r} (has {sorted(obj)})")
+                obj = obj[key]
+            if not isinstance(obj, torch.Tensor):
+                raise CliError(f"{what}: expected a tensor in {path}, got {type(obj).__name__}")
+            return obj
+        if suffix in (".h5", ".hdf5"):
+            try:
+                import h5py
+            except ImportError:
+                raise CliError(f"{what}: reading {suffix} files needs h5py (pip install h5py)") from None
+            with h5py.File(p, "r") as f:
+                names = [k for k in f if isinstance(f[k], h5py.Dataset)]
+                if key is None:
+                    if len(names) != 1:
+                        raise CliError(f"{what}: {path} holds datasets {names}; pick one with the --*-key option")
+                    key = names[0]
+                if key not in f:
+                    raise CliError(f"{what}: {path} has no dataset {key!r} (has {names})")
+                return f[key][()]
+    except CliError:
+        raise
+    except Exception as e:  # unreadable file: say which and why, in one line
+        raise CliError(f"{what}: cannot read {path}: {e}") from None
+    raise CliError(f"{what}: unsupported file type {suffix!r} (use .npy, .pt or .h5)")
+
+
+def read_names(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"names: no such file: {path}")
+    lines = p.read_text(encoding="utf-8").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
+def build_concepts(labels, names):
+    import invert_fast as inv
+
+    y = labels if isinstance(labels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(labels))
+    if y.dim() == 1:
+        if y.is_floating_point():
+            raise CliError(f"labels: 1-D labels must be integer class indices, got dtype {y.dtype}")
+        classes = int(y.max()) + 1 if y.numel() else 0
+        if names is not None and len(names) < classes:
+            raise CliError(
+                f"names: expected {classes} names (labels hold class indices 0..{classes - 1}), got {len(names)}"
+            )
+        names = names if names is not None else [f"class{i}" for i in range(classes)]
+        return inv.ConceptSet.from_classes(y, names)
+    return inv.ConceptSet(y, names)
+
+
+class Progress:
+    """A one-line progress bar on stderr (redrawn in place on a terminal)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.t0 = enabled, time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        fill = int(width * done / max(total, 1))
+        end = "\n" if done >= total else ""
+        rate = done / max(time.perf_counter() - self.t0, 1e-9)
+        print(
+            f"\rexplain [{'#' * fill}{'.' * (width - fill)}] {done}/{total} neurons, {rate:,.0f}/s",
+            end=end,
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def cmd_explain(args) -> int:
+    import invert_fast as inv
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".json"):
+        raise CliError(f"out: expected a .csv or .json path, got {args.out!r}")
+    acts = load_array(args.activations, args.activations_key, "activations")
+    labels = load_array(args.labels, args.labels_key, "labels")
+    concepts = build_concepts(labels, read_names(args.names))
+    t0 = time.perf_counter()
+    res = inv.explain(
+        acts,
+        concepts,
+        L=args.L,
+        B=args.B,
+        limit_search=args.limit_search,
+        min_fraction=args.min_fraction,
+        max_fraction=args.max_fraction,
+        mode=args.mode,
+        device=args.device,
+        alternative=args.alternative,
+        adjust=args.adjust,
+        layer=args.layer,
+        progress=Progress(not args.quiet),
+    )
+    seconds = time.perf_counter() - t0
+    (res.to_json if out.suffix.lower() == ".json" else res.to_csv)(out)
+    best = [e.auc for e in res.best() if e is not None]
+    med = f"{float(np.median(best)):.4f}" if best else "n/a"
+    print(
+        f"labeled {len(res)} neurons ({concepts.n_samples} samples, {len(concepts)} concepts, L={args.L}, B={args.B}) "
+        f"in {seconds:.2f} s; median best AUC {med}; wrote {out}"
+    )
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import demo
+
+    return demo.main(["--out", args.out])
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="invert-fast", description="Exact INVERT neuron labeling.")
+    sub = p.add_subparsers(dest="command", required=True)
+    e = sub.add_parser("explain", help="label every neuron of an activation matrix with INVERT formulas")
+    e.add_argument("--activations", required=True, help="[N, D] activations (.npy, .pt, .h5)")
+    e.add_argument("--activations-key", help="entry of a .pt dict or .h5 dataset")
+    e.add_argument("--labels", required=True, help="[N, K] 0/1 concept matrix or [N] class indices (.npy, .pt, .h5)")
+    e.add_argument("--labels-key", help="entry of a .pt dict or .h5 dataset")
+    e.add_argument("--names", help="text file with one concept name per line (default c0, c1, ...)")
+    e.add_argument("-L", type=int, default=3, help="longest formula (default 3)")
+    e.add_argument("-B", type=int, default=10, help="beam size and labels per neuron (default 10)")
+    e.add_argument("--limit-search", type=int, default=None)
+    e.add_argument("--min-fraction", type=float, default=0.0)
+    e.add_argument("--max-fraction", type=float, default=0.5)
+    e.add_argument("--mode", choices=["positive", "negative"], default="positive")
+    e.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
+    e.add_argument("--alternative", choices=["two-sided", "greater", "less"], default="two-sided")
+    e.add_argument("--adjust", choices=["bh", "bonferroni"], default=None, help="p-value adjustment across neurons")
+    e.add_argument("--layer", default="", help="layer name written into the output")
+    e.add_argument("--out", required=True, help="labels.csv or labels.json")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_explain)
+    d = sub.add_parser("demo", help="the embedded real case (trained MNIST CNN on 5,000 real digits)")
+    d.add_argument("--out", default="out/demo")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"invert-fast: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
