@@ -106,11 +106,7 @@ class Explanations(Sequence):
 
     def to_csv(self, path) -> None:
         """Write the table as CSV (atomically: a crash leaves no partial file)."""
-        with _atomic(path) as f:
-            w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-            w.writeheader()
-            for r in self.records():
-                w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+        write_csv(path, self)
 
     def to_json(self, path) -> None:
         """Write {"params": ..., "layer": ..., "labels": [rows]} as JSON (NaN as null), atomically."""
@@ -119,6 +115,17 @@ class Explanations(Sequence):
         ]
         with _atomic(path) as f:
             json.dump({"params": self.params, "layer": self.layer, "labels": rows}, f, indent=1)
+
+
+def write_csv(path, *results: Explanations) -> None:
+    """Write the rows of one or more Explanations (e.g. one per layer) as one CSV table, atomically.
+    Floats are written in full precision (repr), so values read back are the same numbers."""
+    with _atomic(path) as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        w.writeheader()
+        for res in results:
+            for r in res.records():
+                w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
 
 
 class _atomic:

@@ -295,12 +295,15 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
         beams = _step(beams, region_sums, space, s2_c, ext, B, sign, bounds)
 
     auc = auc_from_rank_sums(beams.s2, beams.pos, n)
-    pvals, log10 = mannwhitney_pvalues(beams.s2, beams.pos, n, ties.unsqueeze(1), alternative)
+    # p-values on the CPU whatever the device: special functions may differ in the last bit across
+    # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
+    pvals, log10 = mannwhitney_pvalues(beams.s2.cpu(), beams.pos.cpu(), n, ties.cpu().unsqueeze(1), alternative)
+    auc_l, pos_l, p_l, log_l = (t.cpu().tolist() for t in (auc, beams.pos, pvals, log10))
     out = []
     for d in range(db):
         exps = []
         for r, f in enumerate(beams.formulas[d]):
-            a = auc[d, r].item()
+            a = auc_l[d][r]
             exps.append(
                 Explanation(
                     neuron=d0 + d,
@@ -309,9 +312,9 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
                     length=f.length,
                     auc=a,
                     differentiability=2 * abs(a - 0.5),
-                    concept_fraction=beams.pos[d, r].item() / n,
-                    p_value=pvals[d, r].item(),
-                    log10_p_value=log10[d, r].item(),
+                    concept_fraction=pos_l[d][r] / n,
+                    p_value=p_l[d][r],
+                    log10_p_value=log_l[d][r],
                 )
             )
         out.append(exps)

@@ -63,3 +63,57 @@ def test_auroc_bit_identical_to_cpu(method):
     np.testing.assert_array_equal(
         inv.auroc(x.cuda(), dense, method=method).cpu().numpy(), inv.auroc(x, dense, method=method).numpy()
     )
+
+
+def test_rank_ties_equal_cpu():
+    x = tied((30_000, 5), levels=40)
+    r_cpu, t_cpu = inv.rank_doubled_ties(x)
+    r_gpu, t_gpu = inv.rank_doubled_ties(x.cuda())
+    assert torch.equal(r_gpu.cpu(), r_cpu) and torch.equal(t_gpu.cpu(), t_cpu)
+
+
+def test_weighted_row_sums_and_step_select_equal_cpu():
+    from invert_fast import _ops
+
+    g = torch.Generator().manual_seed(4)
+    table = torch.rand(50, 17, generator=g) < 0.3
+    idx = torch.randint(0, 50, (400,), generator=g)
+    w = torch.randint(0, 2**40, (400,), generator=g)
+    ptr = torch.cat(
+        [torch.tensor([0]), torch.sort(torch.randint(0, 401, (30,), generator=g)).values, torch.tensor([400])]
+    )
+    cpu = _ops.weighted_row_sums(ptr, idx, w, table)
+    assert torch.equal(_ops.weighted_row_sums(ptr.cuda(), idx.cuda(), w.cuda(), table.cuda()).cpu(), cpu)
+    d, b, k, n = 6, 4, 9, 500
+    xs = torch.randint(0, 5000, (d, b, k), generator=g)
+    xp = torch.randint(0, 60, (d, b, k), generator=g)
+    bs, bp = torch.randint(0, 9000, (d, b), generator=g), torch.randint(20, 90, (d, b), generator=g)
+    bv = torch.rand(d, b, generator=g) < 0.9
+    cs, cp = torch.randint(0, 9000, (d, k), generator=g), torch.randint(1, 200, (k,), generator=g)
+    ext = torch.rand(d, 2 * k, generator=g) < 0.8
+    for shift in (0, 16):
+        x = (xs << shift) + xp if shift else xs
+        x_p = torch.empty(0, dtype=torch.long) if shift else xp
+        args = (x, x_p, shift, bs, bp, bv, cs, cp, ext)
+        cpu = _ops.beam_step_select(*args, n, 1, 250, 1.0, 7)
+        gpu = _ops.beam_step_select(*(t.cuda() if isinstance(t, torch.Tensor) else t for t in args), n, 1, 250, 1.0, 7)
+        for a, c in zip(gpu, cpu, strict=True):
+            assert torch.equal(a.cpu(), c)
+
+
+def rows(res):
+    """Exported rows with NaN as None, so equal results compare equal."""
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in res.records()]
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_explain_identical_labels_on_cuda(mode):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 30, (5000,), generator=g)
+    cs = inv.ConceptSet.from_classes(y, [f"k{i}" for i in range(30)]).with_unions({"u": list(range(5)), "v": [7, 9]})
+    x = tied((5000, 40), levels=30)
+    cpu = inv.explain(x, cs, L=3, B=5, mode=mode)
+    gpu = inv.explain(x.cuda(), cs, L=3, B=5, mode=mode)
+    assert rows(cpu) == rows(gpu)
+    dense = random_labels(3000, 20, density=0.3)
+    assert rows(inv.explain(x[:3000], dense, L=3, B=4)) == rows(inv.explain(x[:3000], dense, L=3, B=4, device="cuda"))

@@ -4,6 +4,8 @@
 #include <ATen/ops/cat.h>
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/ge.h>
+#include <ATen/ops/gt.h>
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/topk.h>
 #include <ATen/ops/zeros.h>
@@ -84,10 +86,10 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   const at::Tensor thr = std::get<0>(at::topk(score, std::min(k, C), 1))
                              .narrow(1, std::min(k, C) - 1, 1)
                              .clamp_min(-std::numeric_limits<double>::max());
-  const at::Tensor hit = score >= thr;
+  const at::Tensor hit = at::ge(score, thr);
   const at::Tensor where = at::nonzero(hit);  // [M, 2] row-major: neurons ascending, columns ascending
   const at::Tensor indptr = at::cat({at::zeros({1}, x.options()), at::cumsum(hit.sum(1), 0)});
-  const at::Tensor valid = (score > -std::numeric_limits<double>::infinity()).sum(1);
+  const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);
   return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid};
 }
 
