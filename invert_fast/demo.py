@@ -122,14 +122,18 @@ def main(argv=None) -> int:
     # min_fraction 2%: masks of a handful of samples can reach high AUC by chance (see their p-values).
     labels = {name: inv.explain(a, concepts, L=3, B=5, min_fraction=0.02, layer=name) for name, a in acts.items()}
     t4 = time.perf_counter()
-    print(f"\nINVERT formulas (L=3, B=5, min_fraction=0.02) for all {sum(len(r) for r in labels.values())} neurons: {t4 - t3:.2f} s")
+    print(
+        f"\nINVERT formulas (L=3, B=5, min_fraction=0.02) for all {sum(len(r) for r in labels.values())} neurons: {t4 - t3:.2f} s"
+    )
     for name in ("hidden", "logits"):
         res = labels[name]
         order = sorted(range(len(res)), key=lambda d: -(res[d][0].auc if res[d] else 0))
         print(f"{name}, best labelled:")
         for d in order[:4]:
             e = res[d][0]
-            print(f"  neuron {d:3d}: {str(e.formula)!r} AUC {e.auc:.4f}, p = 10^{e.log10_p_value:.0f}, {e.concept_fraction:.1%} of samples")
+            print(
+                f"  neuron {d:3d}: {str(e.formula)!r} AUC {e.auc:.4f}, p = 10^{e.log10_p_value:.0f}, {e.concept_fraction:.1%} of samples"
+            )
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "labels.csv", *labels.values())
