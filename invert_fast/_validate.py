@@ -1,6 +1,7 @@
 """Input conversion and validation shared by the public functions. Errors name the argument,
 what was expected and what came."""
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,8 +19,10 @@ def to_tensor(value, name: str) -> torch.Tensor:
         arr = np.asarray(value)
         if arr.dtype == object or arr.dtype.kind in "USV":
             raise TypeError(f"{name}: expected numbers, got a numpy array of dtype {arr.dtype}")
-        if not arr.flags.writeable:
-            arr = arr.copy()
+        if not arr.flags.writeable:  # e.g. a memory-mapped capture: read in place, never written
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(arr)
         return torch.from_numpy(arr)
     raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
 

