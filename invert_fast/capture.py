@@ -199,7 +199,7 @@ def capture(
                 args, kwargs = _move(*_inputs(batch), device)
                 model(*args, **kwargs)
                 seen += 1
-                if progress:
+                if progress and (sys.stderr.isatty() or (total and i + 1 == total)):
                     rate = seen / max(time.perf_counter() - t0, 1e-9)
                     of = f"/{total}" if total else ""
                     print(f"\rcapture: batch {i + 1}{of}, {rate:.1f} batches/s", end="", file=sys.stderr, flush=True)

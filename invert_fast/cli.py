@@ -1,7 +1,8 @@
 """Command line: `invert-fast explain ...` (also `python -m invert_fast explain ...`).
 
     invert-fast explain --activations A.npy --labels Y.npy --names names.txt -L 3 -B 10 --out labels.csv
-    invert-fast demo [--out DIR]
+    invert-fast report labels.csv --out report.html [--activations A.npy --concepts Y.npy --names names.txt]
+    invert-fast demo [--case fashion|mnist] [--out DIR]
 
 Inputs: .npy, .pt (a tensor, or a dict with --*-key) and .h5/.hdf5 (a dataset, named by --*-key when
 the file holds several). Labels are an [N, K] 0/1 matrix or [N] class indices. Output: .csv or .json.
@@ -102,7 +103,7 @@ class Progress:
         self.enabled, self.t0 = enabled, time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.enabled or (done < total and not sys.stderr.isatty()):  # in logs: the final line only
             return
         width = 30
         fill = int(width * done / max(total, 1))
@@ -152,10 +153,37 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import LayerReport, write_report
+    from .results import read_csv
+
+    results = read_csv(args.labels_file)
+    if args.layer is not None:
+        results = [r for r in results if r.layer == args.layer]
+        if not results:
+            raise CliError(f"layer: no rows of layer {args.layer!r} in {args.labels_file}")
+    acts = concepts = None
+    if args.activations is not None or args.concepts is not None:
+        if args.activations is None or args.concepts is None or len(results) != 1:
+            raise CliError(
+                "activations/concepts: give both, for a labels file with one layer (or pick one with --layer)"
+            )
+        acts = torch.as_tensor(np.asarray(load_array(args.activations, args.activations_key, "activations")))
+        concepts = build_concepts(load_array(args.concepts, args.concepts_key, "concepts"), read_names(args.names))
+        if acts.dim() != 2 or acts.shape[1] < len(results[0]):
+            raise CliError(
+                f"activations: expected [N, >= {len(results[0])}] for the labelled neurons, got shape {tuple(acts.shape)}"
+            )
+    layers = [LayerReport(r, acts, concepts) for r in results]
+    path = write_report(args.out, layers, title=f"invert_fast report: {Path(args.labels_file).name}")
+    print(f"wrote {path} ({sum(len(r) for r in results)} neurons in {len(results)} layer(s))")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from . import demo
 
-    return demo.main(["--out", args.out])
+    return demo.main(["--case", args.case, "--out", args.out, "--samples", str(args.samples), "--size", str(args.size)])
 
 
 def parser() -> argparse.ArgumentParser:
@@ -180,8 +208,21 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="labels.csv or labels.json")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_explain)
-    d = sub.add_parser("demo", help="the embedded real case (trained MNIST CNN on 5,000 real digits)")
+    r = sub.add_parser("report", help="a self-contained HTML report of a labels file")
+    r.add_argument("labels_file", help="labels.csv written by explain / demo")
+    r.add_argument("--out", required=True, help="report.html")
+    r.add_argument("--layer", default=None, help="only this layer of the file")
+    r.add_argument("--activations", help="[N, D] activations of the layer: adds distribution plots")
+    r.add_argument("--activations-key")
+    r.add_argument("--concepts", help="[N, K] 0/1 or [N] class indices the labels were found with")
+    r.add_argument("--concepts-key")
+    r.add_argument("--names", help="concept names, one per line")
+    r.set_defaults(func=cmd_report)
+    d = sub.add_parser("demo", help="the embedded real cases: MobileNetV2 on Fashion-MNIST (default) or --case mnist")
+    d.add_argument("--case", choices=["fashion", "mnist"], default="fashion")
     d.add_argument("--out", default="out/demo")
+    d.add_argument("--samples", type=int, default=2000)
+    d.add_argument("--size", type=int, default=160)
     d.set_defaults(func=cmd_demo)
     return p
 

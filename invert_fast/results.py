@@ -128,6 +128,35 @@ def write_csv(path, *results: Explanations) -> None:
                 w.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
 
 
+def read_csv(path) -> list[Explanations]:
+    """Read a labels table written by to_csv / write_csv back: one Explanations per layer, in file order."""
+    layers: dict[str, dict[int, list[Explanation]]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in COLUMNS[:9] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"labels file {path}: missing columns {missing} (expected {list(COLUMNS)})")
+        for row in reader:
+            e = Explanation(
+                neuron=int(row["neuron"]),
+                rank=int(row["rank"]),
+                formula=Formula.parse(row["formula"]),
+                length=int(row["length"]),
+                auc=float(row["auc"]),
+                differentiability=float(row["differentiability"]),
+                concept_fraction=float(row["concept_fraction"]),
+                p_value=float(row["p_value"]),
+                log10_p_value=float(row.get("log10_p_value") or "nan"),
+                p_value_adjusted=float(row.get("p_value_adjusted") or "nan"),
+            )
+            layers.setdefault(row["layer"], {}).setdefault(e.neuron, []).append(e)
+    out = []
+    for layer, neurons in layers.items():
+        d = max(neurons) + 1
+        out.append(Explanations([sorted(neurons.get(i, []), key=lambda e: e.rank) for i in range(d)], layer=layer))
+    return out
+
+
 class _atomic:
     """Open a temporary file beside `path` and move it into place only on success."""
 
@@ -143,6 +172,9 @@ class _atomic:
     def __exit__(self, exc_type, exc, tb):
         self.f.close()
         if exc_type is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the file from other users
             os.replace(self.tmp, self.path)
         else:
             os.unlink(self.tmp)

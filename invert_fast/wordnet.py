@@ -114,8 +114,9 @@ def hypernym_unions(wordnet: WordNet, classes: dict[str, str], min_classes: int 
         classes: class concept name -> wnid.
 
     Returns:
-        (unions: hypernym name -> member class names, descriptions: hypernym name -> gloss), names
-        made unique with the wnid when two synsets share a first lemma.
+        (unions: hypernym name -> member class names, descriptions: hypernym name -> gloss). A union
+        is named by the synset's first lemma, marked "(hypernym)" when that equals a class name (case
+        ignored), and by its wnid if still taken.
     """
     cover: dict[int, list[str]] = {}
     for name, wnid in classes.items():
@@ -129,11 +130,14 @@ def hypernym_unions(wordnet: WordNet, classes: dict[str, str], min_classes: int 
         key = tuple(sorted(members))
         if key not in best or depth[o] > depth[best[key]]:
             best[key] = o
-    unions, descriptions, used = {}, {}, set(classes)
+    unions, descriptions, used = {}, {}, {c.lower() for c in classes}
     for members, o in sorted(best.items(), key=lambda kv: (-depth[kv[1]], kv[1])):
         s = wordnet.synsets[o]
-        name = s.name if s.name not in used else f"{s.name} ({s.wnid})"
-        used.add(name)
+        # A hypernym named like a class (the class "Shirt" under the synset shirt) gets a marked name.
+        name = s.name if s.name.lower() not in used else f"{s.name} (hypernym)"
+        if name.lower() in used:
+            name = f"{s.name} ({s.wnid})"
+        used.add(name.lower())
         unions[name] = list(members)
         descriptions[name] = f"{', '.join(s.words)}: {s.gloss}"
     return unions, descriptions

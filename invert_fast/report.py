@@ -1,0 +1,217 @@
+"""A self-contained HTML report of INVERT labels: one file, no scripts, inline SVG plots and images.
+
+Per neuron: the formula in words, AUC, p-value, the activation distributions inside and outside the
+formula's mask, and the top-activating images. Per layer: the AUC histogram, the most common
+concepts, and a table of every neuron's best label.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import struct
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .concepts import ConceptSet
+from .formula import Formula
+from .results import Explanations, _atomic
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    """Encode an [H, W] (gray) or [H, W, 3] (RGB) uint8 image as PNG."""
+    img = np.ascontiguousarray(img, dtype=np.uint8)
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise ValueError(f"img: expected [H, W] or [H, W, 3] uint8, got shape {img.shape}")
+    h, w = img.shape[:2]
+    color = 0 if img.ndim == 2 else 2
+    raw = b"".join(b"\0" + img[y].tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    head = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def img_tag(img: np.ndarray, size: int = 56, title: str = "") -> str:
+    data = base64.b64encode(png_bytes(img)).decode()
+    return f'<img src="data:image/png;base64,{data}" width="{size}" height="{size}" title="{html.escape(title)}" class="px">'
+
+
+def formula_in_words(f: Formula) -> str:
+    """'sneaker | (sandal & ~boot)' -> 'sneaker or (sandal and not boot)'."""
+    if f.op == "atom":
+        return ("not " if f.negated else "") + f.name
+    parts = [formula_in_words(a) if a.op == "atom" else f"({formula_in_words(a)})" for a in f.args]
+    return f" {f.op} ".join(parts)
+
+
+def svg_histograms(
+    series: list[tuple[np.ndarray, str, str]], bins: int = 30, width: int = 320, height: int = 120
+) -> str:
+    """Overlaid density histograms: series of (values, label, color)."""
+    vals = [v for v, _, _ in series if len(v)]
+    if not vals:
+        return "<svg></svg>"
+    lo = min(float(v.min()) for v in vals)
+    hi = max(float(v.max()) for v in vals)
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    dens = [np.histogram(v, bins=edges)[0] / max(len(v), 1) if len(v) else np.zeros(bins) for v, _, _ in series]
+    top = max(float(d.max()) for d in dens) or 1.0
+    pad, bw = 18, (width - 2) / bins
+    out = [f'<svg width="{width}" height="{height + pad}" role="img" aria-label="activation histograms">']
+    for d, (_, label, color) in zip(dens, series, strict=True):
+        for i, v in enumerate(d):
+            hgt = (height - 4) * v / top
+            out.append(
+                f'<rect x="{1 + i * bw:.1f}" y="{height - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" fill="{color}" fill-opacity="0.5"/>'
+            )
+    out.append(f'<line x1="0" y1="{height}" x2="{width}" y2="{height}" stroke="#333"/>')
+    out.append(f'<text x="0" y="{height + 14}" font-size="11">{lo:.3g}</text>')
+    out.append(f'<text x="{width}" y="{height + 14}" font-size="11" text-anchor="end">{hi:.3g}</text>')
+    legend = " / ".join(f'<tspan fill="{c}">{html.escape(lab)}</tspan>' for _, lab, c in series)
+    out.append(f'<text x="{width / 2}" y="{height + 14}" font-size="11" text-anchor="middle">{legend}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+@dataclass
+class LayerReport:
+    """What the report shows of one layer.
+
+    Attributes:
+        labels: explain()'s result for the layer.
+        activations: [N, D] activations (optional: plots and images need them).
+        concepts: the ConceptSet the labels were found with (optional, for masks and descriptions).
+        images: [N, H, W] or [N, H, W, 3] uint8 (optional, for top-activating images).
+        neurons: neurons to show in detail (default: the `top` best labelled).
+        neuron_names: optional display name per neuron (e.g. ImageNet class of a logit).
+    """
+
+    labels: Explanations
+    activations: torch.Tensor | None = None
+    concepts: ConceptSet | None = None
+    images: np.ndarray | None = None
+    neurons: list[int] | None = None
+    top: int = 24
+    neuron_names: dict[int, str] = field(default_factory=dict)
+
+
+def _fmt_p(e) -> str:
+    if e.p_value > 0:
+        return f"{e.p_value:.2e}"
+    return f"10^{e.log10_p_value:.0f}" if math.isfinite(e.log10_p_value) else "0"
+
+
+def _neuron_section(layer: LayerReport, d: int) -> str:
+    exps = layer.labels[d]
+    name = layer.neuron_names.get(d, "")
+    head = f"neuron {d}" + (f" — {html.escape(name)}" if name else "")
+    if not exps:
+        return f'<section class="neuron"><h3>{head}</h3><p>no admissible formula</p></section>'
+    e = exps[0]
+    rows = "".join(
+        f"<tr><td>{x.rank}</td><td><code>{html.escape(str(x.formula))}</code></td><td>{x.auc:.4f}</td>"
+        f"<td>{_fmt_p(x)}</td><td>{x.concept_fraction:.1%}</td></tr>"
+        for x in exps
+    )
+    parts = [
+        f'<section class="neuron" id="{html.escape(layer.labels.layer)}-{d}"><h3>{head}</h3>',
+        f'<p class="words">{html.escape(formula_in_words(e.formula))}</p>',
+        f"<p>AUC {e.auc:.4f} · p {_fmt_p(e)} · {e.concept_fraction:.1%} of samples · length {e.length}</p>",
+    ]
+    if layer.activations is not None and layer.concepts is not None:
+        a = layer.activations[:, d].double().numpy()
+        m = e.formula.mask(layer.concepts).numpy()
+        parts.append(svg_histograms([(a[m], "inside the formula", "#d62728"), (a[~m], "outside", "#1f77b4")]))
+        if layer.images is not None:
+            top = np.argsort(-a, kind="stable")[:8]
+            parts.append(
+                '<div class="imgs">'
+                + "".join(img_tag(layer.images[i], title=f"sample {i}: {a[i]:.3g}") for i in top)
+                + "</div>"
+            )
+    descriptions = (
+        dict(zip(layer.concepts.names, layer.concepts.descriptions, strict=True)) if layer.concepts is not None else {}
+    )
+    notes = [
+        f"<li><b>{html.escape(c)}</b>: {html.escape(descriptions[c])}</li>"
+        for c in sorted(e.formula.concepts())
+        if descriptions.get(c)
+    ]
+    if notes:
+        parts.append("<ul class='desc'>" + "".join(notes) + "</ul>")
+    parts.append(
+        f"<table><tr><th>rank</th><th>formula</th><th>AUC</th><th>p</th><th>fraction</th></tr>{rows}</table></section>"
+    )
+    return "".join(parts)
+
+
+def _layer_section(layer: LayerReport) -> str:
+    res = layer.labels
+    best = [(d, r[0]) for d, r in enumerate(res) if r]
+    aucs = np.array([e.auc for _, e in best]) if best else np.zeros(0)
+    common = Counter(c for _, e in best for c in e.formula.concepts()).most_common(15)
+    chosen = (
+        layer.neurons
+        if layer.neurons is not None
+        else [d for d, _ in sorted(best, key=lambda t: -t[1].auc)[: layer.top]]
+    )
+    table = "".join(
+        f'<tr><td><a href="#{html.escape(res.layer)}-{d}">{d}</a></td><td>{html.escape(layer.neuron_names.get(d, ""))}</td>'
+        f"<td><code>{html.escape(str(e.formula))}</code></td><td>{e.auc:.4f}</td><td>{_fmt_p(e)}</td></tr>"
+        for d, e in best
+    )
+    return "".join(
+        [
+            f'<h2 id="layer-{html.escape(res.layer)}">Layer {html.escape(res.layer or "(unnamed)")}</h2>',
+            f"<p>{len(res)} neurons, {len(best)} labelled; median best AUC {float(np.median(aucs)) if len(aucs) else float('nan'):.4f}.</p>",
+            "<h4>AUC of each neuron's best formula</h4>",
+            svg_histograms([(aucs, "best AUC", "#2ca02c")]),
+            "<h4>Most common concepts in best formulas</h4><table><tr><th>concept</th><th>neurons</th></tr>",
+            "".join(f"<tr><td>{html.escape(c)}</td><td>{n}</td></tr>" for c, n in common),
+            "</table>",
+            f"<h4>Selected neurons ({len(chosen)})</h4>",
+            "".join(_neuron_section(layer, d) for d in chosen),
+            "<details><summary>All neurons</summary><table><tr><th>neuron</th><th>name</th><th>best formula</th><th>AUC</th><th>p</th></tr>",
+            table,
+            "</table></details>",
+        ]
+    )
+
+
+_STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+code{font-size:90%}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
+section.neuron{border-top:1px solid #ddd;padding:.5em 0}.words{font-size:120%;font-weight:bold}
+img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}"""
+
+
+def write_report(path, layers: list[LayerReport], title: str = "invert_fast report", intro: str = "") -> Path:
+    """Write the report as one self-contained HTML file (atomically).
+
+    Args:
+        path: output .html path.
+        layers: one LayerReport per layer.
+        title: page title; intro: an HTML paragraph shown first (e.g. model, data, a validation table).
+    """
+    body = "".join(_layer_section(layer) for layer in layers)
+    nav = " · ".join(
+        f'<a href="#layer-{html.escape(x.labels.layer)}">{html.escape(x.labels.layer or "layer")}</a>' for x in layers
+    )
+    page = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}<p>{nav}</p>{body}</body></html>"
+    )
+    path = Path(path)
+    with _atomic(path) as f:
+        f.write(page)
+    return path

@@ -1,0 +1,111 @@
+"""The HTML report: PNG encoding, formulas in words, content, the report command, and rendering in
+a real headless Chromium (Debian's chromium; .ci/run installs it)."""
+
+import shutil
+import struct
+import subprocess
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+import invert_fast as inv
+from invert_fast.cli import main
+from invert_fast.report import LayerReport, formula_in_words, png_bytes, write_report
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, chunks = 8, {}
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        kind = data[pos + 4 : pos + 8]
+        chunks[kind] = chunks.get(kind, b"") + data[pos + 8 : pos + 8 + n]
+        assert struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])[0] == zlib.crc32(
+            kind + data[pos + 8 : pos + 8 + n]
+        )
+        pos += 12 + n
+    w, h, _, color = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    ch = 1 if color == 0 else 3
+    raw = zlib.decompress(chunks[b"IDAT"])
+    rows = [raw[y * (w * ch + 1) + 1 : (y + 1) * (w * ch + 1)] for y in range(h)]
+    return np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(h, w, ch).squeeze()
+
+
+def test_png_roundtrip():
+    g = np.random.default_rng(0)
+    gray = g.integers(0, 256, (7, 5), dtype=np.uint8)
+    rgb = g.integers(0, 256, (4, 6, 3), dtype=np.uint8)
+    assert np.array_equal(decode_png(png_bytes(gray)), gray)
+    assert np.array_equal(decode_png(png_bytes(rgb)), rgb)
+
+
+def test_formula_in_words():
+    f = inv.Formula.parse('sneaker | (sandal & ~"ankle boot")')
+    assert formula_in_words(f) == "(sandal and not ankle boot) or sneaker"
+
+
+@pytest.fixture
+def report(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (300,), generator=g)
+    cs = inv.ConceptSet.from_classes(y, ["cat", "dog", "ankle boot", "car"], descriptions=["a feline", "", "", ""])
+    acts = torch.randn(300, 5, generator=g) + 2 * (y == 2).float().unsqueeze(1)
+    images = (np.random.default_rng(0).random((300, 12, 12)) * 255).astype(np.uint8)
+    res = inv.explain(acts, cs, L=2, B=3, layer="fc")
+    path = write_report(tmp_path / "report.html", [LayerReport(res, acts, cs, images, top=3)], "test report")
+    res.to_csv(tmp_path / "labels.csv")
+    return path, res
+
+
+def test_report_content(report):
+    path, res = report
+    page = path.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert page.count('<section class="neuron"') == 3
+    assert "ankle boot" in page and "data:image/png;base64," in page and "<svg" in page
+    assert "AUC of each neuron" in page and "Most common concepts" in page
+    assert str(res[0][0].formula).replace('"', "&quot;") in page
+
+
+def test_report_command_from_labels_file(report, tmp_path, capsys):
+    _, res = report
+    assert main(["report", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "r.html")]) == 0
+    assert "wrote" in capsys.readouterr().out
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("<tr>") > len(res)  # the all-neurons table
+    assert main(["report", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "x.html"), "--layer", "nope"]) == 2
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    path, _ = report
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Layer fc" in dom.stdout and dom.stdout.count('class="neuron"') == 3
+    shot = tmp_path / "shot.png"
+    run = subprocess.run(
+        [CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1100,1600", path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    img = decode_png(shot.read_bytes())
+    assert img.shape[:2] == (1600, 1100)
+    assert len(np.unique(img.reshape(-1, img.shape[-1]) if img.ndim == 3 else img)) > 10  # not a blank page
