@@ -91,6 +91,54 @@ class ConceptSet:
         onehot = y.long().unsqueeze(1) == torch.arange(c, device=y.device)
         return cls(onehot, names, descriptions)
 
+    @classmethod
+    def from_csv(cls, path) -> ConceptSet:
+        """Concepts from a CSV file: a header of concept names, then one row of 0/1 per sample.
+
+        A first column named "sample" (or "id") is taken as sample ids and ignored.
+        """
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+        if not rows:
+            raise ValueError(f"concepts file {path}: empty, expected a header of concept names")
+        header, body = rows[0], rows[1:]
+        skip = 1 if header and header[0].strip().lower() in ("sample", "id") else 0
+        names = [h.strip() for h in header[skip:]]
+        try:
+            values = [[float(v) for v in r[skip:]] for r in body]
+        except ValueError as e:
+            raise ValueError(f"concepts file {path}: expected numbers 0/1 below the header, {e}") from None
+        bad = [i + 2 for i, r in enumerate(values) if len(r) != len(names)]
+        if bad:
+            raise ValueError(
+                f"concepts file {path}: line {bad[0]} has a different number of columns than the header ({len(names)})"
+            )
+        return cls(torch.tensor(values, dtype=torch.float64).reshape(len(values), len(names)), names)
+
+    @classmethod
+    def from_json(cls, path) -> ConceptSet:
+        """Concepts from JSON: {"n_samples": N, "concepts": {name: [sample indices] or
+        {"samples": [...], "description": "..."}}}."""
+        import json
+
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict) or "n_samples" not in data or "concepts" not in data:
+            raise ValueError(f'concepts file {path}: expected an object with "n_samples" and "concepts"')
+        n, spec = int(data["n_samples"]), data["concepts"]
+        names, desc, mask = list(spec), [], torch.zeros(int(data["n_samples"]), len(spec), dtype=torch.bool)
+        for k, name in enumerate(names):
+            item = spec[name]
+            samples = item.get("samples", []) if isinstance(item, dict) else item
+            desc.append(str(item.get("description", "")) if isinstance(item, dict) else "")
+            idx = torch.as_tensor(samples, dtype=torch.long)
+            if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= n):
+                raise ValueError(f"concepts file {path}: concept {name!r} lists samples outside [0, {n})")
+            mask[idx, k] = True
+        return cls(mask, names, desc)
+
     # --- properties -------------------------------------------------------------------------
     @property
     def bits(self) -> torch.Tensor:
@@ -220,6 +268,19 @@ class ConceptSet:
         out = ConceptSet.__new__(ConceptSet)
         out._set(bits, self._n, list(self._names) + new_names, list(self._descriptions) + list(new_desc))
         return out
+
+    def concat(self, other: ConceptSet) -> ConceptSet:
+        """A new set with the concepts of `other` (over the same samples) appended."""
+        if not isinstance(other, ConceptSet):
+            raise TypeError(f"other: expected a ConceptSet, got {type(other).__name__}")
+        if other.n_samples != self._n:
+            raise ValueError(f"other: expected a concept set over {self._n} samples, got {other.n_samples}")
+        return ConceptSet.from_bits(
+            torch.cat([self._bits, other.bits.to(self.device)]),
+            self._n,
+            list(self._names + other.names),
+            list(self._descriptions + other.descriptions),
+        )
 
     def regions(self):
         """Samples grouped by concept vector (cached); see invert_fast.regions.Regions."""

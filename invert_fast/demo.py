@@ -21,6 +21,7 @@ import torch
 
 import invert_fast as inv
 from invert_fast import zoo
+from invert_fast.derived import pixel_concepts
 from invert_fast.results import write_csv
 
 DIGIT_UNIONS = {
@@ -50,12 +51,7 @@ def mnist_concepts(images: np.ndarray, labels: np.ndarray) -> inv.ConceptSet:
             f"bottom quarter of ink area (<= {lo:.0f} pixels)",
         ],
     )
-    return inv.ConceptSet.from_bits(
-        torch.cat([cs.bits, derived.bits]),
-        cs.n_samples,
-        cs.names + derived.names,
-        cs.descriptions + derived.descriptions,
-    )
+    return cs.concat(derived)
 
 
 @torch.inference_mode()
@@ -192,29 +188,7 @@ def fashion_concepts(images: np.ndarray, labels: np.ndarray, wordnet) -> inv.Con
     cs = inv.ConceptSet.from_classes(labels, names, desc)
     unions, udesc = hypernym_unions(wordnet, {n: synsets[n].wnid for n in names})
     cs = cs.with_unions(unions, udesc)
-    ink = images > 30
-    area = ink.reshape(len(images), -1).sum(1)
-    dark = np.where(
-        area > 0, (images.astype(np.float64) * ink).reshape(len(images), -1).sum(1) / np.maximum(area, 1), 0
-    )
-    rows, cols = ink.any(2), ink.any(1)
-    height = rows.sum(1)
-    width = cols.sum(1)
-    q = lambda v, f: np.quantile(v, f)  # noqa: E731
-    derived = {
-        "large object": (area >= q(area, 0.75), "top quarter of object area"),
-        "small object": (area <= q(area, 0.25), "bottom quarter of object area"),
-        "dark object": (dark >= q(dark, 0.75), "top quarter of mean object darkness (after inversion)"),
-        "light object": (dark <= q(dark, 0.25), "bottom quarter of mean object darkness"),
-        "wide object": (width >= 1.3 * height, "bounding box at least 1.3x wider than tall"),
-        "tall object": (height >= 1.3 * width, "bounding box at least 1.3x taller than wide"),
-    }
-    extra = inv.ConceptSet(
-        np.stack([m for m, _ in derived.values()], 1), list(derived), [d for _, d in derived.values()]
-    )
-    return inv.ConceptSet.from_bits(
-        torch.cat([cs.bits, extra.bits]), cs.n_samples, cs.names + extra.names, cs.descriptions + extra.descriptions
-    )
+    return cs.concat(pixel_concepts(images))
 
 
 def validation_rows(logit_labels: inv.Explanations, imagenet_names: list[str]) -> list[dict]:

@@ -69,7 +69,7 @@ def svg_histograms(
     top = max(float(d.max()) for d in dens) or 1.0
     pad, bw = 18, (width - 2) / bins
     out = [f'<svg width="{width}" height="{height + pad}" role="img" aria-label="activation histograms">']
-    for d, (_, label, color) in zip(dens, series, strict=True):
+    for d, (_, _, color) in zip(dens, series, strict=True):
         for i, v in enumerate(d):
             hgt = (height - 4) * v / top
             out.append(

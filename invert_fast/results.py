@@ -25,6 +25,7 @@ COLUMNS = (
     "p_value",
     "log10_p_value",
     "p_value_adjusted",
+    "definitions",
 )
 
 
@@ -60,11 +61,14 @@ class Explanations(Sequence):
     Attributes:
         params: the search parameters used (L, B, limit_search, ...).
         layer: optional layer name written into every exported row.
+        descriptions: concept name -> human-readable definition; exported rows carry the definitions
+            of the concepts each formula uses.
     """
 
     per_neuron: list[list[Explanation]]
     params: dict = field(default_factory=dict)
     layer: str = ""
+    descriptions: dict = field(default_factory=dict)
 
     def __getitem__(self, d):
         return self.per_neuron[d]
@@ -94,6 +98,11 @@ class Explanations(Sequence):
                         "p_value": e.p_value,
                         "log10_p_value": e.log10_p_value,
                         "p_value_adjusted": e.p_value_adjusted,
+                        "definitions": "; ".join(
+                            f"{c}: {self.descriptions[c]}"
+                            for c in sorted(e.formula.concepts())
+                            if self.descriptions.get(c)
+                        ),
                     }
                 )
         return rows

@@ -244,7 +244,8 @@ def explain(
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
         _adjust(per_neuron_results, adjust)
-    return Explanations(per_neuron_results, params, layer)
+    descriptions = {nm: ds for nm, ds in zip(cs.names, cs.descriptions, strict=True) if ds}
+    return Explanations(per_neuron_results, params, layer, descriptions)
 
 
 def _fraction(v, name: str) -> float:

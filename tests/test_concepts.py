@@ -97,3 +97,38 @@ def test_errors_name_the_argument():
         cs.with_unions({"u": []})
     with pytest.raises(ValueError, match="padding bits"):
         inv.ConceptSet.from_bits(torch.tensor([[8]]), 3, ["a"])
+
+
+def test_concept_files_and_derived(tmp_path):
+    import json
+
+    import numpy as np
+
+    from invert_fast.derived import pixel_concepts
+
+    (tmp_path / "c.csv").write_text("sample,red,round\n0,1,0\n1,0,1\n2,1,1\n")
+    cs = inv.ConceptSet.from_csv(tmp_path / "c.csv")
+    assert cs.names == ("red", "round") and cs.dense().int().tolist() == [[1, 0], [0, 1], [1, 1]]
+    (tmp_path / "bad.csv").write_text("red,round\n0,1\n2,0\n")
+    with pytest.raises(ValueError, match="labels: expected only 0 and 1"):
+        inv.ConceptSet.from_csv(tmp_path / "bad.csv")
+    spec = {"n_samples": 4, "concepts": {"cat": [0, 3], "dog": {"samples": [1], "description": "a canine"}}}
+    (tmp_path / "c.json").write_text(json.dumps(spec))
+    js = inv.ConceptSet.from_json(tmp_path / "c.json")
+    assert js.mask("cat").tolist() == [True, False, False, True] and js.descriptions == ("", "a canine")
+    both = cs.concat(inv.ConceptSet(torch.tensor([[1], [1], [0]]), ["big"]))
+    assert both.names == ("red", "round", "big") and both.counts.tolist() == [2, 2, 2]
+    with pytest.raises(ValueError, match="over 3 samples, got 4"):
+        cs.concat(js)
+    img = np.zeros((8, 10, 10), dtype=np.uint8)
+    for i in range(8):
+        img[i, : i + 2, : 2 * i % 9 + 1] = 200 + i
+    pc = pixel_concepts(img)
+    # object areas are 2, 9, 20, 35, 54, 14, 32, 54: the top quarter (>= 39.75) is samples 4 and 7
+    assert pc.names[0] == "large object" and pc.mask("large object").tolist() == [False] * 4 + [
+        True,
+        False,
+        False,
+        True,
+    ]
+    assert all(d for d in pc.descriptions)

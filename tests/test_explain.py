@@ -132,8 +132,12 @@ def test_no_admissible_formula_gives_empty_list():
 def test_exports(tmp_path):
     pd = pytest.importorskip("pandas")
     x, y = problem(1, n=40, d=2)
-    res = inv.explain(x, inv.ConceptSet(y, NAMES[:5]), L=2, B=2, layer="fc")
+    res = inv.explain(x, inv.ConceptSet(y, NAMES[:5], descriptions={"a": "the letter a"}), L=2, B=2, layer="fc")
     df = res.to_dataframe()
+    assert all(
+        ("a: the letter a" in d) == ("a" in str(f).replace("~", "").split(" "))
+        for d, f in zip(df.definitions, df.formula, strict=True)
+    )
     assert list(df.columns)[:9] == [
         "layer",
         "neuron",
