@@ -36,3 +36,35 @@ def pixel_concepts(images: np.ndarray, threshold: int = 30) -> ConceptSet:
         "tall object": (height >= 1.3 * width, "bounding box at least 1.3x taller than wide"),
     }
     return ConceptSet(np.stack([m for m, _ in spec.values()], 1), list(spec), [d for _, d in spec.values()])
+
+
+def enclosed_regions(images: np.ndarray, threshold: int = 127, min_pixels: int = 2) -> np.ndarray:
+    """Which images hold a closed loop: background pixels that ink walls off from the border.
+
+    Background connected (4-neighbourhood) to the image border is flooded by repeated dilation; a
+    loop exists when at least `min_pixels` background pixels remain unreached.
+
+    Args:
+        images: [N, H, W] uint8, ink brighter than `threshold`.
+
+    Returns:
+        [N] bool.
+    """
+    if images.ndim != 3:
+        raise ValueError(f"images: expected [N, H, W] grayscale, got shape {images.shape}")
+    background = images <= threshold
+    reached = np.zeros_like(background)
+    reached[:, 0, :], reached[:, -1, :] = background[:, 0, :], background[:, -1, :]
+    reached[:, :, 0] |= background[:, :, 0]
+    reached[:, :, -1] |= background[:, :, -1]
+    while True:
+        grown = reached.copy()
+        grown[:, 1:, :] |= reached[:, :-1, :]
+        grown[:, :-1, :] |= reached[:, 1:, :]
+        grown[:, :, 1:] |= reached[:, :, :-1]
+        grown[:, :, :-1] |= reached[:, :, 1:]
+        grown &= background
+        if np.array_equal(grown, reached):
+            break
+        reached = grown
+    return (background & ~reached).reshape(len(images), -1).sum(1) >= min_pixels

@@ -132,3 +132,15 @@ def test_concept_files_and_derived(tmp_path):
         True,
     ]
     assert all(d for d in pc.descriptions)
+
+
+def test_enclosed_regions_find_loops():
+    import numpy as np
+
+    from invert_fast.derived import enclosed_regions
+
+    img = np.zeros((3, 9, 9), dtype=np.uint8)
+    img[0, 2:7, 2] = img[0, 2:7, 6] = img[0, 2, 2:7] = img[0, 6, 2:7] = 255  # a ring: closed
+    img[1, 2:7, 4] = 255  # a line: open
+    img[2, 2:7, 2] = img[2, 2:7, 6] = img[2, 6, 2:7] = 255  # a cup: open at the top
+    assert enclosed_regions(img).tolist() == [True, False, False]

@@ -18,7 +18,7 @@ def test_demo_labels_mnist_logits_with_their_digits(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "logits labeled with their own digit: 10/10" in out
     rows = list(csv.DictReader(open(tmp_path / "auroc.csv")))
-    assert len(rows) == (64 + 128 + 10) * 17
+    assert len(rows) == (64 + 128 + 10) * 18
     best = {}
     for r in rows:
         if r["layer"] == "logits":
