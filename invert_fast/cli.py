@@ -1,6 +1,8 @@
 """Command line: `invert-fast explain ...` (also `python -m invert_fast explain ...`).
 
     invert-fast explain --activations A.npy --labels Y.npy --names names.txt -L 3 -B 10 --out labels.csv
+    invert-fast explain ... --checkpoint ckpt/ --out labels.csv          (resumable)
+    torchrun --nproc_per_node=G -m invert_fast explain ... --out labels.csv   (neurons sharded over ranks)
     invert-fast report labels.csv --out report.html [--activations A.npy --concepts Y.npy --names names.txt]
     invert-fast demo [--case fashion|mnist] [--out DIR]
 
@@ -31,8 +33,8 @@ def load_array(path: str, key: str | None, what: str):
         raise CliError(f"{what}: no such file: {path}")
     suffix = p.suffix.lower()
     try:
-        if suffix == ".npy":
-            return np.load(p, allow_pickle=False)
+        if suffix == ".npy":  # memory-mapped: each chunk (or rank) pages in only what it reads
+            return np.load(p, mmap_mode="r", allow_pickle=False)
         if suffix in (".pt", ".pth"):
             obj = torch.load(p, map_location="cpu", weights_only=True)
             if isinstance(obj, dict):
@@ -120,6 +122,8 @@ class Progress:
 def cmd_explain(args) -> int:
     import invert_fast as inv
 
+    from .runner import distributed_context, explain_to_file
+
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".json"):
         raise CliError(f"out: expected a .csv or .json path, got {args.out!r}")
@@ -127,9 +131,7 @@ def cmd_explain(args) -> int:
     labels = load_array(args.labels, args.labels_key, "labels")
     concepts = build_concepts(labels, read_names(args.names))
     t0 = time.perf_counter()
-    res = inv.explain(
-        acts,
-        concepts,
+    kwargs = dict(
         L=args.L,
         B=args.B,
         limit_search=args.limit_search,
@@ -138,12 +140,23 @@ def cmd_explain(args) -> int:
         mode=args.mode,
         device=args.device,
         alternative=args.alternative,
-        adjust=args.adjust,
-        layer=args.layer,
-        progress=Progress(not args.quiet),
     )
+    rank, world, gather, device = distributed_context()
+    if world > 1 or args.checkpoint is not None:
+        if device is not None:
+            kwargs["device"] = device
+        res = explain_to_file(
+            acts, concepts, out, checkpoint=args.checkpoint, chunk=args.chunk, rank=rank, world=world, gather=gather,
+            adjust=args.adjust, layer=args.layer, progress=Progress(not args.quiet and rank == 0), **kwargs,
+        )  # fmt: skip
+        if res is None:  # not rank 0: rank 0 reports and writes
+            return 0
+    else:
+        res = inv.explain(
+            acts, concepts, adjust=args.adjust, layer=args.layer, progress=Progress(not args.quiet), **kwargs
+        )
+        (res.to_json if out.suffix.lower() == ".json" else res.to_csv)(out)
     seconds = time.perf_counter() - t0
-    (res.to_json if out.suffix.lower() == ".json" else res.to_csv)(out)
     best = [e.auc for e in res.best() if e is not None]
     med = f"{float(np.median(best)):.4f}" if best else "n/a"
     print(
@@ -207,6 +220,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--layer", default="", help="layer name written into the output")
     e.add_argument("--out", required=True, help="labels.csv or labels.json")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--checkpoint", help="folder for finished neuron chunks: a killed run resumes from it")
+    e.add_argument("--chunk", type=int, default=512, help="neurons per checkpointed chunk (default 512)")
     e.set_defaults(func=cmd_explain)
     r = sub.add_parser("report", help="a self-contained HTML report of a labels file")
     r.add_argument("labels_file", help="labels.csv written by explain / demo")
