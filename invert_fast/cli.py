@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._validate import to_tensor
+
 
 class CliError(Exception):
     """A user error, reported as one line."""
@@ -84,7 +86,7 @@ def read_names(path: str | None) -> list[str] | None:
 def build_concepts(labels, names):
     import invert_fast as inv
 
-    y = labels if isinstance(labels, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(labels))
+    y = to_tensor(labels, "labels")
     if y.dim() == 1:
         if y.is_floating_point():
             raise CliError(f"labels: 1-D labels must be integer class indices, got dtype {y.dtype}")
@@ -181,7 +183,7 @@ def cmd_report(args) -> int:
             raise CliError(
                 "activations/concepts: give both, for a labels file with one layer (or pick one with --layer)"
             )
-        acts = torch.as_tensor(np.asarray(load_array(args.activations, args.activations_key, "activations")))
+        acts = to_tensor(load_array(args.activations, args.activations_key, "activations"), "activations")
         concepts = build_concepts(load_array(args.concepts, args.concepts_key, "concepts"), read_names(args.names))
         if acts.dim() != 2 or acts.shape[1] < len(results[0]):
             raise CliError(
