@@ -49,4 +49,13 @@ inline void check_csr_indices(int64_t lo, int64_t hi, int64_t M) {
                     hi);
 }
 
+// The structure checks every CSR op runs, on either device: indptr [K + 1] a valid row pointer for
+// indices [nnz], and every index in [0, M). (Copies K + 1 pointers to the CPU; two reductions.)
+inline void check_csr(const at::Tensor& indptr, const at::Tensor& indices, int64_t M) {
+  const at::Tensor ptr = indptr.to(at::kCPU).contiguous();
+  const int64_t K = ptr.size(0) - 1, nnz = indices.size(0);
+  check_csr_indptr(ptr.const_data_ptr<int64_t>(), K, nnz);
+  if (nnz > 0) check_csr_indices(indices.min().item<int64_t>(), indices.max().item<int64_t>(), M);
+}
+
 }  // namespace invert_fast

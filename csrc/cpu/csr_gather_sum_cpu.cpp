@@ -30,17 +30,13 @@ void add_rows(int64_t* __restrict__ out, const index_t* __restrict__ values, con
 
 at::Tensor csr_gather_sum_cpu(const at::Tensor& values, const at::Tensor& indptr, const at::Tensor& indices) {
   check_csr_gather_sum_input(values, indptr, indices);
+  check_csr(indptr, indices, values.size(0));
   TORCH_INTERNAL_ASSERT(values.device().is_cpu());
-  const int64_t M = values.size(0), C = values.size(1), K = indptr.size(0) - 1, nnz = indices.size(0);
+  const int64_t C = values.size(1), K = indptr.size(0) - 1, nnz = indices.size(0);
   const at::Tensor vals = values.contiguous();
   const at::Tensor ptr = indptr.contiguous(), idx = indices.contiguous();
   const int64_t* p = ptr.const_data_ptr<int64_t>();
   const int64_t* ix = idx.const_data_ptr<int64_t>();
-  check_csr_indptr(p, K, nnz);
-  if (nnz > 0) {
-    const auto [lo, hi] = std::minmax_element(ix, ix + nnz);
-    check_csr_indices(*lo, *hi, M);
-  }
   at::Tensor out = at::zeros({K, C}, values.options().dtype(at::kLong));
   if (K == 0 || C == 0 || nnz == 0) return out;
   int64_t* op = out.data_ptr<int64_t>();

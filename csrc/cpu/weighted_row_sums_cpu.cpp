@@ -13,19 +13,15 @@ namespace invert_fast {
 at::Tensor weighted_row_sums_cpu(const at::Tensor& indptr, const at::Tensor& indices, const at::Tensor& weights,
                                  const at::Tensor& table) {
   check_weighted_row_sums_input(indptr, indices, weights, table);
+  check_csr(indptr, indices, table.size(0));
   TORCH_INTERNAL_ASSERT(table.device().is_cpu());
-  const int64_t R = indptr.size(0) - 1, nnz = indices.size(0), G = table.size(0), K = table.size(1);
+  const int64_t R = indptr.size(0) - 1, nnz = indices.size(0), K = table.size(1);
   const at::Tensor ptr = indptr.contiguous(), idx = indices.contiguous(), w = weights.contiguous(),
                    tab = table.contiguous();
   const int64_t* p = ptr.const_data_ptr<int64_t>();
   const int64_t* ix = idx.const_data_ptr<int64_t>();
   const int64_t* wp = w.const_data_ptr<int64_t>();
   const uint8_t* tp = static_cast<const uint8_t*>(tab.const_data_ptr());
-  check_csr_indptr(p, R, nnz);
-  if (nnz > 0) {
-    const auto [lo, hi] = std::minmax_element(ix, ix + nnz);
-    check_csr_indices(*lo, *hi, G);
-  }
   at::Tensor out = at::zeros({R, K}, table.options().dtype(at::kLong));
   if (R == 0 || K == 0 || nnz == 0) return out;
   int64_t* op = out.data_ptr<int64_t>();

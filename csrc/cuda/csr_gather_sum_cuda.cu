@@ -2,7 +2,6 @@
 // of `values` are read coalesced.
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/ops/aminmax.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -34,13 +33,8 @@ at::Tensor csr_gather_sum_cuda(const at::Tensor& values, const at::Tensor& indpt
   check_csr_gather_sum_input(values, indptr, indices);
   TORCH_INTERNAL_ASSERT(values.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(values.device());
-  const int64_t M = values.size(0), C = values.size(1), K = indptr.size(0) - 1, nnz = indices.size(0);
-  const at::Tensor ptr_cpu = indptr.to(at::kCPU).contiguous();
-  check_csr_indptr(ptr_cpu.const_data_ptr<int64_t>(), K, nnz);
-  if (nnz > 0) {
-    const auto lo_hi = at::aminmax(indices);
-    check_csr_indices(std::get<0>(lo_hi).item<int64_t>(), std::get<1>(lo_hi).item<int64_t>(), M);
-  }
+  check_csr(indptr, indices, values.size(0));
+  const int64_t C = values.size(1), K = indptr.size(0) - 1, nnz = indices.size(0);
   at::Tensor out = at::zeros({K, C}, values.options().dtype(at::kLong));
   if (K == 0 || C == 0 || nnz == 0) return out;
   const int64_t col_blocks = (C + kThreads - 1) / kThreads;

@@ -1,7 +1,6 @@
 // CUDA kernel of weighted_row_sums: a block row per output row, a thread per column (coalesced reads
 // of the table rows).
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/ops/aminmax.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -35,13 +34,8 @@ at::Tensor weighted_row_sums_cuda(const at::Tensor& indptr, const at::Tensor& in
   check_weighted_row_sums_input(indptr, indices, weights, table);
   TORCH_INTERNAL_ASSERT(table.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(table.device());
-  const int64_t R = indptr.size(0) - 1, nnz = indices.size(0), G = table.size(0), K = table.size(1);
-  const at::Tensor ptr_cpu = indptr.to(at::kCPU).contiguous();
-  check_csr_indptr(ptr_cpu.const_data_ptr<int64_t>(), R, nnz);
-  if (nnz > 0) {
-    const auto lo_hi = at::aminmax(indices);
-    check_csr_indices(std::get<0>(lo_hi).item<int64_t>(), std::get<1>(lo_hi).item<int64_t>(), G);
-  }
+  check_csr(indptr, indices, table.size(0));
+  const int64_t R = indptr.size(0) - 1, nnz = indices.size(0), K = table.size(1);
   at::Tensor out = at::zeros({R, K}, table.options().dtype(at::kLong));
   if (R == 0 || K == 0 || nnz == 0) return out;
   const int64_t col_blocks = (K + kThreads - 1) / kThreads;
