@@ -159,6 +159,11 @@ class ConceptSet:
         return self._descriptions
 
     @property
+    def definitions(self) -> dict[str, str]:
+        """{name: description} of the concepts that have one."""
+        return {n: d for n, d in zip(self._names, self._descriptions, strict=True) if d}
+
+    @property
     def device(self) -> torch.device:
         return self._bits.device
 

