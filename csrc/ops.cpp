@@ -22,9 +22,12 @@ bool built_with_cuda() {
 }
 
 TORCH_LIBRARY(invert_fast, m) {
+  m.def("and_popcount(Tensor a, Tensor b) -> Tensor");
   m.def("rank_doubled(Tensor x) -> Tensor");
   m.def("rank_doubled_ties(Tensor x) -> (Tensor, Tensor)");
   m.def("csr_gather_sum(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
+  m.def("upsample_threshold(Tensor maps, Tensor thresholds, int H, int W) -> (Tensor, Tensor)");
+  m.def("top_values(Tensor maps, Tensor prev, int keep) -> (Tensor, Tensor)");
   m.def("weighted_row_sums(Tensor indptr, Tensor indices, Tensor weights, Tensor table) -> Tensor");
   m.def(
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "

@@ -133,3 +133,66 @@ def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, 
         float(sign),
         int(k),
     )
+
+
+def and_popcount(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pixels two sets of bit-packed masks share, summed over images.
+
+    Args:
+        a: [N, A, W] int64 packed masks (N images, A masks, W words per image).
+        b: [N, K, W] int64 packed masks.
+
+    Returns:
+        [A, K] int64, out[i, k] = sum over n of popcount(a[n, i] & b[n, k]).
+
+    Example:
+        >>> and_popcount(torch.tensor([[[0b1011]]]), torch.tensor([[[0b0110], [0b1111]]])).tolist()
+        [[1, 3]]
+    """
+    check_device(a, "and_popcount")
+    return torch.ops.invert_fast.and_popcount(a, b)
+
+
+def upsample_threshold(maps: torch.Tensor, thresholds: torch.Tensor, height: int, width: int):
+    """Bit-packed (bilinear upsample, align_corners=False) > threshold masks, decided exactly; see
+    csrc/upsample_threshold.h.
+
+    Args:
+        maps: [n, D, h, w] float32/float64; thresholds: [D] same dtype; height, width: output size.
+
+    Returns:
+        words [n, D, ceil(height * width / 64)] int64; has_nan [n, D] bool (planes holding a NaN).
+
+    Example:
+        >>> w, nan = upsample_threshold(torch.ones(1, 1, 2, 2), torch.zeros(1), 4, 4)
+        >>> w.tolist(), nan.tolist()
+        ([[[65535]]], [[False]])
+    """
+    check_device(maps, "upsample_threshold")
+    return torch.ops.invert_fast.upsample_threshold(maps, thresholds, int(height), int(width))
+
+
+def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each unit's `keep` largest values over prev and a chunk of maps, descending; see csrc/top_values.h.
+
+    CPU kernel; on other devices the same result comes from torch.topk.
+
+    Args:
+        maps: [n, D, h, w] float32/float64; prev: [D, m] (m <= keep) the previous result.
+        keep: values to keep per unit.
+
+    Returns:
+        values [D, min(keep, m + n * h * w)] same dtype; nan_image [D] int64, the first image of the
+        chunk where the unit has a NaN (its values are then not meaningful), or -1.
+
+    Example:
+        >>> top_values(torch.tensor([[[[3.0, 1.0], [2.0, 5.0]]]]), torch.zeros(1, 0), 2)[0].tolist()
+        [[5.0, 3.0]]
+    """
+    check_device(maps, "top_values")
+    if maps.device.type == "cpu":
+        return torch.ops.invert_fast.top_values(maps, prev, int(keep))
+    nan = torch.isnan(maps).flatten(2).any(2)  # [n, D]
+    first = torch.where(nan.any(0), nan.int().argmax(0), -1)
+    vals = torch.cat([prev, maps.transpose(0, 1).reshape(maps.shape[1], -1)], 1)
+    return torch.topk(vals, min(int(keep), vals.shape[1]), dim=1, sorted=True).values, first

@@ -8,7 +8,6 @@ if sys.byteorder != "little":  # the packing views 8 little-endian bytes as one 
     raise ImportError("invert_fast's bit packing assumes a little-endian machine")
 
 _BYTE_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
-_POPCOUNT_TABLE = torch.tensor([bin(i).count("1") for i in range(256)], dtype=torch.int64)
 
 
 def num_words(n: int) -> int:
@@ -63,8 +62,14 @@ def popcount(words: torch.Tensor) -> torch.Tensor:
     Returns:
         [...] int64.
     """
-    table = _POPCOUNT_TABLE.to(words.device)
-    return table[words.contiguous().view(torch.uint8).long()].sum(-1)
+    from ._ops import and_popcount
+
+    w = words.shape[-1]
+    if w == 0 or words.numel() == 0:
+        return torch.zeros(words.shape[:-1], dtype=torch.int64, device=words.device)
+    rows = words.reshape(1, -1, w)
+    ones = torch.full((1, 1, w), -1, dtype=torch.int64, device=words.device)  # AND with all bits set
+    return and_popcount(rows, ones)[:, 0].reshape(words.shape[:-1])
 
 
 def gather_bits(words: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
