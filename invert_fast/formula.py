@@ -117,19 +117,30 @@ class Formula:
         return set().union(*(a.concepts() for a in self.args))
 
     # --- evaluation ---------------------------------------------------------------------------
+    def evaluate(self, atom):
+        """Combine the operands' values with & and |, starting from atom(name, negated) of each atom.
+
+        Args:
+            atom: callable (name, negated) -> a value supporting & and | (a packed mask, a Python int
+                bit set, a bool tensor ...); it must return a new object or one the caller may not mutate.
+        """
+        if self.op == "atom":
+            return atom(self.name, self.negated)
+        parts = [a.evaluate(atom) for a in self.args]
+        out = parts[0]
+        for p in parts[1:]:
+            out = (out & p) if self.op == "and" else (out | p)
+        return out
+
     def bits(self, concepts) -> torch.Tensor:
         """[ceil(N / 64)] int64 packed mask of the formula over a ConceptSet's samples."""
-        if self.op == "atom":
-            row = concepts.bits[concepts.index(self.name)]
-            return (~row & _valid_bits(concepts)) if self.negated else row
-        parts = [a.bits(concepts) for a in self.args]
-        out = parts[0].clone()
-        for p in parts[1:]:
-            if self.op == "and":
-                out &= p
-            else:
-                out |= p
-        return out
+        valid = _valid_bits(concepts)
+
+        def atom(name, negated):
+            row = concepts.bits[concepts.index(name)]
+            return (~row & valid) if negated else row
+
+        return self.evaluate(atom)
 
     def mask(self, concepts) -> torch.Tensor:
         """[N] bool mask of the formula over a ConceptSet's samples."""

@@ -77,3 +77,47 @@ def explain_reference(
             beam = sorted(pool.values(), key=order)[:B]
         out.append([(str(f), f.length, a) for f, _, a in beam])
     return out
+
+
+def iou_counts_reference(unit_masks, concept_masks):
+    """(intersection, union) of two pixel sets given as Python ints (bit i = pixel i over all images)."""
+    return (unit_masks & concept_masks).bit_count(), (unit_masks | concept_masks).bit_count()
+
+
+def compositional_reference(unit_masks, concept_masks, names, n_pixels, length, beam, length_penalty=0.0):
+    """Mu & Andreas' beam search, written out plainly on Python-int bit sets.
+
+    Args:
+        unit_masks: [D] ints, bit i set where pixel i (of all images, concatenated) is in the unit's mask.
+        concept_masks: [K] ints likewise; names: K concept names; n_pixels: total pixels (for NOT).
+
+    Returns:
+        per unit, the final beam as a list of (formula text, intersection, union), best first.
+    """
+    from .formula import Formula
+
+    full = (1 << n_pixels) - 1
+    atoms = [(Formula.atom(s), m) for s, m in zip(names, concept_masks, strict=True)]
+    out = []
+    for unit in unit_masks:
+
+        def entry(f, m, unit=unit):
+            i, u = iou_counts_reference(unit, m)
+            score = (Fraction(i, u) if u else Fraction(0)) - Fraction(length_penalty) * (f.length - 1)
+            return (-score, f.length, str(f)), f, m, i, u
+
+        def best(entries):
+            unique = {e[1]: e for e in entries}
+            return sorted(unique.values())[:beam]
+
+        beams = best(entry(f, m) for f, m in atoms)
+        for _ in range(2, length + 1):
+            pool = list(beams)
+            for _key, fb, mb, _i, _u in beams:
+                for fa, ma in atoms:
+                    pool.append(entry(fb | fa, mb | ma))
+                    pool.append(entry(fb & fa, mb & ma))
+                    pool.append(entry(fb & ~fa, mb & (full & ~ma)))
+            beams = best(pool)
+        out.append([(str(f), i, u) for _k, f, _m, i, u in beams])
+    return out

@@ -169,13 +169,13 @@ def read_csv(path) -> list[Explanations]:
 class _atomic:
     """Open a temporary file beside `path` and move it into place only on success."""
 
-    def __init__(self, path):
-        self.path = Path(path)
+    def __init__(self, path, binary: bool = False):
+        self.path, self.binary = Path(path), binary
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        self.f = os.fdopen(fd, "w", newline="")
+        self.f = os.fdopen(fd, "wb") if self.binary else os.fdopen(fd, "w", newline="")
         return self.f
 
     def __exit__(self, exc_type, exc, tb):

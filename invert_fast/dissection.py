@@ -1,0 +1,308 @@
+"""Network Dissection (Bau et al. 2017) as NetDissect-Lite runs it, exact and on bit-packed masks.
+
+Per unit d: a threshold T_d, the top-`quantile` value of all its spatial activations over the data
+set (np.quantile(maps[:, d], 1 - quantile), computed exactly by streaming selection); per image the
+unit's mask is its activation map upsampled bilinearly (align_corners=False) to the concept masks'
+resolution, then > T_d; IoU(d, c) = sum over images |M_d & L_c| / sum over images |M_d | L_c|, with
+integer counts from invert_fast.and_popcount. A unit detects its best concept when IoU > 0.04.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from ._ops import and_popcount, top_values, upsample_threshold
+from ._validate import to_tensor
+from .bits import popcount
+from .pixel_masks import PixelMasks
+
+
+def as_maps(maps, name: str = "maps") -> torch.Tensor:
+    """[N, D, h, w] view of activation maps (a tensor, numpy array or memory-mapped .npy; [N, D] is 1 x 1)."""
+    x = to_tensor(maps, name)
+    if x.dim() == 2:
+        x = x[:, :, None, None]
+    if x.dim() != 4:
+        raise ValueError(f"{name}: expected [N, D, h, w] activation maps (or [N, D]), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected floating-point activations, got {x.dtype}")
+    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] * x.shape[3] == 0:
+        raise ValueError(f"{name}: expected at least one image, unit and pixel, got shape {tuple(x.shape)}")
+    return x
+
+
+def _chunk(maps: torch.Tensor, start: int, stop: int, device) -> torch.Tensor:
+    """Images start:stop of the maps on `device`, float32 (or float64). (The kernels report NaN.)"""
+    x = maps[start:stop].to(device)
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _nan_error(image: int, unit: int) -> ValueError:
+    return ValueError(f"maps: expected no NaN activations, got NaN at image {image}, unit {unit}")
+
+
+def _images_per_chunk(maps: torch.Tensor, bytes_per_value: int, max_memory: int) -> int:
+    per_image = maps.shape[1] * maps.shape[2] * maps.shape[3] * bytes_per_value
+    return max(1, min(maps.shape[0], max_memory // max(per_image, 1)))
+
+
+def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**28, device=None) -> torch.Tensor:
+    """Each unit's top-`quantile` activation: np.quantile(maps[:, d].ravel(), 1 - quantile), bit for bit.
+
+    The two order statistics numpy interpolates between are found exactly by keeping each unit's
+    largest values while streaming over images, so the maps never need to fit in memory.
+
+    Args:
+        maps: [N, D, h, w] (or [N, D]) float activations: tensor, array or memory-mapped .npy.
+        quantile: share of each unit's activations above its threshold, in (0, 1).
+        max_memory: bytes of maps read at a time.
+
+    Returns:
+        [D] thresholds in the maps' dtype (float32 for half-precision maps) on `device`.
+
+    Example:
+        >>> t = quantile_thresholds(torch.randn(100, 8, 7, 7), 0.005)   # [8]
+    """
+    x = as_maps(maps)
+    if not isinstance(quantile, float | int) or not 0 < quantile < 1:
+        raise ValueError(f"quantile: expected a number in (0, 1), got {quantile!r}")
+    device = torch.device(device) if device is not None else x.device
+    n, d = x.shape[:2]
+    m = n * x.shape[2] * x.shape[3]
+    level = 1 - float(quantile)
+    virtual = (m - 1) * np.float64(level)  # numpy's "linear" method: virtual index (n - 1) * q
+    lo = m - 1 if virtual >= m - 1 else int(math.floor(virtual))
+    hi = m - 1 if virtual >= m - 1 else lo + 1
+    gamma = float(virtual - np.float64(lo)) if virtual < m - 1 else 0.0
+    keep = m - lo  # values at ascending positions lo..m-1 are the `keep` largest
+    top = None
+    step = _images_per_chunk(x, 8, max_memory)
+    for s in range(0, n, step):
+        chunk = _chunk(x, s, s + step, device)
+        if top is None:
+            top = torch.zeros(d, 0, dtype=chunk.dtype, device=device)
+        top, nan_image = top_values(chunk, top, keep)
+        bad = (nan_image >= 0).nonzero().flatten()
+        if len(bad):
+            raise _nan_error(s + int(nan_image[bad[0]]), int(bad[0]))
+    a = top[:, m - 1 - lo].cpu().numpy()
+    b = top[:, m - 1 - hi].cpu().numpy()
+    # numpy's _lerp, in the same dtype and operation order, so the result is identical.
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN, as numpy's own quantile gives
+        diff = b - a
+        out = np.add(a, diff * gamma)
+        np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe")
+    return torch.from_numpy(np.asarray(out, dtype=a.dtype)).to(device)
+
+
+def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width: int, offset: int = 0) -> torch.Tensor:
+    """Bit-packed unit masks of a chunk of images: the maps upsampled bilinearly (align_corners=False)
+    to height x width, then > thresholds.
+
+    Exact: the bilinear value of a pixel is a mean of four source values with integer weights, and the
+    kernel decides "> threshold" by the exact sign of that sum (see csrc/upsample_threshold.h). torch's
+    float32 F.interpolate agrees except within rounding of the threshold, where it is not even
+    consistent with itself (its last bit changes with the number of channels).
+
+    Args:
+        chunk: [n, D, h, w] float32/float64 maps.
+        thresholds: [D] (cast to the maps' dtype).
+        height, width: concept mask resolution.
+        offset: number of the chunk's first image (for error messages).
+
+    Returns:
+        [n, D, ceil(height * width / 64)] int64.
+    """
+    th = thresholds.to(device=chunk.device, dtype=chunk.dtype)
+    words, has_nan = upsample_threshold(chunk, th, height, width)
+    bad = has_nan.nonzero()
+    if len(bad):
+        raise _nan_error(offset + int(bad[0, 0]), int(bad[0, 1]))
+    return words
+
+
+@dataclass
+class Dissection:
+    """Network Dissection counts and labels of one layer.
+
+    Attributes:
+        thresholds: [D] activation thresholds.
+        intersection, union: [D, K] int64 pixel counts summed over images.
+        unit_pixels: [D] int64 pixels of each unit's masks; concept_pixels: [K] int64.
+        names, categories, descriptions: the K concepts.
+        iou_threshold: a unit detects its best concept when IoU > this.
+        seconds: wall time of the dissection (thresholds + tally).
+    """
+
+    thresholds: torch.Tensor
+    intersection: torch.Tensor
+    union: torch.Tensor
+    unit_pixels: torch.Tensor
+    concept_pixels: torch.Tensor
+    names: tuple[str, ...]
+    categories: tuple[str, ...]
+    descriptions: tuple[str, ...] = ()
+    iou_threshold: float = 0.04
+    layer: str = ""
+    seconds: float = 0.0
+    _best: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def iou(self) -> torch.Tensor:
+        """[D, K] float64 IoU (0 where the union is empty)."""
+        u = self.union.to(torch.float64)
+        return torch.where(self.union > 0, self.intersection.to(torch.float64) / u.clamp(min=1), 0.0)
+
+    def best(self, category: str | None = None) -> tuple[list[int], list[float]]:
+        """Each unit's best concept (of one category, or of all): (concept indices [D], IoUs [D]).
+
+        Exact: equal float IoUs are compared as fractions; exact ties go to the first name in text order.
+        """
+        if category not in self._best:
+            cols = [k for k, c in enumerate(self.categories) if category is None or c == category]
+            if not cols:
+                raise ValueError(f"category: expected one of {sorted(set(self.categories))}, got {category!r}")
+            self._best[category] = best_by_iou(self.intersection[:, cols], self.union[:, cols], cols, self.names)
+        return self._best[category]
+
+    def records(self) -> list[dict]:
+        """One dict per unit: unit, threshold, label, category, iou, detector, then label/iou per category."""
+        idx, iou = self.best()
+        cats = sorted(set(self.categories))
+        per_cat = {c: self.best(c) for c in cats}
+        rows = []
+        for d in range(len(idx)):
+            row = {
+                "layer": self.layer,
+                "unit": d,
+                "threshold": float(self.thresholds[d]),
+                "label": self.names[idx[d]],
+                "category": self.categories[idx[d]],
+                "iou": iou[d],
+                "detector": iou[d] > self.iou_threshold,
+                "intersection": int(self.intersection[d, idx[d]]),
+                "union": int(self.union[d, idx[d]]),
+            }
+            for c in cats:
+                row[f"label_{c}"] = self.names[per_cat[c][0][d]]
+                row[f"iou_{c}"] = per_cat[c][1][d]
+            rows.append(row)
+        return rows
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.records())
+
+    def to_csv(self, path) -> None:
+        """Write records() as CSV (atomically)."""
+        from .results import _atomic
+
+        with _atomic(path) as f:
+            self.to_dataframe().to_csv(f, index=False)
+
+
+def best_by_iou(inter: torch.Tensor, union: torch.Tensor, cols: list[int], names) -> tuple[list[int], list[float]]:
+    """Per row, the column of highest IoU inter/union, exact (ties: first name in text order)."""
+    iou = torch.where(union > 0, inter.double() / union.double().clamp(min=1), 0.0)
+    top = iou.max(1).values
+    idx, val = [], []
+    for d in range(iou.shape[0]):
+        # Floats within 1e-12 of the maximum are compared exactly (distinct fractions may round alike).
+        near = (iou[d] >= top[d] - 1e-12).nonzero().flatten().tolist()
+        i, u = inter[d].tolist(), union[d].tolist()
+        j = min(near, key=lambda j: (-Fraction(i[j], u[j]) if u[j] else 0, names[cols[j]]))
+        idx.append(cols[j])
+        val.append(float(iou[d, j]))
+    return idx, val
+
+
+def network_dissection(
+    maps,
+    masks: PixelMasks,
+    quantile: float = 0.005,
+    *,
+    iou_threshold: float = 0.04,
+    thresholds=None,
+    max_memory: int = 2**28,
+    device=None,
+    layer: str = "",
+) -> Dissection:
+    """Network Dissection of every unit of a layer against pixel-level concepts.
+
+    Args:
+        maps: [N, D, h, w] activation maps (tensor, array or memory-mapped .npy, streamed in image
+            chunks of at most `max_memory` bytes); [N, D] for one value per image.
+        masks: PixelMasks of N images at H x W. 1 x 1 masks are image-level labels: the concept then
+            covers the whole image and the unit masks are taken at the maps' own resolution.
+        quantile: the top share of each unit's activations that its masks cover (NetDissect: 0.005).
+        iou_threshold: IoU above which a unit is a detector of its best concept.
+        thresholds: [D] precomputed thresholds (skips the quantile pass).
+        device: where to compute (default: the maps' device; "cuda" streams chunks to the GPU).
+
+    Returns:
+        Dissection with thresholds [D], intersection/union [D, K], best labels per unit and category.
+
+    Example:
+        >>> diss = network_dissection(maps, masks)          # maps [N, D, 7, 7], masks 28 x 28
+        >>> diss.best()[0][:3], diss.iou.shape              # concept indices, [D, K]
+    """
+    t0 = time.perf_counter()
+    x = as_maps(maps)
+    if not isinstance(masks, PixelMasks):
+        raise TypeError(f"masks: expected a PixelMasks, got {type(masks).__name__}")
+    if masks.n_images != x.shape[0]:
+        raise ValueError(f"masks: expected masks of the {x.shape[0]} images of maps, got {masks.n_images} images")
+    if not isinstance(iou_threshold, float | int) or not 0 <= iou_threshold < 1:
+        raise ValueError(f"iou_threshold: expected a number in [0, 1), got {iou_threshold!r}")
+    device = torch.device(device) if device is not None else x.device
+    n, d, h, w = x.shape
+    if thresholds is None:
+        thresholds = quantile_thresholds(x, quantile, max_memory=max_memory, device=device)
+    else:
+        thresholds = to_tensor(thresholds, "thresholds").to(device)
+        if thresholds.shape != (d,):
+            raise ValueError(f"thresholds: expected [{d}] (one per unit), got shape {tuple(thresholds.shape)}")
+    cwords = masks.words.to(device)
+    k = len(masks)
+    inter = torch.zeros(d, k, dtype=torch.int64, device=device)
+    unit_px = torch.zeros(d, dtype=torch.int64, device=device)
+    image_level = masks.n_pixels == 1
+    out_px = h * w if image_level else masks.n_pixels
+    step = _images_per_chunk(x, 8 + 8 * out_px // (h * w), max_memory)
+    for s in range(0, n, step):
+        chunk = _chunk(x, s, s + step, device)
+        if image_level:
+            # A labelled image's concept mask is the whole image: count the unit's pixels there.
+            nan = torch.isnan(chunk).flatten(2).any(2).nonzero()
+            if len(nan):
+                raise _nan_error(s + int(nan[0, 0]), int(nan[0, 1]))
+            cnt = (chunk > thresholds.to(chunk.dtype)[None, :, None, None]).flatten(2).sum(2)
+            labels = (cwords[s : s + step, :, 0] & 1).to(torch.float64)
+            inter += (cnt.T.to(torch.float64) @ labels).round().to(torch.int64)  # exact below 2^53
+            unit_px += cnt.sum(0)
+        else:
+            u = unit_words(chunk, thresholds, masks.height, masks.width, s)
+            inter += and_popcount(u, cwords[s : s + step])
+            unit_px += popcount(u).sum(0)
+    concept_px = masks.pixels().to(device) * (out_px if image_level else 1)
+    union = unit_px[:, None] + concept_px[None, :] - inter
+    return Dissection(
+        thresholds=thresholds,
+        intersection=inter,
+        union=union,
+        unit_pixels=unit_px,
+        concept_pixels=concept_px,
+        names=masks.names,
+        categories=masks.categories,
+        descriptions=masks.descriptions,
+        iou_threshold=float(iou_threshold),
+        layer=layer,
+        seconds=time.perf_counter() - t0,
+    )
