@@ -4,6 +4,8 @@
     invert-fast explain ... --checkpoint ckpt/ --out labels.csv          (resumable)
     torchrun --nproc_per_node=G -m invert_fast explain ... --out labels.csv   (neurons sharded over ranks)
     invert-fast report labels.csv --out report.html [--activations A.npy --concepts Y.npy --names names.txt]
+    invert-fast compare --case mnist|fashion [--length L] [--out DIR]    (INVERT vs Network Dissection)
+    invert-fast compare --maps maps.npy --masks masks.npz [--out DIR]
     invert-fast demo [--case fashion|mnist] [--out DIR]
 
 Inputs: .npy, .pt (a tensor, or a dict with --*-key) and .h5/.hdf5 (a dataset, named by --*-key when
@@ -14,6 +16,7 @@ Errors are one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import html
 import sys
 import time
 from pathlib import Path
@@ -195,6 +198,57 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from . import zoo
+    from .compare import compare
+    from .pixel_masks import PixelMasks
+    from .report import LayerReport, write_report
+
+    if (args.case is None) == (args.maps is None):
+        raise CliError("compare: give either --case (mnist or fashion) or --maps with --masks")
+    t0 = time.perf_counter()
+    images = None
+    if args.case is not None:
+        maps, masks, images, what = zoo.conv_case(
+            args.case, args.layer, args.samples, args.size, progress=not args.quiet
+        )
+        layer = args.layer or zoo.CONV_CASES[args.case]
+    else:
+        if args.masks is None:
+            raise CliError("masks: --maps needs --masks (a .npz written by PixelMasks.save)")
+        maps = load_array(args.maps, args.maps_key, "maps")
+        masks = PixelMasks.load(args.masks)
+        layer = args.layer or Path(args.maps).stem
+        what = f"{args.maps} with {args.masks}"
+    t1 = time.perf_counter()
+    cmp = compare(
+        maps, masks, length=args.length, beam=args.beam, quantile=args.quantile, iou_threshold=args.iou_threshold,
+        min_fraction=args.min_fraction, layer=layer, device=args.device,
+    )  # fmt: skip
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cmp.to_csv(out / "compare.csv")
+    cmp.dissection.to_csv(out / "netdissect.csv")
+    acts = maps if isinstance(maps, torch.Tensor) else torch.from_numpy(np.asarray(maps))
+    acts = acts.double().mean((2, 3)) if acts.dim() == 4 else acts.double()
+    concepts, _ = masks.image_concepts()
+    report = LayerReport(cmp.invert, acts, concepts, images, top=12)
+    intro = f"<p>{html.escape(what)}; {len(masks)} pixel concepts at {masks.height} x {masks.width}.</p>" + cmp.html()
+    write_report(out / "report.html", [report], "INVERT and Network Dissection, side by side", intro)
+    print(f"{what}; {len(masks)} pixel concepts ({', '.join(masks.names)})")
+    print(f"loading and capture {t1 - t0:.1f} s; {cmp.summary()}\n")
+    print(
+        "| unit | INVERT label | AUC | its IoU | NetDissect label | IoU | its AUC |\n|---:|---|---:|---:|---|---:|---:|"
+    )
+    for r in sorted(cmp.rows, key=lambda r: -r["netdissect_iou"])[: args.show]:
+        print(
+            f"| {r['unit']} | `{r['invert_label']}` | {r['invert_auc']:.3f} | {r['invert_label_iou']:.3f} | "
+            f"`{r['netdissect_label']}` | {r['netdissect_iou']:.3f} | {r['netdissect_label_auc']:.3f} |"
+        )
+    print(f"\nwrote {out / 'compare.csv'}, {out / 'netdissect.csv'} and {out / 'report.html'}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from . import demo
 
@@ -235,6 +289,26 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--concepts-key")
     r.add_argument("--names", help="concept names, one per line")
     r.set_defaults(func=cmd_report)
+    c = sub.add_parser("compare", help="INVERT and Network Dissection side by side on one conv layer")
+    c.add_argument("--case", choices=["mnist", "fashion"], help="a real model and data set (see invert_fast.zoo)")
+    c.add_argument("--maps", help="[N, D, h, w] activation maps (.npy, .pt, .h5) instead of a case")
+    c.add_argument("--maps-key", help="entry of a .pt dict or .h5 dataset")
+    c.add_argument("--masks", help="pixel concept masks (.npz written by invert_fast.PixelMasks.save)")
+    c.add_argument("--layer", help="module name of the case's model (default: the case's) or a name for --maps")
+    c.add_argument("--samples", type=int, default=None, help="images of the case (default: all MNIST / 2,000 Fashion)")
+    c.add_argument("--size", type=int, default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)")
+    c.add_argument(
+        "--length", type=int, default=1, help="formula length of both methods (default 1; > 1: compositional)"
+    )
+    c.add_argument("--beam", type=int, default=5, help="beam size of both methods (default 5)")
+    c.add_argument("--quantile", type=float, default=0.005, help="NetDissect's top quantile (default 0.005)")
+    c.add_argument("--iou-threshold", type=float, default=0.04, help="NetDissect detector IoU (default 0.04)")
+    c.add_argument("--min-fraction", type=float, default=0.02, help="INVERT's minimum concept fraction (default 0.02)")
+    c.add_argument("--device", default=None, help="cpu or cuda (default: where the maps are)")
+    c.add_argument("--show", type=int, default=10, help="units printed (default 10)")
+    c.add_argument("--out", default="out/compare", help="output folder (default out/compare)")
+    c.add_argument("--quiet", action="store_true", help="no progress line")
+    c.set_defaults(func=cmd_compare)
     d = sub.add_parser("demo", help="the embedded real cases: MobileNetV2 on Fashion-MNIST (default) or --case mnist")
     d.add_argument("--case", choices=["fashion", "mnist"], default="fashion")
     d.add_argument("--out", default="out/demo")

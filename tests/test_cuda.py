@@ -117,3 +117,40 @@ def test_explain_identical_labels_on_cuda(mode):
     assert rows(cpu) == rows(gpu)
     dense = random_labels(3000, 20, density=0.3)
     assert rows(inv.explain(x[:3000], dense, L=3, B=4)) == rows(inv.explain(x[:3000], dense, L=3, B=4, device="cuda"))
+
+
+def test_and_popcount_equals_cpu():
+    g = torch.Generator().manual_seed(5)
+    for n, a, k, w in [(1, 1, 1, 1), (300, 70, 33, 13), (40, 3, 2, 197)]:
+        x = torch.randint(-(2**62), 2**62, (n, a, w), generator=g)
+        y = torch.randint(-(2**62), 2**62, (n, k, w), generator=g)
+        assert torch.equal(inv.and_popcount(x.cuda(), y.cuda()).cpu(), inv.and_popcount(x, y))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_upsample_threshold_and_top_values_equal_cpu(dtype):
+    from invert_fast import _ops
+
+    g = torch.Generator().manual_seed(6)
+    for (h, w), (hh, ww) in [((14, 14), (28, 28)), ((5, 5), (28, 28)), ((7, 3), (16, 9)), ((1, 1), (4, 4))]:
+        x = (torch.randint(0, 5, (50, 9, h, w), generator=g) / 4).to(dtype)  # ties: values land on thresholds
+        x[0, 0, 0, 0] = float("inf")
+        th = inv.quantile_thresholds(x, 0.05)
+        a, b = _ops.upsample_threshold(x, th, hh, ww), _ops.upsample_threshold(x.cuda(), th.cuda(), hh, ww)
+        assert torch.equal(a[0], b[0].cpu()) and torch.equal(a[1], b[1].cpu())
+        assert torch.equal(inv.quantile_thresholds(x.cuda(), 0.05).cpu(), th)
+
+
+def test_dissection_and_compositional_equal_cpu():
+    g = torch.Generator().manual_seed(7)
+    maps = torch.randn(200, 12, 7, 7, generator=g).relu()
+    masks = inv.PixelMasks(torch.rand(200, 6, 28, 28, generator=g) < 0.2, [f"c{i}" for i in range(6)])
+    cpu = inv.network_dissection(maps, masks)
+    gpu = inv.network_dissection(maps.cuda(), masks, device="cuda")
+    assert torch.equal(cpu.intersection, gpu.intersection.cpu()) and torch.equal(cpu.union, gpu.union.cpu())
+    assert torch.equal(cpu.thresholds, gpu.thresholds.cpu())
+    c = inv.compositional_explain(maps, masks, length=3, beam=4)
+    d = inv.compositional_explain(maps.cuda(), masks, length=3, beam=4, device="cuda")
+    assert [[(str(x.formula), x.intersection, x.union) for x in u] for u in c] == [
+        [(str(x.formula), x.intersection, x.union) for x in u] for u in d
+    ]

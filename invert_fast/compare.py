@@ -1,0 +1,245 @@
+"""INVERT and Network Dissection side by side on one layer and one data set.
+
+Both methods see the same units and the same concepts. Network Dissection (or, with length > 1,
+Mu & Andreas' compositional search) scores pixel masks by IoU; INVERT scores image-level labels by
+AUROC, using each unit's spatial mean activation and, for each pixel concept, whether an image holds
+any of its pixels. Concepts present in every image (the image halves, the background, ...) have no
+image-level contrast; they are left out of INVERT's search and listed in `excluded`.
+
+Cross-scores: the IoU of INVERT's label (its formula evaluated on the pixel masks, NOT as the pixel
+complement) with the unit's NetDissect masks, and the AUROC of NetDissect's label (its formula
+evaluated on the image-level labels; NaN where that mask is empty or full).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .bits import popcount
+from .compositional import IoULabel, compositional_explain
+from .concepts import ConceptSet
+from .dissection import Dissection, _chunk, _images_per_chunk, as_maps, network_dissection, unit_words
+from .formula import Formula
+from .pixel_masks import PixelMasks
+from .results import Explanations, _atomic
+from .scoring import score
+from .search import explain
+
+COLUMNS = [
+    "layer",
+    "unit",
+    "invert_label",
+    "invert_auc",
+    "invert_p_value",
+    "invert_label_iou",
+    "netdissect_label",
+    "netdissect_iou",
+    "netdissect_detector",
+    "netdissect_label_auc",
+    "agree",
+]
+
+
+@dataclass
+class Comparison:
+    """Per-unit labels of both methods, their cross-scores, agreement and timings.
+
+    Attributes:
+        rows: one dict per unit with the COLUMNS keys.
+        invert: INVERT's Explanations; dissection: the Dissection; compositional: the
+            compositional beams (length > 1) or None.
+        invert_seconds, netdissect_seconds: wall time of each method (INVERT: spatial mean + search;
+            NetDissect: thresholds + tally (+ compositional search)).
+        excluded: pixel concepts without image-level contrast (not offered to INVERT).
+    """
+
+    rows: list[dict]
+    invert: Explanations
+    dissection: Dissection
+    compositional: list[list[IoULabel]] | None
+    invert_seconds: float
+    netdissect_seconds: float
+    excluded: list[str] = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> float:
+        """Share of units whose two labels are the same formula."""
+        return float(np.mean([r["agree"] for r in self.rows])) if self.rows else float("nan")
+
+    def summary(self) -> str:
+        n = len(self.rows)
+        det = sum(r["netdissect_detector"] for r in self.rows)
+        return (
+            f"{n} units; agreement {self.agreement:.1%} ({sum(r['agree'] for r in self.rows)}/{n}); "
+            f"NetDissect detectors (IoU > {self.dissection.iou_threshold}) {det}/{n}; "
+            f"INVERT {self.invert_seconds:.2f} s, NetDissect{' + compositional' if self.compositional else ''} "
+            f"{self.netdissect_seconds:.2f} s"
+        )
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=COLUMNS)
+
+    def to_csv(self, path) -> None:
+        """Write rows as CSV (atomically)."""
+        with _atomic(path) as f:
+            self.to_dataframe().to_csv(f, index=False)
+
+    def html(self, top: int = 30) -> str:
+        """An HTML section: summary, agreement, the `top` units by NetDissect IoU, and all units."""
+        fmt = lambda v: "n/a" if v != v else f"{v:.4f}"  # noqa: E731  (NaN -> n/a)
+
+        def row(r):
+            return (
+                f"<tr><td>{r['unit']}</td><td><code>{html.escape(r['invert_label'])}</code></td><td>{fmt(r['invert_auc'])}</td>"
+                f"<td>{r['invert_p_value']:.2g}</td><td>{fmt(r['invert_label_iou'])}</td>"
+                f"<td><code>{html.escape(r['netdissect_label'])}</code></td><td>{fmt(r['netdissect_iou'])}</td>"
+                f"<td>{'yes' if r['netdissect_detector'] else ''}</td><td>{fmt(r['netdissect_label_auc'])}</td>"
+                f"<td>{'yes' if r['agree'] else ''}</td></tr>"
+            )
+
+        head = (
+            "<tr><th>unit</th><th>INVERT label</th><th>AUC</th><th>p</th><th>its IoU</th><th>NetDissect label</th>"
+            "<th>IoU</th><th>detector</th><th>its AUC</th><th>agree</th></tr>"
+        )
+        best = sorted(self.rows, key=lambda r: -r["netdissect_iou"])[:top]
+        p = self.params
+        return (
+            f"<h2>INVERT vs Network Dissection{' (compositional)' if self.compositional else ''}</h2>"
+            f"<p>{html.escape(self.summary())}.</p>"
+            f"<p>Formula length {p.get('length')}, beam {p.get('beam')}, NetDissect quantile {p.get('quantile')}. "
+            f"INVERT: spatial-mean activations, image-level labels (an image has a concept when it holds any of its pixels). "
+            f"Not offered to INVERT (present in every image): {html.escape(', '.join(self.excluded) or 'none')}. "
+            f"<i>its IoU</i>: INVERT's formula on the pixel masks vs the unit's NetDissect masks; <i>its AUC</i>: "
+            f"NetDissect's label on the image-level labels (n/a: no image-level contrast).</p>"
+            f"<h4>Top {len(best)} units by NetDissect IoU</h4><table>{head}{''.join(row(r) for r in best)}</table>"
+            f"<details><summary>All {len(self.rows)} units</summary><table>{head}{''.join(row(r) for r in self.rows)}</table></details>"
+        )
+
+
+def compare(
+    maps,
+    masks: PixelMasks,
+    *,
+    length: int = 1,
+    beam: int = 5,
+    quantile: float = 0.005,
+    iou_threshold: float = 0.04,
+    min_fraction: float = 0.0,
+    max_fraction: float = 0.5,
+    layer: str = "",
+    max_memory: int = 2**28,
+    device=None,
+) -> Comparison:
+    """Label every unit with INVERT and with Network Dissection and score each label by the other's metric.
+
+    Args:
+        maps: [N, D, h, w] activation maps (tensor, array or memory-mapped .npy).
+        masks: PixelMasks of the N images.
+        length: formula length of both methods (1: NetDissect's single concepts; > 1: INVERT formulas
+            vs Mu & Andreas' compositional explanations).
+        beam: beam size of both searches.
+        quantile, iou_threshold: NetDissect's.
+        min_fraction, max_fraction: INVERT's admissible concept fractions.
+
+    Returns:
+        Comparison (rows, agreement, timings; to_csv, html).
+
+    Example:
+        >>> cmp = compare(maps, derived.pixel_masks(images, labels, class_names))
+        >>> print(cmp.summary()); cmp.to_csv("compare.csv")
+    """
+    x = as_maps(maps)
+    device = torch.device(device) if device is not None else x.device
+    t0 = time.perf_counter()
+    diss = network_dissection(
+        x, masks, quantile, iou_threshold=iou_threshold, max_memory=max_memory, device=device, layer=layer
+    )
+    comp = None
+    if length > 1:
+        comp = compositional_explain(
+            x, masks, length=length, beam=beam, thresholds=diss.thresholds, max_memory=max_memory, device=device
+        )
+    t1 = time.perf_counter()
+    concepts, excluded = masks.image_concepts()
+    acts = _spatial_mean(x, max_memory, device)
+    inv_labels = explain(
+        acts, concepts.to(device), L=length, B=beam, min_fraction=min_fraction, max_fraction=max_fraction, layer=layer
+    )
+    t2 = time.perf_counter()
+
+    nd_idx, nd_iou = diss.best()
+    if comp is None:
+        nd_formulas = [Formula.atom(masks.names[k]) for k in nd_idx]
+        nd_scores = nd_iou
+    else:
+        nd_formulas = [u[0].formula for u in comp]
+        nd_scores = [u[0].iou for u in comp]
+    inv_best = inv_labels.best()
+    inv_formulas = [e.formula if e is not None else None for e in inv_best]
+    inv_iou = _formula_iou(x, masks, diss.thresholds, inv_formulas, max_memory, device)
+    nd_auc = _formula_auc(acts, masks, nd_formulas)
+    rows = []
+    for d in range(x.shape[1]):
+        e = inv_best[d]
+        rows.append(
+            {
+                "layer": layer,
+                "unit": d,
+                "invert_label": str(e.formula) if e else "",
+                "invert_auc": e.auc if e else float("nan"),
+                "invert_p_value": e.p_value if e else float("nan"),
+                "invert_label_iou": inv_iou[d],
+                "netdissect_label": str(nd_formulas[d]),
+                "netdissect_iou": float(nd_scores[d]),
+                "netdissect_detector": bool(nd_scores[d] > iou_threshold),
+                "netdissect_label_auc": nd_auc[d],
+                "agree": e is not None and e.formula == nd_formulas[d],
+            }
+        )
+    params = dict(length=length, beam=beam, quantile=quantile, iou_threshold=iou_threshold)
+    return Comparison(rows, inv_labels, diss, comp, t2 - t1, t1 - t0, excluded, params)
+
+
+def _spatial_mean(x: torch.Tensor, max_memory: int, device) -> torch.Tensor:
+    """[N, D] float64 spatial means of the maps, streamed."""
+    step = _images_per_chunk(x, 8, max_memory)
+    return torch.cat([_chunk(x, s, s + step, device).double().mean((2, 3)) for s in range(0, x.shape[0], step)])
+
+
+def _formula_iou(x, masks: PixelMasks, thresholds, formulas, max_memory: int, device) -> list[float]:
+    """IoU of each unit's NetDissect masks with its formula's pixel masks (NaN where no formula)."""
+    d = x.shape[1]
+    distinct = sorted({f for f in formulas if f is not None}, key=str)
+    if not distinct:
+        return [float("nan")] * d
+    g = torch.tensor([distinct.index(f) if f is not None else 0 for f in formulas], device=device)
+    fw = torch.stack([masks.formula_words(f) for f in distinct], 1).to(device)  # [N, F, W]
+    inter = torch.zeros(d, dtype=torch.int64, device=device)
+    unit_px = torch.zeros(d, dtype=torch.int64, device=device)
+    step = _images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
+    for s in range(0, x.shape[0], step):
+        u = unit_words(_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
+        inter += popcount(u & fw[s : s + step][:, g]).sum(0)  # each unit against its own formula
+        unit_px += popcount(u).sum(0)
+    f_px = popcount(fw).sum(0)
+    union = unit_px + f_px[g] - inter
+    iou = torch.where(union > 0, inter.double() / union.double().clamp(min=1), 0.0).tolist()
+    return [iou[j] if formulas[j] is not None else float("nan") for j in range(d)]
+
+
+def _formula_auc(acts: torch.Tensor, masks: PixelMasks, formulas) -> list[float]:
+    """AUROC of each unit for its formula evaluated on the image-level labels (NaN if empty or full)."""
+    labels = masks.image_labels().cpu()
+    all_concepts = ConceptSet(labels, masks.names)
+    distinct = sorted(set(formulas), key=str)
+    auc = score(acts.cpu(), all_concepts, distinct)  # [D, F]
+    col = {f: i for i, f in enumerate(distinct)}
+    return [float(auc[d, col[f]]) for d, f in enumerate(formulas)]
