@@ -252,7 +252,8 @@ def cmd_compare(args) -> int:
 def cmd_demo(args) -> int:
     from . import demo
 
-    return demo.main(["--case", args.case, "--out", args.out, "--samples", str(args.samples), "--size", str(args.size)])
+    argv = ["--case", args.case, "--out", args.out, "--size", str(args.size)]
+    return demo.main(argv + (["--samples", str(args.samples)] if args.samples is not None else []))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -309,10 +310,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--out", default="out/compare", help="output folder (default out/compare)")
     c.add_argument("--quiet", action="store_true", help="no progress line")
     c.set_defaults(func=cmd_compare)
-    d = sub.add_parser("demo", help="the embedded real cases: MobileNetV2 on Fashion-MNIST (default) or --case mnist")
-    d.add_argument("--case", choices=["fashion", "mnist"], default="fashion")
+    d = sub.add_parser(
+        "demo", help="the embedded real cases: MobileNetV2 on Fashion-MNIST (default), --case mnist or --case minilm"
+    )
+    d.add_argument("--case", choices=["fashion", "mnist", "minilm"], default="fashion")
     d.add_argument("--out", default="out/demo")
-    d.add_argument("--samples", type=int, default=2000)
+    d.add_argument(
+        "--samples", type=int, default=None, help="images (fashion, default 2,000) or sentences (minilm, 3,000)"
+    )
     d.add_argument("--size", type=int, default=160)
     d.set_defaults(func=cmd_demo)
     return p

