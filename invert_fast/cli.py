@@ -3,13 +3,15 @@
     invert-fast explain --activations A.npy --labels Y.npy --names names.txt -L 3 -B 10 --out labels.csv
     invert-fast explain ... --checkpoint ckpt/ --out labels.csv          (resumable)
     torchrun --nproc_per_node=G -m invert_fast explain ... --out labels.csv   (neurons sharded over ranks)
+    invert-fast transpose layer.npy                         (-> layer.neurons.npy: contiguous neuron chunks)
     invert-fast report labels.csv --out report.html [--activations A.npy --concepts Y.npy --names names.txt]
     invert-fast compare --case mnist|fashion [--length L] [--out DIR]    (INVERT vs Network Dissection)
     invert-fast compare --maps maps.npy --masks masks.npz [--out DIR]
     invert-fast demo [--case fashion|mnist] [--out DIR]
 
 Inputs: .npy, .pt (a tensor, or a dict with --*-key) and .h5/.hdf5 (a dataset, named by --*-key when
-the file holds several). Labels are an [N, K] 0/1 matrix or [N] class indices. Output: .csv or .json.
+the file holds several). A .npy of activations is read in neuron chunks as needed ([N, D], or [D, N]
+when named *.neurons.npy), so its size is not limited by memory. Labels are an [N, K] 0/1 matrix or [N] class indices. Output: .csv or .json.
 Errors are one line on stderr, exit status 2.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from ._validate import to_tensor
+from .store import NeuronStore
 
 
 class CliError(Exception):
@@ -132,7 +135,14 @@ def cmd_explain(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".json"):
         raise CliError(f"out: expected a .csv or .json path, got {args.out!r}")
-    acts = load_array(args.activations, args.activations_key, "activations")
+    if args.activations.lower().endswith(".npy"):
+        # An on-disk store: neuron chunks are read as needed, memory holds one chunk (see store.py).
+        try:
+            acts = NeuronStore(args.activations)
+        except FileNotFoundError:
+            raise CliError(f"activations: no such file: {args.activations}") from None
+    else:
+        acts = load_array(args.activations, args.activations_key, "activations")
     labels = load_array(args.labels, args.labels_key, "labels")
     concepts = build_concepts(labels, read_names(args.names))
     t0 = time.perf_counter()
@@ -145,9 +155,10 @@ def cmd_explain(args) -> int:
         mode=args.mode,
         device=args.device,
         alternative=args.alternative,
+        max_memory=args.max_memory,
     )
     rank, world, gather, device = distributed_context()
-    if world > 1 or args.checkpoint is not None:
+    if world > 1 or args.checkpoint is not None or isinstance(acts, NeuronStore):
         if device is not None:
             kwargs["device"] = device
         res = explain_to_file(
@@ -167,6 +178,18 @@ def cmd_explain(args) -> int:
     print(
         f"labeled {len(res)} neurons ({concepts.n_samples} samples, {len(concepts)} concepts, L={args.L}, B={args.B}) "
         f"in {seconds:.2f} s; median best AUC {med}; wrote {out}"
+    )
+    return 0
+
+
+def cmd_transpose(args) -> int:
+    from .store import to_neuron_major
+
+    t0 = time.perf_counter()
+    out = to_neuron_major(args.store, args.out, max_memory=args.max_memory)
+    store = NeuronStore(out)
+    print(
+        f"wrote {out}: {store.shape[0]} samples x {store.shape[1]} neurons, neuron-major, in {time.perf_counter() - t0:.1f} s"
     )
     return 0
 
@@ -279,7 +302,15 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--checkpoint", help="folder for finished neuron chunks: a killed run resumes from it")
     e.add_argument("--chunk", type=int, default=512, help="neurons per checkpointed chunk (default 512)")
+    e.add_argument(
+        "--max-memory", type=int, default=None, help="bytes of working memory per chunk (default: 2 GiB CPU)"
+    )
     e.set_defaults(func=cmd_explain)
+    t = sub.add_parser("transpose", help="rewrite a sample-major [N, D] .npy as a neuron-major store (*.neurons.npy)")
+    t.add_argument("store", help="sample-major .npy (as capture writes it)")
+    t.add_argument("--out", default=None, help="output path (default: <store>.neurons.npy)")
+    t.add_argument("--max-memory", type=int, default=2**28, help="bytes per tile (default 256 MiB)")
+    t.set_defaults(func=cmd_transpose)
     r = sub.add_parser("report", help="a self-contained HTML report of a labels file")
     r.add_argument("labels_file", help="labels.csv written by explain / demo")
     r.add_argument("--out", required=True, help="report.html")

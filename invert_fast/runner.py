@@ -25,14 +25,20 @@ from .concepts import ConceptSet
 from .formula import Formula
 from .results import Explanation, Explanations, _atomic
 from .search import _adjust, explain
+from .store import NeuronStore
 
 
-def _fingerprint(x: torch.Tensor, concepts: ConceptSet, params: dict) -> str:
-    """What a checkpoint must match to be resumed: shapes, a sample of 64 rows of the activations
-    (cheap even for memory-mapped layers), concept names and masks, parameters."""
+def _fingerprint(x, concepts: ConceptSet, params: dict) -> str:
+    """What a checkpoint must match to be resumed: shapes, a sample of the activations (64 rows of a
+    tensor, 64 blocks of a store's file: cheap for any size), concept names and masks, parameters."""
     h = hashlib.sha256()
-    h.update(json.dumps({"shape": list(x.shape), "dtype": str(x.dtype), "params": params}, sort_keys=True).encode())
-    h.update(x[:: max(1, x.shape[0] // 64)].contiguous().cpu().numpy().tobytes())
+    store = isinstance(x, NeuronStore)
+    dtype = str(x.dtype)
+    h.update(json.dumps({"shape": list(x.shape), "dtype": dtype, "params": params}, sort_keys=True).encode())
+    if store:
+        h.update(x.fingerprint().encode())
+    else:
+        h.update(x[:: max(1, x.shape[0] // 64)].contiguous().cpu().numpy().tobytes())
     h.update("\0".join(concepts.names).encode())
     h.update(concepts.bits.cpu().numpy().tobytes())
     return h.hexdigest()
@@ -65,7 +71,8 @@ def explain_to_file(
     """explain() over neuron chunks with checkpoints and optional sharding; writes `out` (.csv/.json).
 
     Args:
-        activations: [N, D] tensor or array (a memory-mapped capture works: chunks are read as needed).
+        activations: [N, D] tensor or array, or a NeuronStore (an on-disk .npy read chunk by chunk with
+            explicit reads: memory holds one chunk of neurons, whatever the file's size).
         concepts: ConceptSet or [N, K] 0/1 matrix.
         out: output path (.csv or .json), written by rank 0 only, atomically.
         checkpoint: folder for finished chunks (resume); None keeps nothing.
@@ -80,19 +87,21 @@ def explain_to_file(
     Returns:
         the Explanations on rank 0, None on other ranks.
     """
-    x = as_activations(activations)
+    store = activations if isinstance(activations, NeuronStore) else None
+    x = None if store is not None else as_activations(activations)
+    shape = store.shape if store is not None else tuple(x.shape)
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
     chunk = check_positive_int(chunk, "chunk")
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".json"):
         raise ValueError(f"out: expected a .csv or .json path, got {str(out)!r}")
-    d = x.shape[1]
+    d = shape[1]
     n_chunks = (d + chunk - 1) // chunk
     ckpt = Path(checkpoint) if checkpoint is not None else None
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
         key = {**{k: v for k, v in explain_kwargs.items() if k != "device" and k != "max_memory"}, "chunk": chunk}
-        meta = {"fingerprint": _fingerprint(x, cs, key), "neurons": d, "chunk": chunk}
+        meta = {"fingerprint": _fingerprint(store if store is not None else x, cs, key), "neurons": d, "chunk": chunk}
         meta_path = ckpt / "meta.json"
         if meta_path.exists():
             old = json.loads(meta_path.read_text())
@@ -112,7 +121,10 @@ def explain_to_file(
             saved = json.loads(path.read_text())
             mine[c], params = saved["rows"], saved["params"]
         else:
-            res = explain(x[:, c * chunk : (c + 1) * chunk], cs, layer=layer, **explain_kwargs)
+            # A store reads just this chunk of neurons from disk; a tensor (or memory map) is sliced.
+            xc = store.read(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
+            res = explain(xc, cs, layer=layer, **explain_kwargs)
+            del xc
             rows = _to_json([[_shift(e, c * chunk) for e in row] for row in res.per_neuron])
             mine[c], params = rows, res.params
             if path is not None:
