@@ -176,11 +176,12 @@ def compare(
     t2 = time.perf_counter()
 
     nd_idx, nd_iou = diss.best()
+    # A unit whose mask overlaps no concept has no NetDissect label (None).
     if comp is None:
-        nd_formulas = [Formula.atom(masks.names[k]) for k in nd_idx]
+        nd_formulas = [Formula.atom(masks.names[k]) if k >= 0 else None for k in nd_idx]
         nd_scores = nd_iou
     else:
-        nd_formulas = [u[0].formula for u in comp]
+        nd_formulas = [u[0].formula if u[0].intersection > 0 else None for u in comp]
         nd_scores = [u[0].iou for u in comp]
     inv_best = inv_labels.best()
     inv_formulas = [e.formula if e is not None else None for e in inv_best]
@@ -197,7 +198,7 @@ def compare(
                 "invert_auc": e.auc if e else float("nan"),
                 "invert_p_value": e.p_value if e else float("nan"),
                 "invert_label_iou": inv_iou[d],
-                "netdissect_label": str(nd_formulas[d]),
+                "netdissect_label": str(nd_formulas[d]) if nd_formulas[d] is not None else "",
                 "netdissect_iou": float(nd_scores[d]),
                 "netdissect_detector": bool(nd_scores[d] > iou_threshold),
                 "netdissect_label_auc": nd_auc[d],
@@ -236,10 +237,12 @@ def _formula_iou(x, masks: PixelMasks, thresholds, formulas, max_memory: int, de
 
 
 def _formula_auc(acts: torch.Tensor, masks: PixelMasks, formulas) -> list[float]:
-    """AUROC of each unit for its formula evaluated on the image-level labels (NaN if empty or full)."""
+    """AUROC of each unit for its formula evaluated on the image-level labels (NaN if empty or full, or no formula)."""
     labels = masks.image_labels().cpu()
     all_concepts = ConceptSet(labels, masks.names)
-    distinct = sorted(set(formulas), key=str)
+    distinct = sorted({f for f in formulas if f is not None}, key=str)
+    if not distinct:
+        return [float("nan")] * len(formulas)
     auc = score(acts.cpu(), all_concepts, distinct)  # [D, F]
     col = {f: i for i, f in enumerate(distinct)}
-    return [float(auc[d, col[f]]) for d, f in enumerate(formulas)]
+    return [float(auc[d, col[f]]) if f is not None else float("nan") for d, f in enumerate(formulas)]

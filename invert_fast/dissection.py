@@ -162,7 +162,9 @@ class Dissection:
     def best(self, category: str | None = None) -> tuple[list[int], list[float]]:
         """Each unit's best concept (of one category, or of all): (concept indices [D], IoUs [D]).
 
-        Exact: equal float IoUs are compared as fractions; exact ties go to the first name in text order.
+        Exact: equal float IoUs are compared as fractions; exact ties go to the first name in text
+        order. A unit that overlaps no concept (IoU 0, e.g. an empty mask: a ReLU6 unit saturated at 6
+        over its top quantile has threshold 6 and nothing above it) has no label: index -1.
         """
         if category not in self._best:
             cols = [k for k, c in enumerate(self.categories) if category is None or c == category]
@@ -172,25 +174,29 @@ class Dissection:
         return self._best[category]
 
     def records(self) -> list[dict]:
-        """One dict per unit: unit, threshold, label, category, iou, detector, then label/iou per category."""
+        """One dict per unit: unit, threshold, unit_pixels, label, category, iou, detector, then label/iou
+        per category ("" where the unit overlaps none)."""
         idx, iou = self.best()
         cats = sorted(set(self.categories))
         per_cat = {c: self.best(c) for c in cats}
+        name = lambda k: self.names[k] if k >= 0 else ""  # noqa: E731
         rows = []
         for d in range(len(idx)):
+            k = idx[d]
             row = {
                 "layer": self.layer,
                 "unit": d,
                 "threshold": float(self.thresholds[d]),
-                "label": self.names[idx[d]],
-                "category": self.categories[idx[d]],
+                "unit_pixels": int(self.unit_pixels[d]),
+                "label": name(k),
+                "category": self.categories[k] if k >= 0 else "",
                 "iou": iou[d],
                 "detector": iou[d] > self.iou_threshold,
-                "intersection": int(self.intersection[d, idx[d]]),
-                "union": int(self.union[d, idx[d]]),
+                "intersection": int(self.intersection[d, k]) if k >= 0 else 0,
+                "union": int(self.union[d, k]) if k >= 0 else 0,
             }
             for c in cats:
-                row[f"label_{c}"] = self.names[per_cat[c][0][d]]
+                row[f"label_{c}"] = name(per_cat[c][0][d])
                 row[f"iou_{c}"] = per_cat[c][1][d]
             rows.append(row)
         return rows
@@ -209,7 +215,8 @@ class Dissection:
 
 
 def best_by_iou(inter: torch.Tensor, union: torch.Tensor, cols: list[int], names) -> tuple[list[int], list[float]]:
-    """Per row, the column of highest IoU inter/union, exact (ties: first name in text order)."""
+    """Per row, the column of highest IoU inter/union, exact (ties: first name in text order); -1 where
+    every IoU is 0."""
     iou = torch.where(union > 0, inter.double() / union.double().clamp(min=1), 0.0)
     top = iou.max(1).values
     idx, val = [], []
@@ -218,7 +225,7 @@ def best_by_iou(inter: torch.Tensor, union: torch.Tensor, cols: list[int], names
         near = (iou[d] >= top[d] - 1e-12).nonzero().flatten().tolist()
         i, u = inter[d].tolist(), union[d].tolist()
         j = min(near, key=lambda j: (-Fraction(i[j], u[j]) if u[j] else 0, names[cols[j]]))
-        idx.append(cols[j])
+        idx.append(cols[j] if i[j] > 0 else -1)
         val.append(float(iou[d, j]))
     return idx, val
 

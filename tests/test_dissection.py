@@ -48,10 +48,11 @@ def straightforward(maps: np.ndarray, masks: np.ndarray, quantile: float):
 
 
 def best_label(inter, union, names, cols):
-    """Highest IoU among cols, exact, ties to the first name in text order."""
+    """Highest IoU among cols, exact, ties to the first name in text order; -1 where no concept overlaps."""
     from fractions import Fraction
 
-    return min(cols, key=lambda c: (-(Fraction(int(inter[c]), int(union[c])) if union[c] else 0), names[c]))
+    c = min(cols, key=lambda c: (-(Fraction(int(inter[c]), int(union[c])) if union[c] else 0), names[c]))
+    return c if inter[c] > 0 else -1
 
 
 def random_problem(n, d, h, w, hh, ww, k, seed, levels=None, dtype=np.float32):
@@ -182,11 +183,14 @@ def test_network_dissection_equals_straightforward(shape, levels):
     rows = diss.records()
     for d, row in enumerate(rows):
         c = best_label(inter[d], union[d], names, range(len(names)))
-        assert row["label"] == names[c] and row["iou"] == inter[d, c] / union[d, c]
-        assert row["detector"] == (inter[d, c] / union[d, c] > 0.04)
+        iou = inter[d, c] / union[d, c] if c >= 0 else 0.0
+        assert row["label"] == (names[c] if c >= 0 else "") and row["iou"] == iou
+        assert row["detector"] == (iou > 0.04) and row["unit_pixels"] == diss.unit_pixels[d]
         for cat in ("odd", "even"):
             cols = [i for i in range(len(names)) if cats[i] == cat]
-            assert row[f"label_{cat}"] == names[best_label(inter[d], union[d], names, cols)]
+            k = best_label(inter[d], union[d], names, cols)
+            assert row[f"label_{cat}"] == (names[k] if k >= 0 else "")
+    assert any(r["label"] == "" for r in rows) or all(r["unit_pixels"] > 0 for r in rows)
 
 
 def test_image_level_labels_are_whole_image_masks():
