@@ -19,9 +19,8 @@ from fractions import Fraction
 import torch
 
 from ._ops import and_popcount
-from ._validate import to_tensor
 from .bits import popcount
-from .dissection import _chunk, _images_per_chunk, as_maps, quantile_thresholds, unit_words
+from .dissection import _chunk, _images_per_chunk, as_maps, check_masks, resolve_thresholds, unit_words
 from .formula import Formula
 from .pixel_masks import PixelMasks
 
@@ -84,10 +83,7 @@ def compositional_explain(
         >>> str(labels[0][0].formula), labels[0][0].iou        # e.g. ('(hole | edge) & ~"top half"', 0.21)
     """
     x = as_maps(maps)
-    if not isinstance(masks, PixelMasks):
-        raise TypeError(f"masks: expected a PixelMasks, got {type(masks).__name__}")
-    if masks.n_images != x.shape[0]:
-        raise ValueError(f"masks: expected masks of the {x.shape[0]} images of maps, got {masks.n_images} images")
+    check_masks(x, masks)
     if masks.n_pixels == 1:
         raise ValueError("masks: compositional explanations need pixel masks, got 1 x 1 image-level labels")
     for name, v in (("length", length), ("beam", beam)):
@@ -97,12 +93,7 @@ def compositional_explain(
         raise ValueError(f"length_penalty: expected a number >= 0, got {length_penalty!r}")
     device = torch.device(device) if device is not None else x.device
     n, d = x.shape[:2]
-    if thresholds is None:
-        thresholds = quantile_thresholds(x, quantile, max_memory=max_memory, device=device)
-    else:
-        thresholds = to_tensor(thresholds, "thresholds").to(device)
-        if thresholds.shape != (d,):
-            raise ValueError(f"thresholds: expected [{d}] (one per unit), got shape {tuple(thresholds.shape)}")
+    thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device)
     search = _Search(masks.to(device), float(length_penalty), beam)
     # Units per chunk: their masks plus one beam mask per unit and beam slot fit in max_memory.
     per_unit = n * masks.words.shape[2] * 8 * (2 + beam)

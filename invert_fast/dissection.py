@@ -101,6 +101,24 @@ def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**2
     return torch.from_numpy(np.asarray(out, dtype=a.dtype)).to(device)
 
 
+def check_masks(x: torch.Tensor, masks) -> None:
+    """masks must be PixelMasks of the maps' images."""
+    if not isinstance(masks, PixelMasks):
+        raise TypeError(f"masks: expected a PixelMasks, got {type(masks).__name__}")
+    if masks.n_images != x.shape[0]:
+        raise ValueError(f"masks: expected masks of the {x.shape[0]} images of maps, got {masks.n_images} images")
+
+
+def resolve_thresholds(x: torch.Tensor, thresholds, quantile: float, max_memory: int, device) -> torch.Tensor:
+    """The given [D] thresholds (checked) on `device`, or the maps' top-quantile thresholds."""
+    if thresholds is None:
+        return quantile_thresholds(x, quantile, max_memory=max_memory, device=device)
+    t = to_tensor(thresholds, "thresholds").to(device)
+    if t.shape != (x.shape[1],):
+        raise ValueError(f"thresholds: expected [{x.shape[1]}] (one per unit), got shape {tuple(t.shape)}")
+    return t
+
+
 def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width: int, offset: int = 0) -> torch.Tensor:
     """Bit-packed unit masks of a chunk of images: the maps upsampled bilinearly (align_corners=False)
     to height x width, then > thresholds.
@@ -262,20 +280,12 @@ def network_dissection(
     """
     t0 = time.perf_counter()
     x = as_maps(maps)
-    if not isinstance(masks, PixelMasks):
-        raise TypeError(f"masks: expected a PixelMasks, got {type(masks).__name__}")
-    if masks.n_images != x.shape[0]:
-        raise ValueError(f"masks: expected masks of the {x.shape[0]} images of maps, got {masks.n_images} images")
+    check_masks(x, masks)
     if not isinstance(iou_threshold, float | int) or not 0 <= iou_threshold < 1:
         raise ValueError(f"iou_threshold: expected a number in [0, 1), got {iou_threshold!r}")
     device = torch.device(device) if device is not None else x.device
     n, d, h, w = x.shape
-    if thresholds is None:
-        thresholds = quantile_thresholds(x, quantile, max_memory=max_memory, device=device)
-    else:
-        thresholds = to_tensor(thresholds, "thresholds").to(device)
-        if thresholds.shape != (d,):
-            raise ValueError(f"thresholds: expected [{d}] (one per unit), got shape {tuple(thresholds.shape)}")
+    thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device)
     cwords = masks.words.to(device)
     k = len(masks)
     inter = torch.zeros(d, k, dtype=torch.int64, device=device)
