@@ -35,22 +35,22 @@ def write_store(folder: Path, n: int, d: int, k: int) -> tuple[Path, Path]:
     labels = folder / f"y_{n}_{k}.npy"
     if not labels.exists():
         np.save(labels, np.random.default_rng(1).integers(0, k, n))
-    if not path.exists():
+    if not path.exists():  # written with plain writes: a memory map would inflate this process's RSS
         g = np.random.default_rng(0)
-        arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(d, n))
-        step = max(1, 2**26 // n)
-        for d0 in range(0, d, step):
-            block = g.standard_normal((min(step, d - d0), n), dtype=np.float32)
-            arr[d0 : d0 + step] = np.maximum(block, 0).round(2)  # ReLU-like, many ties
-        arr.flush()
-        del arr
+        header = {"descr": "<f4", "fortran_order": False, "shape": (d, n)}
+        with open(path, "wb") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            step = max(1, 2**26 // n)
+            for d0 in range(0, d, step):
+                block = g.standard_normal((min(step, d - d0), n), dtype=np.float32)
+                f.write(np.maximum(block, 0).round(2).tobytes())  # ReLU-like, many ties
     return path, labels
 
 
 def run_one(store: Path, labels: Path, k: int, device: str, max_memory: int, threads: int) -> dict:
     """Label the store in a fresh process; return seconds and peak RSS."""
     code = f"""
-import json, resource, time, numpy as np, torch
+import json, time, numpy as np, torch
 torch.set_num_threads({threads})
 import invert_fast as inv
 from invert_fast.runner import explain_to_file
@@ -59,8 +59,9 @@ cs = inv.ConceptSet.from_classes(np.load({str(labels)!r}), [f"c{{i}}" for i in r
 t = time.perf_counter()
 res = explain_to_file(NeuronStore({str(store)!r}), cs, {str(store.parent / "out.csv")!r}, chunk=4096,
                       L=3, B=5, max_memory={max_memory}, device={device!r})
-print(json.dumps({{"seconds": time.perf_counter() - t, "neurons": len(res),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# VmHWM: this process's own peak (ru_maxrss can carry the parent's peak over fork).
+hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(json.dumps({{"seconds": time.perf_counter() - t, "neurons": len(res), "peak_rss_mb": hwm / 1024}}))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -236,7 +236,8 @@ def explain(
     step = max(1, min(d_total, 4096, max_memory // per_neuron))
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
-        xb = x[:, d0 : d0 + step].to(dev)
+        # One dense copy of the batch: strided inputs (a column slice, a transposed store) are slow to rank.
+        xb = x[:, d0 : d0 + step].to(dev).contiguous()
         per_neuron_results += _explain_batch(
             xb, d0, space, L, B, limit_search, min_fraction, max_fraction, mode, alternative
         )
