@@ -7,7 +7,7 @@
 
 Every configuration runs in a fresh process that labels a neuron-major on-disk store (written
 beforehand, float32, ReLU-like values with ties) with explain_to_file under a fixed memory budget
-(--max-memory, default 1 GiB), L = 3, B = 5, concepts = K one-hot classes; "peak RSS" is that
+(--max-memory, default 1 GiB), rows streamed to the CSV as chunks finish (keep_results=False), L = 3, B = 5, concepts = K one-hot classes; "peak RSS" is that
 process's maximum resident memory (torch and the interpreter included). The distributed row runs
 `torchrun --nproc_per_node=2` (gloo, one thread each) against one process with two threads.
 """
@@ -58,7 +58,7 @@ from invert_fast.store import NeuronStore
 cs = inv.ConceptSet.from_classes(np.load({str(labels)!r}), [f"c{{i}}" for i in range({k})])
 t = time.perf_counter()
 res = explain_to_file(NeuronStore({str(store)!r}), cs, {str(store.parent / "out.csv")!r}, chunk=4096,
-                      L=3, B=5, max_memory={max_memory}, device={device!r})
+                      L=3, B=5, max_memory={max_memory}, device={device!r}, keep_results=False)
 # VmHWM: this process's own peak (ru_maxrss can carry the parent's peak over fork).
 hwm = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
 print(json.dumps({{"seconds": time.perf_counter() - t, "neurons": len(res), "peak_rss_mb": hwm / 1024}}))

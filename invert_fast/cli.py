@@ -161,9 +161,12 @@ def cmd_explain(args) -> int:
     if world > 1 or args.checkpoint is not None or isinstance(acts, NeuronStore):
         if device is not None:
             kwargs["device"] = device
+        # One process writing CSV without adjustment streams rows: memory holds one chunk of results.
+        stream = world == 1 and args.adjust is None and out.suffix.lower() == ".csv"
         res = explain_to_file(
             acts, concepts, out, checkpoint=args.checkpoint, chunk=args.chunk, rank=rank, world=world, gather=gather,
-            adjust=args.adjust, layer=args.layer, progress=Progress(not args.quiet and rank == 0), **kwargs,
+            adjust=args.adjust, layer=args.layer, progress=Progress(not args.quiet and rank == 0),
+            keep_results=not stream, **kwargs,
         )  # fmt: skip
         if res is None:  # not rank 0: rank 0 reports and writes
             return 0
@@ -173,7 +176,10 @@ def cmd_explain(args) -> int:
         )
         (res.to_json if out.suffix.lower() == ".json" else res.to_csv)(out)
     seconds = time.perf_counter() - t0
-    best = [e.auc for e in res.best() if e is not None]
+    if isinstance(res, np.ndarray):  # streamed: each neuron's best AUC
+        best = [float(a) for a in res if a == a]
+    else:
+        best = [e.auc for e in res.best() if e is not None]
     med = f"{float(np.median(best)):.4f}" if best else "n/a"
     print(
         f"labeled {len(res)} neurons ({concepts.n_samples} samples, {len(concepts)} concepts, L={args.L}, B={args.B}) "

@@ -13,17 +13,21 @@ results to rank 0, which writes the output; the checkpoint folder may be per nod
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ._validate import as_activations, check_positive_int
 from .concepts import ConceptSet
 from .formula import Formula
-from .results import Explanation, Explanations, _atomic
+from .results import COLUMNS, Explanation, Explanations, _atomic
 from .search import _adjust, explain
 from .store import NeuronStore
 
@@ -66,8 +70,9 @@ def explain_to_file(
     adjust: str | None = None,
     layer: str = "",
     progress=None,
+    keep_results: bool = True,
     **explain_kwargs,
-) -> Explanations | None:
+) -> Explanations | np.ndarray | None:
     """explain() over neuron chunks with checkpoints and optional sharding; writes `out` (.csv/.json).
 
     Args:
@@ -81,11 +86,14 @@ def explain_to_file(
         gather: with world > 1, a function list -> list of every rank's list on rank 0 (None elsewhere),
             e.g. torch.distributed.gather_object.
         adjust, layer, progress: as for explain (adjustment is applied once, over all neurons).
+        keep_results: False writes each chunk's rows to `out` as it finishes (one process, .csv, no
+            adjustment), so memory holds one chunk of results however many neurons there are; the
+            return value is then only each neuron's best AUC ([D] float64, NaN where none).
         **explain_kwargs: L, B, limit_search, min_fraction, max_fraction, mode, device, alternative,
             method, max_memory.
 
     Returns:
-        the Explanations on rank 0, None on other ranks.
+        the Explanations on rank 0 (best AUCs with keep_results=False), None on other ranks.
     """
     store = activations if isinstance(activations, NeuronStore) else None
     x = None if store is not None else as_activations(activations)
@@ -112,27 +120,45 @@ def explain_to_file(
         elif rank == 0:
             with _atomic(meta_path) as f:
                 json.dump(meta, f)
+    stream = not keep_results
+    if stream and (world > 1 or adjust is not None or out.suffix.lower() != ".csv"):
+        raise ValueError("keep_results: False needs one process, no p-value adjustment and a .csv output")
     mine: dict[int, list] = {}
     params = None
     done = 0
-    for c in range(rank, n_chunks, world):
-        path = ckpt / f"chunk_{c:06d}.json" if ckpt is not None else None
-        if path is not None and path.exists():
-            saved = json.loads(path.read_text())
-            mine[c], params = saved["rows"], saved["params"]
-        else:
-            # A store reads just this chunk of neurons from disk; a tensor (or memory map) is sliced.
-            xc = store.read(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
-            res = explain(xc, cs, layer=layer, **explain_kwargs)
-            del xc
-            rows = _to_json([[_shift(e, c * chunk) for e in row] for row in res.per_neuron])
-            mine[c], params = rows, res.params
-            if path is not None:
-                with _atomic(path) as f:
-                    json.dump({"rows": rows, "params": res.params}, f)
-        done += 1
-        if progress is not None:
-            progress(min(d, done * chunk * world), d)
+    best_auc: list[float] = []
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if stream:  # rows go to the (atomic) output as chunks finish; memory holds one chunk
+            writer = csv.DictWriter(stack.enter_context(_atomic(out)), fieldnames=list(COLUMNS))
+            writer.writeheader()
+        for c in range(rank, n_chunks, world):
+            path = ckpt / f"chunk_{c:06d}.json" if ckpt is not None else None
+            if path is not None and path.exists():
+                saved = json.loads(path.read_text())
+                rows, params = saved["rows"], saved["params"]
+            else:
+                # A store reads just this chunk of neurons from disk; a tensor (or memory map) is sliced.
+                xc = store.read(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
+                res = explain(xc, cs, layer=layer, **explain_kwargs)
+                del xc
+                rows = _to_json([[_shift(e, c * chunk) for e in row] for row in res.per_neuron])
+                params = res.params
+                if path is not None:
+                    with _atomic(path) as f:
+                        json.dump({"rows": rows, "params": res.params}, f)
+            if stream:
+                part = Explanations(_from_json(rows), params, layer, cs.definitions)
+                for r in part.records():
+                    writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+                best_auc += [row[0].auc if row else math.nan for row in part.per_neuron]
+            else:
+                mine[c] = rows
+            done += 1
+            if progress is not None:
+                progress(min(d, done * chunk * world), d)
+    if stream:
+        return np.array(best_auc)
     parts = [(mine, params)]
     if world > 1:
         parts = gather((mine, params))

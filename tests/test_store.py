@@ -104,3 +104,17 @@ def test_memory_stays_within_the_budget(tmp_path):
     labelled, grown_mb = map(int, out.stdout.split())
     print(f"resident memory grew by {grown_mb} MB for a 160 MB layer")
     assert labelled == d and grown_mb < 60, f"resident memory grew by {grown_mb} MB for a 160 MB layer"
+
+
+def test_streamed_output_equals_kept_output(tmp_path):
+    from invert_fast.runner import explain_to_file
+
+    g = np.random.default_rng(3)
+    y = g.integers(0, 4, 300)
+    acts = g.standard_normal((300, 23)).astype(np.float32)
+    kept = explain_to_file(acts, np.eye(4)[y], tmp_path / "kept.csv", chunk=5, L=2, B=3)
+    best = explain_to_file(acts, np.eye(4)[y], tmp_path / "stream.csv", chunk=5, L=2, B=3, keep_results=False)
+    assert (tmp_path / "kept.csv").read_bytes() == (tmp_path / "stream.csv").read_bytes()
+    assert best.tolist() == [e.auc for e in kept.best()]
+    with pytest.raises(ValueError, match="keep_results: False needs one process, no p-value adjustment"):
+        explain_to_file(acts, np.eye(4)[y], tmp_path / "x.csv", adjust="bh", keep_results=False)
