@@ -23,7 +23,7 @@ import torch
 from .bits import popcount
 from .compositional import IoULabel, compositional_explain
 from .concepts import ConceptSet
-from .dissection import Dissection, _chunk, _images_per_chunk, as_maps, network_dissection, unit_words
+from .dissection import Dissection, _chunk, _images_per_chunk, as_maps, iter_unit_words, network_dissection
 from .formula import Formula
 from .pixel_masks import PixelMasks
 from .results import Explanations, _atomic
@@ -225,10 +225,8 @@ def _formula_iou(x, masks: PixelMasks, thresholds, formulas, max_memory: int, de
     fw = torch.stack([masks.formula_words(f) for f in distinct], 1).to(device)  # [N, F, W]
     inter = torch.zeros(d, dtype=torch.int64, device=device)
     unit_px = torch.zeros(d, dtype=torch.int64, device=device)
-    step = _images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
-    for s in range(0, x.shape[0], step):
-        u = unit_words(_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
-        inter += popcount(u & fw[s : s + step][:, g]).sum(0)  # each unit against its own formula
+    for s, u in iter_unit_words(x, thresholds, masks, max_memory, device):
+        inter += popcount(u & fw[s : s + u.shape[0]][:, g]).sum(0)  # each unit against its own formula
         unit_px += popcount(u).sum(0)
     f_px = popcount(fw).sum(0)
     union = unit_px + f_px[g] - inter

@@ -20,7 +20,7 @@ import torch
 
 from ._ops import and_popcount
 from .bits import popcount
-from .dissection import _chunk, _images_per_chunk, as_maps, check_masks, resolve_thresholds, unit_words
+from .dissection import as_maps, check_masks, iter_unit_words, resolve_thresholds
 from .formula import Formula
 from .pixel_masks import PixelMasks
 
@@ -107,12 +107,7 @@ def compositional_explain(
 
 def _unit_masks(x, thresholds, masks: PixelMasks, max_memory: int, device) -> torch.Tensor:
     """[N, Dc, W] packed masks of a chunk of units over all images."""
-    step = _images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
-    parts = [
-        unit_words(_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
-        for s in range(0, x.shape[0], step)
-    ]
-    return torch.cat(parts, 0)
+    return torch.cat([u for _, u in iter_unit_words(x, thresholds, masks, max_memory, device)], 0)
 
 
 class _Search:

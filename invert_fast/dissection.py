@@ -145,6 +145,14 @@ def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width
     return words
 
 
+def iter_unit_words(x: torch.Tensor, thresholds: torch.Tensor, masks: PixelMasks, max_memory: int, device):
+    """Stream the unit masks over the images: yields (first image, [n, D, W] packed masks) per chunk of
+    images, a chunk's maps, upsampled values and masks within max_memory."""
+    step = _images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
+    for s in range(0, x.shape[0], step):
+        yield s, unit_words(_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
+
+
 @dataclass
 class Dissection:
     """Network Dissection counts and labels of one layer.
@@ -292,10 +300,10 @@ def network_dissection(
     unit_px = torch.zeros(d, dtype=torch.int64, device=device)
     image_level = masks.n_pixels == 1
     out_px = h * w if image_level else masks.n_pixels
-    step = _images_per_chunk(x, 8 + 8 * out_px // (h * w), max_memory)
-    for s in range(0, n, step):
-        chunk = _chunk(x, s, s + step, device)
-        if image_level:
+    if image_level:
+        step = _images_per_chunk(x, 16, max_memory)
+        for s in range(0, n, step):
+            chunk = _chunk(x, s, s + step, device)
             # A labelled image's concept mask is the whole image: count the unit's pixels there.
             nan = torch.isnan(chunk).flatten(2).any(2).nonzero()
             if len(nan):
@@ -304,9 +312,9 @@ def network_dissection(
             labels = (cwords[s : s + step, :, 0] & 1).to(torch.float64)
             inter += (cnt.T.to(torch.float64) @ labels).round().to(torch.int64)  # exact below 2^53
             unit_px += cnt.sum(0)
-        else:
-            u = unit_words(chunk, thresholds, masks.height, masks.width, s)
-            inter += and_popcount(u, cwords[s : s + step])
+    else:
+        for s, u in iter_unit_words(x, thresholds, masks, max_memory, device):
+            inter += and_popcount(u, cwords[s : s + u.shape[0]])
             unit_px += popcount(u).sum(0)
     concept_px = masks.pixels().to(device) * (out_px if image_level else 1)
     union = unit_px[:, None] + concept_px[None, :] - inter
