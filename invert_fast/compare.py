@@ -56,6 +56,7 @@ class Comparison:
         invert_seconds, netdissect_seconds: wall time of each method (INVERT: spatial mean + search;
             NetDissect: thresholds + tally (+ compositional search)).
         excluded: pixel concepts without image-level contrast (not offered to INVERT).
+        activations: [N, D] float64 spatial means INVERT labelled; concepts: the image-level ConceptSet.
     """
 
     rows: list[dict]
@@ -66,6 +67,8 @@ class Comparison:
     netdissect_seconds: float
     excluded: list[str] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    activations: torch.Tensor | None = None
+    concepts: ConceptSet | None = None
 
     @property
     def agreement(self) -> float:
@@ -206,7 +209,7 @@ def compare(
             }
         )
     params = dict(length=length, beam=beam, quantile=quantile, iou_threshold=iou_threshold)
-    return Comparison(rows, inv_labels, diss, comp, t2 - t1, t1 - t0, excluded, params)
+    return Comparison(rows, inv_labels, diss, comp, t2 - t1, t1 - t0, excluded, params, acts, concepts)
 
 
 def _spatial_mean(x: torch.Tensor, max_memory: int, device) -> torch.Tensor:

@@ -171,10 +171,6 @@ class PixelMasks:
         cs = ConceptSet(labels[:, keep].cpu(), [self.names[i] for i in keep], [self.descriptions[i] for i in keep])
         return cs, excluded
 
-    def images(self, start: int, stop: int) -> torch.Tensor:
-        """[stop - start, K, W] words of a range of images."""
-        return self.words[start:stop]
-
     def to(self, device) -> PixelMasks:
         out = PixelMasks.__new__(PixelMasks)
         out.__dict__.update(self.__dict__)
