@@ -24,7 +24,7 @@ import baselines  # noqa: E402
 from bench_auroc import machine  # noqa: E402
 
 import invert_fast as inv  # noqa: E402
-from invert_fast import zoo  # noqa: E402
+from invert_fast.cases import zoo  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
-        "--case", choices=["mnist", "fashion"], default="mnist", help="real maps and masks (invert_fast.zoo)"
+        "--case", choices=["mnist", "fashion"], default="mnist", help="real maps and masks (invert_fast.cases.zoo)"
     )
     ap.add_argument("--lite-images", type=int, default=200, help="images the NetDissect-Lite loop is timed on")
     args = ap.parse_args(argv)

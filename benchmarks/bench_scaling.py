@@ -53,8 +53,8 @@ def run_one(store: Path, labels: Path, k: int, device: str, max_memory: int, thr
 import json, time, numpy as np, torch
 torch.set_num_threads({threads})
 import invert_fast as inv
-from invert_fast.runner import explain_to_file
-from invert_fast.store import NeuronStore
+from invert_fast.io.runner import explain_to_file
+from invert_fast.io.store import NeuronStore
 cs = inv.ConceptSet.from_classes(np.load({str(labels)!r}), [f"c{{i}}" for i in range({k})])
 t = time.perf_counter()
 res = explain_to_file(NeuronStore({str(store)!r}), cs, {str(store.parent / "out.csv")!r}, chunk=4096,

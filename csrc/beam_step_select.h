@@ -9,8 +9,7 @@
 // the neuron's extension set, or an empty beam slot), and only the columns whose score reaches the
 // neuron's k-th best are returned, ties included -- the scores never leave the kernel otherwise.
 //
-// Pool columns: j = (b * 2 + op) * 2K + a for candidates (op 0 = AND, 1 = OR; atoms c then ~c),
-// j = B * 4K + b for the current beam formula b.
+// Pool columns: see pool_candidate_column / pool_beam_column below.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -18,6 +17,8 @@
 
 #include <cmath>
 #include <tuple>
+
+#include "macros.h"
 
 namespace invert_fast {
 
@@ -76,11 +77,14 @@ inline void check_beam_step_inputs(const at::Tensor& x, const at::Tensor& x_p, i
                    ext.scalar_type());
 }
 
-#if defined(__CUDACC__)
-#define INVERT_FAST_HD __host__ __device__
-#else
-#define INVERT_FAST_HD
-#endif
+// The pool's column layout (the Python twin is invert_fast/ops/pool.py: PoolLayout): candidate
+// (beam b, op, atom a) -> (b * 2 + op) * 2K + a with op 0 = AND, 1 = OR and atoms c then ~c; the
+// current beam formula b -> B * 4K + b. Both kernels write and read columns only through these.
+INVERT_FAST_HD inline int64_t pool_candidate_column(int64_t b, int64_t op, int64_t a, int64_t K) {
+  return (b * 2 + op) * 2 * K + a;
+}
+INVERT_FAST_HD inline int64_t pool_beam_column(int64_t b, int64_t B, int64_t K) { return B * 4 * K + b; }
+INVERT_FAST_HD inline int64_t pool_width(int64_t B, int64_t K) { return B * 4 * K + B; }
 
 // The score of one mask: sign * exact AUC, or -inf when it is not kept. Shared by both backends
 // (and equal to invert_fast.auroc's arithmetic) so they agree to the bit.

@@ -15,11 +15,7 @@
 #include <cmath>
 #include <tuple>
 
-#ifdef __CUDACC__
-#define INVERT_FAST_HD __host__ __device__
-#else
-#define INVERT_FAST_HD
-#endif
+#include "macros.h"
 
 namespace invert_fast {
 

@@ -2,42 +2,66 @@
 
 >>> import invert_fast as inv
 >>> auc = inv.auroc(activations, labels)   # [N, D] x [N, K] -> [D, K] float64
+>>> res = inv.explain(activations, concepts, L=3, B=10)
+
+The package is layered; each layer imports only those before it:
+
+- ops: the engine (checked wrappers of the C++/CUDA operators, loaded on first use);
+- core: concepts, regions, formulas, AUROC, the search, statistics, results;
+- dissection: Network Dissection, compositional explanations, pixel masks;
+- io: capture of activations, on-disk stores, checkpointed and distributed runs;
+- cases: the embedded real models, data and concept sources;
+- apps: command line, demo, comparison, HTML report.
+
+The names below are the public API; module paths may move, these do not.
 """
 
-from ._ops import and_popcount, built_with_cuda, csr_gather_sum, rank_doubled, rank_doubled_ties
-from .auroc import auc_from_rank_sums, auroc
-from .compositional import IoULabel, compositional_explain
-from .concepts import ConceptSet
-from .dissection import Dissection, network_dissection, quantile_thresholds
-from .formula import Formula
-from .pixel_masks import PixelMasks
-from .regions import Regions, compute_regions
-from .results import Explanation, Explanations
-from .scoring import score
-from .search import explain
+from .apps.compare import compare
+from .core.auroc import auc_from_rank_sums, auroc
+from .core.concepts import ConceptSet
+from .core.formula import Formula
+from .core.params import SearchParams
+from .core.regions import Regions, compute_regions
+from .core.results import Explanation, Explanations, read_csv, write_csv
+from .core.scoring import score
+from .core.search import explain
+from .dissection.compositional import IoULabel, compositional_explain
+from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
+from .dissection.pixel_masks import PixelMasks
+from .io.capture import capture
+from .io.runner import explain_to_file
+from .io.store import NeuronStore
+from .ops import and_popcount, built_with_cuda, csr_gather_sum, rank_doubled, rank_doubled_ties
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConceptSet",
     "Dissection",
-    "IoULabel",
-    "PixelMasks",
-    "and_popcount",
-    "compositional_explain",
-    "network_dissection",
-    "quantile_thresholds",
     "Explanation",
     "Explanations",
     "Formula",
+    "IoULabel",
+    "NeuronStore",
+    "PixelMasks",
     "Regions",
+    "SearchParams",
+    "and_popcount",
     "auc_from_rank_sums",
     "auroc",
     "built_with_cuda",
+    "capture",
+    "compare",
+    "compositional_explain",
     "compute_regions",
-    "explain",
-    "score",
     "csr_gather_sum",
+    "explain",
+    "explain_to_file",
+    "network_dissection",
+    "quantile_thresholds",
     "rank_doubled",
     "rank_doubled_ties",
+    "read_csv",
+    "score",
+    "write_csv",
 ]

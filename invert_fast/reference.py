@@ -36,7 +36,7 @@ def explain_reference(
     Returns:
         per neuron, the final beam as a list of (formula text, length, auc), best first.
     """
-    from .formula import Formula
+    from .core.formula import Formula
 
     n = len(activations)
     cols = list(zip(*activations, strict=True))
@@ -94,7 +94,7 @@ def compositional_reference(unit_masks, concept_masks, names, n_pixels, length, 
     Returns:
         per unit, the final beam as a list of (formula text, intersection, union), best first.
     """
-    from .formula import Formula
+    from .core.formula import Formula
 
     full = (1 << n_pixels) - 1
     atoms = [(Formula.atom(s), m) for s, m in zip(names, concept_masks, strict=True)]

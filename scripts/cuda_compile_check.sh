@@ -15,7 +15,8 @@ fi
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 INVERT_FAST_CUDA=1 "$VENV/bin/python" setup.py -q build_ext --build-lib "$OUT/lib" --build-temp "$OUT/tmp"
-cp -r invert_fast/*.py "$OUT/lib/invert_fast/"
+# The whole package tree (every subpackage), beside the freshly built invert_fast/_C*.so.
+tar --exclude="*.so" --exclude=__pycache__ -cf - invert_fast | tar -xf - -C "$OUT/lib"
 cd "$OUT/lib"
 "$VENV/bin/python" - <<'PY'
 import torch

@@ -152,4 +152,4 @@ def test_cuda_tensor_on_cpu_build_says_how_to_rebuild():
         device = torch.device("cuda")
 
     with pytest.raises(RuntimeError, match="INVERT_FAST_CUDA=1 pip install"):
-        inv._ops.check_device(FakeCuda(), "auroc")
+        inv.ops.check_device(FakeCuda(), "auroc")

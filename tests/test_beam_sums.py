@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast import _ops
-from invert_fast.search import _Space, size_bounds
+from invert_fast import ops
+from invert_fast.core.params import size_bounds
+from invert_fast.core.search import _Space
 
 from .helpers import random_labels
 
@@ -19,13 +20,13 @@ def test_weighted_row_sums_matches_naive():
     indptr = torch.cat(
         [torch.tensor([0]), torch.sort(torch.randint(0, 301, (24,), generator=g)).values, torch.tensor([300])]
     )
-    out = _ops.weighted_row_sums(indptr, indices, weights, table)
+    out = ops.weighted_row_sums(indptr, indices, weights, table)
     expected = torch.stack(
         [(weights[a:b, None] * table[indices[a:b]].long()).sum(0) for a, b in zip(indptr[:-1], indptr[1:], strict=True)]
     )
     assert torch.equal(out, expected)
     with pytest.raises(ValueError, match=r"indices must lie in \[0, 40\)"):
-        _ops.weighted_row_sums(indptr, indices + 1, weights, table)
+        ops.weighted_row_sums(indptr, indices + 1, weights, table)
 
 
 @pytest.mark.parametrize("method", ["sparse", "dense"])
@@ -66,7 +67,7 @@ def test_beam_step_select_keeps_ties_and_counts_valid():
     valid = torch.ones(d, b, dtype=torch.bool)
     ext = torch.ones(d, 2 * k, dtype=torch.bool)
     lo, hi = size_bounds(n, 0.0, 0.5)
-    indptr, cols, vals, nvalid = _ops.beam_step_select(
+    indptr, cols, vals, nvalid = ops.beam_step_select(
         xs, xp, 0, beam_s, beam_p, valid, conc_s, cs.counts, ext, n, lo, hi, 1.0, 4
     )
     # brute force: every pool member's score

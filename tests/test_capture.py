@@ -7,7 +7,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import invert_fast as inv
-from invert_fast.capture import capture, load_activations
+from invert_fast.io.capture import capture, load_activations
 
 
 def small_cnn():

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.cli import main
+from invert_fast.apps.cli import main
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.bits import popcount
-from invert_fast.cli import main
-from invert_fast.compare import COLUMNS, compare
-from invert_fast.dissection import unit_words
+from invert_fast.apps.cli import main
+from invert_fast.apps.compare import COLUMNS, compare
+from invert_fast.core.bits import popcount
+from invert_fast.dissection.netdissect import unit_words
 
 
 def problem(seed=0, n=60, d=6):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.bits import unpack_bits
-from invert_fast.dissection import unit_words
-from invert_fast.formula import Formula
+from invert_fast.core.bits import unpack_bits
+from invert_fast.core.formula import Formula
+from invert_fast.dissection.netdissect import unit_words
 from invert_fast.reference import compositional_reference, iou_counts_reference
 
 

@@ -73,7 +73,7 @@ def test_rank_ties_equal_cpu():
 
 
 def test_weighted_row_sums_and_step_select_equal_cpu():
-    from invert_fast import _ops
+    from invert_fast import ops
 
     g = torch.Generator().manual_seed(4)
     table = torch.rand(50, 17, generator=g) < 0.3
@@ -82,8 +82,8 @@ def test_weighted_row_sums_and_step_select_equal_cpu():
     ptr = torch.cat(
         [torch.tensor([0]), torch.sort(torch.randint(0, 401, (30,), generator=g)).values, torch.tensor([400])]
     )
-    cpu = _ops.weighted_row_sums(ptr, idx, w, table)
-    assert torch.equal(_ops.weighted_row_sums(ptr.cuda(), idx.cuda(), w.cuda(), table.cuda()).cpu(), cpu)
+    cpu = ops.weighted_row_sums(ptr, idx, w, table)
+    assert torch.equal(ops.weighted_row_sums(ptr.cuda(), idx.cuda(), w.cuda(), table.cuda()).cpu(), cpu)
     d, b, k, n = 6, 4, 9, 500
     xs = torch.randint(0, 5000, (d, b, k), generator=g)
     xp = torch.randint(0, 60, (d, b, k), generator=g)
@@ -95,8 +95,8 @@ def test_weighted_row_sums_and_step_select_equal_cpu():
         x = (xs << shift) + xp if shift else xs
         x_p = torch.empty(0, dtype=torch.long) if shift else xp
         args = (x, x_p, shift, bs, bp, bv, cs, cp, ext)
-        cpu = _ops.beam_step_select(*args, n, 1, 250, 1.0, 7)
-        gpu = _ops.beam_step_select(*(t.cuda() if isinstance(t, torch.Tensor) else t for t in args), n, 1, 250, 1.0, 7)
+        cpu = ops.beam_step_select(*args, n, 1, 250, 1.0, 7)
+        gpu = ops.beam_step_select(*(t.cuda() if isinstance(t, torch.Tensor) else t for t in args), n, 1, 250, 1.0, 7)
         for a, c in zip(gpu, cpu, strict=True):
             assert torch.equal(a.cpu(), c)
 
@@ -129,14 +129,14 @@ def test_and_popcount_equals_cpu():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_upsample_threshold_and_top_values_equal_cpu(dtype):
-    from invert_fast import _ops
+    from invert_fast import ops
 
     g = torch.Generator().manual_seed(6)
     for (h, w), (hh, ww) in [((14, 14), (28, 28)), ((5, 5), (28, 28)), ((7, 3), (16, 9)), ((1, 1), (4, 4))]:
         x = (torch.randint(0, 5, (50, 9, h, w), generator=g) / 4).to(dtype)  # ties: values land on thresholds
         x[0, 0, 0, 0] = float("inf")
         th = inv.quantile_thresholds(x, 0.05)
-        a, b = _ops.upsample_threshold(x, th, hh, ww), _ops.upsample_threshold(x.cuda(), th.cuda(), hh, ww)
+        a, b = ops.upsample_threshold(x, th, hh, ww), ops.upsample_threshold(x.cuda(), th.cuda(), hh, ww)
         assert torch.equal(a[0], b[0].cpu()) and torch.equal(a[1], b[1].cpu())
         assert torch.equal(inv.quantile_thresholds(x.cuda(), 0.05).cpu(), th)
 

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 import invert_fast as inv
-from invert_fast import derived
-from invert_fast._ops import top_values, upsample_threshold
-from invert_fast.bits import pack_bits, unpack_bits
-from invert_fast.dissection import unit_words
+from invert_fast.cases import derived
+from invert_fast.core.bits import pack_bits, unpack_bits
+from invert_fast.dissection.netdissect import unit_words
+from invert_fast.ops import top_values, upsample_threshold
 
 
 def bilinear(maps: np.ndarray, hh: int, ww: int) -> np.ndarray:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from invert_fast.cli import main
-from invert_fast.lexicons import Lexicon, token_concepts, wordnet_sentences
-from invert_fast.minilm import batch, load_minilm
+from invert_fast.apps.cli import main
+from invert_fast.cases.lexicons import Lexicon, token_concepts, wordnet_sentences
+from invert_fast.cases.minilm import batch, load_minilm
 
 TEXTS = ["a cat sat on the mat", "Unbelievably, the café's déjà-vu tokenization worked!"]
 # Printed by transformers 5.24.0 (BertModel + BertTokenizerFast from the same package folder,
@@ -63,7 +63,7 @@ def test_tokens_and_activations_equal_transformers(minilm):
         from transformers import AutoModel
     except ImportError:
         return
-    from invert_fast.minilm import model_dir
+    from invert_fast.cases.minilm import model_dir
 
     ref = AutoModel.from_pretrained(str(model_dir())).eval()
     with torch.no_grad():

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.cli import main
-from invert_fast.report import LayerReport, formula_in_words, png_bytes, write_report
+from invert_fast.apps.cli import main
+from invert_fast.apps.report import LayerReport, formula_in_words, png_bytes, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

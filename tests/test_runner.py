@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.runner import explain_to_file
+from invert_fast.io.runner import explain_to_file
 
 
 def problem(n=400, d=37, k=12, seed=0):

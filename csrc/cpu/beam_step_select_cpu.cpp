@@ -19,7 +19,7 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
-  const int64_t per_beam = 4 * K, C = B * per_beam + B;
+  const int64_t C = pool_width(B, K);
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
                    bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
                    ex = ext.contiguous();
@@ -44,8 +44,8 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
       for (int64_t b = 0; b < B; ++b) {
         const int64_t r = d * B + b;
         const BeamRow row{bs_[r], bp_[r], bv_[r]};
-        double* and_row = score.data() + b * per_beam;
-        double* or_row = and_row + 2 * K;
+        double* and_row = score.data() + pool_candidate_column(b, 0, 0, K);
+        double* or_row = score.data() + pool_candidate_column(b, 1, 0, K);
         for (int64_t c = 0; c < K; ++c) {
           const int64_t v = x_[r * K + c];
           const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & mask : xp_[r * K + c];
@@ -56,7 +56,7 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
           or_row[c] = out[2];
           or_row[K + c] = out[3];
         }
-        score[B * per_beam + b] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
+        score[pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
       }
       finite.clear();
       for (const double s : score) {

@@ -36,7 +36,7 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= rows * K) return;
   const int64_t r = i / K, c = i % K, d = r / B, b = r % B;
-  const int64_t C = B * 4 * K + B;
+  const int64_t C = pool_width(B, K);
   const BeamRow row{bs[r], bp[r], bv[r]};
   const int64_t v = x[i];
   const int64_t xs = shift > 0 ? v >> shift : v;
@@ -44,13 +44,13 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
   double out[4];
   candidate_scores(xs, xsz, row, cs[d * K + c], cp[c], ex[d * 2 * K + c], ex[d * 2 * K + K + c], n, p_lo, p_hi, sign,
                    out);
-  double* and_row = score + d * C + b * 4 * K;
-  double* or_row = and_row + 2 * K;
+  double* and_row = score + d * C + pool_candidate_column(b, 0, 0, K);
+  double* or_row = score + d * C + pool_candidate_column(b, 1, 0, K);
   and_row[c] = out[0];
   and_row[K + c] = out[1];
   or_row[c] = out[2];
   or_row[K + c] = out[3];
-  if (c == 0) score[d * C + B * 4 * K + b] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
+  if (c == 0) score[d * C + pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
 }
 
 }  // namespace
@@ -63,7 +63,7 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   TORCH_INTERNAL_ASSERT(x.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
-  const int64_t C = B * 4 * K + B;
+  const int64_t C = pool_width(B, K);
   at::Tensor score = at::empty({D, C}, x.options().dtype(at::kDouble));
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
                    bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),

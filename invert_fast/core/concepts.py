@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from ._validate import as_binary_labels, to_tensor, validate_names
 from .bits import num_words, pack_bits, popcount, unpack_bits
+from .validate import as_binary_labels, to_tensor, validate_names
 
 
 class ConceptSet:
@@ -40,7 +40,7 @@ class ConceptSet:
         self._n = int(n)
         self._names = tuple(names)
         self._index = {s: i for i, s in enumerate(self._names)}
-        self._descriptions = _normalize_descriptions(descriptions, self._names)
+        self._descriptions = normalize_descriptions(descriptions, self._names)
         self._counts: torch.Tensor | None = None
         self._regions = None
 
@@ -269,7 +269,7 @@ class ConceptSet:
                 row |= self._bits[p]
             rows.append(row)
         bits = torch.cat([self._bits, torch.stack(rows)]) if rows else self._bits
-        new_desc = _normalize_descriptions(descriptions, tuple(new_names))
+        new_desc = normalize_descriptions(descriptions, tuple(new_names))
         out = ConceptSet.__new__(ConceptSet)
         out._set(bits, self._n, list(self._names) + new_names, list(self._descriptions) + list(new_desc))
         return out
@@ -288,7 +288,7 @@ class ConceptSet:
         )
 
     def regions(self):
-        """Samples grouped by concept vector (cached); see invert_fast.regions.Regions."""
+        """Samples grouped by concept vector (cached); see invert_fast.core.regions.Regions."""
         if self._regions is None:
             from .regions import compute_regions
 
@@ -296,7 +296,7 @@ class ConceptSet:
         return self._regions
 
 
-def _normalize_descriptions(descriptions, names: tuple[str, ...]) -> tuple[str, ...]:
+def normalize_descriptions(descriptions, names: tuple[str, ...]) -> tuple[str, ...]:
     if descriptions is None:
         return ("",) * len(names)
     if isinstance(descriptions, Mapping):

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .concepts import ConceptSet
-from .zoo import package_file
+from ..core.concepts import ConceptSet
+from ..files import package_file
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 _HYPERNYM_POINTERS = ("@", "@i")  # hypernym, instance hypernym

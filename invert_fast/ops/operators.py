@@ -1,30 +1,12 @@
 """Checked Python entry points of the C++/CUDA operators registered as torch.ops.invert_fast.*.
 
-Kernels: csrc/cpu/<op>_cpu.cpp and csrc/cuda/<op>_cuda.cu; shapes and shared checks: csrc/<op>.h.
+Kernels: csrc/cpu/<op>_cpu.cpp and csrc/cuda/<op>_cuda.cu; shapes and shared checks: csrc/<op>.h;
+schemas: csrc/ops.cpp. The compiled library is loaded on the first call (see library.py).
 """
 
 import torch
 
-from . import _C  # noqa: F401  (importing the extension registers the operators)
-
-_REBUILD_HINT = (
-    "this invert_fast build has CPU kernels only; to use CUDA tensors install a CUDA build of torch and "
-    "the CUDA toolkit, then rebuild with: INVERT_FAST_CUDA=1 pip install --no-build-isolation -e ."
-)
-
-
-def built_with_cuda() -> bool:
-    """True when the extension was compiled with its CUDA kernels."""
-    return bool(torch.ops.invert_fast.built_with_cuda())
-
-
-def check_device(t: torch.Tensor, what: str) -> None:
-    """Raise a clear error for tensors the compiled kernels cannot run on."""
-    if t.device.type == "cuda":
-        if not built_with_cuda():
-            raise RuntimeError(f"{what}: got a CUDA tensor, but {_REBUILD_HINT}")
-    elif t.device.type != "cpu":
-        raise RuntimeError(f"{what}: tensors must be on the CPU or a CUDA device, got {t.device}")
+from .library import check_device, library
 
 
 def rank_doubled(x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +23,7 @@ def rank_doubled(x: torch.Tensor) -> torch.Tensor:
         [5, 2, 5]
     """
     check_device(x, "rank_doubled")
-    return torch.ops.invert_fast.rank_doubled(x)
+    return library().rank_doubled(x)
 
 
 def rank_doubled_ties(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,7 +41,7 @@ def rank_doubled_ties(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         [6.0]
     """
     check_device(x, "rank_doubled_ties")
-    return torch.ops.invert_fast.rank_doubled_ties(x)
+    return library().rank_doubled_ties(x)
 
 
 def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
@@ -79,7 +61,7 @@ def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Te
         [[6, 8], [3, 4]]
     """
     check_device(values, "csr_gather_sum")
-    return torch.ops.invert_fast.csr_gather_sum(values, indptr, indices)
+    return library().csr_gather_sum(values, indptr, indices)
 
 
 def weighted_row_sums(indptr, indices, weights, table):
@@ -98,7 +80,7 @@ def weighted_row_sums(indptr, indices, weights, table):
         [[12, 7]]
     """
     check_device(table, "weighted_row_sums")
-    return torch.ops.invert_fast.weighted_row_sums(indptr, indices, weights, table)
+    return library().weighted_row_sums(indptr, indices, weights, table)
 
 
 def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k):
@@ -117,7 +99,7 @@ def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, 
         k-th best score, ties included; valid [Db] count of pool members with a finite score.
     """
     check_device(x, "beam_step_select")
-    return torch.ops.invert_fast.beam_step_select(
+    return library().beam_step_select(
         x,
         x_p,
         int(shift),
@@ -150,7 +132,7 @@ def and_popcount(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         [[1, 3]]
     """
     check_device(a, "and_popcount")
-    return torch.ops.invert_fast.and_popcount(a, b)
+    return library().and_popcount(a, b)
 
 
 def upsample_threshold(maps: torch.Tensor, thresholds: torch.Tensor, height: int, width: int):
@@ -169,7 +151,7 @@ def upsample_threshold(maps: torch.Tensor, thresholds: torch.Tensor, height: int
         ([[[65535]]], [[False]])
     """
     check_device(maps, "upsample_threshold")
-    return torch.ops.invert_fast.upsample_threshold(maps, thresholds, int(height), int(width))
+    return library().upsample_threshold(maps, thresholds, int(height), int(width))
 
 
 def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,7 +173,7 @@ def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch
     """
     check_device(maps, "top_values")
     if maps.device.type == "cpu":
-        return torch.ops.invert_fast.top_values(maps, prev, int(keep))
+        return library().top_values(maps, prev, int(keep))
     nan = torch.isnan(maps).flatten(2).any(2)  # [n, D]
     first = torch.where(nan.any(0), nan.int().argmax(0), -1)
     vals = torch.cat([prev, maps.transpose(0, 1).reshape(maps.shape[1], -1)], 1)

@@ -33,7 +33,7 @@ def score(activations, concepts, formulas: Sequence[Formula | str], **kwargs) ->
         activations: [N, D] tensor or array.
         concepts: ConceptSet or [N, K] 0/1 matrix (names c0, c1, ...).
         formulas: F formulas (Formula or text such as 'sneaker | (sandal & ~boot)').
-        **kwargs: passed to invert_fast.auroc (method, max_memory).
+        **kwargs: passed to invert_fast.core.auroc (method, max_memory).
 
     Returns:
         [D, F] float64 on the activations' device (NaN where a formula's mask is empty or full).

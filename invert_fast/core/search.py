@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import math
 from collections.abc import Callable
 
 import torch
 
-from . import _ops
-from ._validate import as_activations, check_positive_int
+from .. import ops
+from ..ops import PoolLayout
 from .auroc import auc_from_rank_sums, choose_method, concept_rank_sums, default_max_memory, region_rank_sums
 from .concepts import ConceptSet
 from .formula import Formula
-from .results import Explanation, Explanations
-from .stats import ADJUSTMENTS, ALTERNATIVES, adjust_pvalues, mannwhitney_pvalues
+from .params import SearchParams
+from .results import Explanation, Explanations, adjust_explanations
+from .stats import ADJUSTMENTS, mannwhitney_pvalues
+from .validate import as_activations, check_positive_int
 
 _NEG_INF = float("-inf")
 _OPS = ("and", "or")
-MODES = ("positive", "negative")
 
 
 class _Space:
@@ -65,7 +65,7 @@ class _Space:
             got = tuple(
                 sorted(
                     bisect.bisect_left(self.sorted_atom_texts, key)
-                    for key in ([k for k, _ in base._parts] if base.op == op else [str(base)])
+                    for key in (base.operand_keys() if base.op == op else [str(base)])
                 )
                 for op in _OPS
             )
@@ -100,7 +100,7 @@ class _Space:
             rows, regs = (mask ^ outside.unsqueeze(-1)).view(db * b, g).nonzero().unbind(1)
             indptr = torch.zeros(db * b + 1, dtype=torch.int64, device=mask.device)
             indptr[1:] = torch.cumsum(side.view(-1), 0)
-            out = _ops.weighted_row_sums(indptr, regs, weights[regs, rows // b], self.member_t).view(db, b, self.k)
+            out = ops.weighted_row_sums(indptr, regs, weights[regs, rows // b], self.member_t).view(db, b, self.k)
             if bool(outside.any()):
                 total = concept_rank_sums(weights, self.regions, self.method, per_sample_max).t()  # [Db, K]
                 out = torch.where(outside.unsqueeze(-1), total.unsqueeze(1) - out, out)
@@ -188,18 +188,7 @@ def explain(
         >>> e = res[0][0]; print(e.formula, e.auc, e.p_value)
     """
     x = as_activations(activations)
-    L = check_positive_int(L, "L")
-    B = check_positive_int(B, "B")
-    if limit_search is not None:
-        limit_search = check_positive_int(limit_search, "limit_search")
-    min_fraction = _fraction(min_fraction, "min_fraction")
-    max_fraction = _fraction(max_fraction, "max_fraction")
-    if min_fraction > max_fraction:
-        raise ValueError(f"min_fraction: must not exceed max_fraction, got {min_fraction} > {max_fraction}")
-    if mode not in MODES:
-        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
-    if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative: expected one of {ALTERNATIVES}, got {alternative!r}")
+    params = SearchParams(L, B, limit_search, min_fraction, max_fraction, mode, alternative)
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust: expected one of {ADJUSTMENTS}, got {adjust!r}")
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
@@ -211,55 +200,35 @@ def explain(
     dev = torch.device(device) if device is not None else x.device
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {dev} was asked for, but torch sees no CUDA device")
-    _ops.check_device(torch.empty(0, device=dev), "explain")
+    ops.check_device(torch.empty(0, device=dev), "explain")
     cs = cs.to(dev)
     space = _Space(cs, method)
     if max_memory is None:
         max_memory = default_max_memory(dev)
     max_memory = check_positive_int(max_memory, "max_memory")
-    params = dict(
-        L=L,
-        B=B,
-        limit_search=limit_search,
-        min_fraction=min_fraction,
-        max_fraction=max_fraction,
-        mode=mode,
-        alternative=alternative,
-        adjust=adjust,
-        method=space.method,
-        n_samples=n,
-        n_concepts=space.k,
-    )
+    exported = {**params.as_dict(), "adjust": adjust, "method": space.method, "n_samples": n, "n_concepts": space.k}
 
-    g, k = space.regions.num_regions, space.k
+    g, k, B = space.regions.num_regions, space.k, params.B
     per_neuron = 4 * n + 8 * n + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
     step = max(1, min(d_total, 4096, max_memory // per_neuron))
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
         # One dense copy of the batch: strided inputs (a column slice, a transposed store) are slow to rank.
         xb = x[:, d0 : d0 + step].to(dev).contiguous()
-        per_neuron_results += _explain_batch(
-            xb, d0, space, L, B, limit_search, min_fraction, max_fraction, mode, alternative
-        )
+        per_neuron_results += explain_batch(xb, d0, space, params)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
-        _adjust(per_neuron_results, adjust)
-    return Explanations(per_neuron_results, params, layer, cs.definitions)
+        adjust_explanations(per_neuron_results, adjust)
+    return Explanations(per_neuron_results, exported, layer, cs.definitions)
 
 
-def _fraction(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise TypeError(f"{name}: expected a number in [0, 1], got {type(v).__name__} {v!r}")
-    if not 0.0 <= float(v) <= 1.0:
-        raise ValueError(f"{name}: expected a number in [0, 1], got {v}")
-    return float(v)
-
-
-def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_fraction, mode, alternative):
+def explain_batch(x: torch.Tensor, d0: int, space: _Space, params: SearchParams) -> list[list[Explanation]]:
+    """The search for one batch of neurons, x [N, Db] contiguous on the space's device; neuron d of the
+    batch is numbered d0 + d in the results."""
     n, k = space.n, space.k
-    sign = 1.0 if mode == "positive" else -1.0
-    ranks, ties = _ops.rank_doubled_ties(x)
+    L, B, limit_search, sign = params.L, params.B, params.limit_search, params.sign
+    ranks, ties = ops.rank_doubled_ties(x)
     region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
     del ranks
     s2_c = concept_rank_sums(region_sums, space.regions, space.method).t()  # [Db, K]
@@ -268,7 +237,7 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([p_c, n - p_c])  # [2K]
     atom_auc = auc_from_rank_sums(atom_s2, atom_p, n)  # [Db, 2K]
-    bounds = size_bounds(n, min_fraction, max_fraction)
+    bounds = params.size_bounds(n)
     ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
     atom_score = torch.where(ok_atom, sign * atom_auc, _NEG_INF)  # admissible atoms have 0 < P < N: no NaN
 
@@ -298,7 +267,7 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
     auc = auc_from_rank_sums(beams.s2, beams.pos, n)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
     # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
-    pvals, log10 = mannwhitney_pvalues(beams.s2.cpu(), beams.pos.cpu(), n, ties.cpu().unsqueeze(1), alternative)
+    pvals, log10 = mannwhitney_pvalues(beams.s2.cpu(), beams.pos.cpu(), n, ties.cpu().unsqueeze(1), params.alternative)
     auc_l, pos_l, p_l, log_l = (t.cpu().tolist() for t in (auc, beams.pos, pvals, log10))
     out = []
     for d in range(db):
@@ -320,20 +289,6 @@ def _explain_batch(x, d0, space: _Space, L, B, limit_search, min_fraction, max_f
             )
         out.append(exps)
     return out
-
-
-def size_bounds(n: int, min_fraction: float, max_fraction: float) -> tuple[int, int]:
-    """Admissible mask sizes: 0 < P < n with min_fraction <= P / n <= max_fraction (float64 division).
-
-    P / n grows with P, so the admissible sizes form the interval [p_lo, p_hi] (empty if p_lo > p_hi).
-    """
-    p_lo = max(1, math.ceil(min_fraction * n) - 2)
-    while p_lo <= n - 1 and not p_lo / n >= min_fraction:
-        p_lo += 1
-    p_hi = min(n - 1, math.floor(max_fraction * n) + 2)
-    while p_hi >= 1 and not p_hi / n <= max_fraction:
-        p_hi -= 1
-    return p_lo, p_hi
 
 
 def _select(gather, db: int, B: int, keys, text) -> list[list[tuple]]:
@@ -461,7 +416,7 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
         nd = neurons.to(dev)
         whole = nd.numel() == db
         pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
-        indptr, cols, vals, valid = _ops.beam_step_select(
+        indptr, cols, vals, valid = ops.beam_step_select(
             pick(x),
             x_p if shift else pick(x_p),
             shift,
@@ -480,8 +435,7 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
         counts = indptr.diff()
         return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
 
-    per_beam = 4 * k
-    nb = B * per_beam
+    pool = PoolLayout(B, k)
     atoms = space.atoms
     formulas = beams.formulas
     lens = torch.tensor([[f.length for f in fl] + [0] * (B - len(fl)) for fl in formulas], device=dev).view(db, B)
@@ -496,22 +450,18 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
     slot_thr = slot_thr.to(dev)
 
     def keys(d_t, j_t):
-        is_old = j_t >= nb
-        jj = j_t.clamp(max=nb - 1)
-        b, rem = jj // per_beam, jj % per_beam
-        op, a = rem // (2 * k), rem % (2 * k)
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        op, a = op.clamp(min=0), a.clamp(min=0)
         r = space.atom_rank_t[a]
         slot = (slot_thr[d_t, b, op] <= r.unsqueeze(1)).sum(1)
-        e = (j_t - nb).clamp(min=0)
-        length = torch.where(is_old, lens[d_t, e], lens[d_t, b] + 1)
-        seq = torch.where(is_old, 2 * B * (width + 1) + e, (b * 2 + op) * (width + 1) + slot)
+        length = torch.where(is_old, lens[d_t, b], lens[d_t, b] + 1)
+        seq = torch.where(is_old, 2 * B * (width + 1) + b, (b * 2 + op) * (width + 1) + slot)
         return length, seq, torch.where(is_old, torch.zeros_like(r), r)
 
     def text(d, j):
-        if j >= nb:
-            return str(formulas[d][j - nb])
-        b, rem = divmod(j, per_beam)
-        op, a = divmod(rem, 2 * k)
+        is_old, b, op, a = pool.decode(j)
+        if is_old:
+            return str(formulas[d][b])
         return formulas[d][b].joined_text(_OPS[op], atoms[a])
 
     picks = _select(gather, db, B, keys, text)
@@ -520,12 +470,11 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
     for d, pk in enumerate(picks):
         fl = []
         for r, (_, _, _, j) in enumerate(pk):
-            if j >= nb:
-                fl.append(formulas[d][j - nb])
-                rows.append((d, r, j - nb, -1, -1))
+            is_old, b, op, a = pool.decode(j)
+            if is_old:
+                fl.append(formulas[d][b])
+                rows.append((d, r, b, -1, -1))
             else:
-                b, rem = divmod(j, per_beam)
-                op, a = divmod(rem, 2 * k)
                 base = formulas[d][b]
                 fl.append(base & atoms[a] if op == 0 else base | atoms[a])
                 rows.append((d, r, b, op, a))
@@ -552,14 +501,3 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
         grown = torch.where(is_or.unsqueeze(1), base | am, base & am)
         out.mask[r_t, s_t] = torch.where(is_new.unsqueeze(1), grown, base)
     return out
-
-
-def _adjust(results: list[list[Explanation]], method: str) -> None:
-    depth = max((len(r) for r in results), default=0)
-    for rank in range(depth):
-        idx = [d for d, r in enumerate(results) if len(r) > rank]
-        p = torch.tensor([results[d][rank].p_value for d in idx], dtype=torch.float64)
-        adj = adjust_pvalues(p, method).tolist()
-        for d, a in zip(idx, adj, strict=True):
-            e = results[d][rank]
-            results[d][rank] = Explanation(**{**e.__dict__, "p_value_adjusted": a})

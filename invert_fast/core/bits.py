@@ -62,7 +62,7 @@ def popcount(words: torch.Tensor) -> torch.Tensor:
     Returns:
         [...] int64.
     """
-    from ._ops import and_popcount
+    from ..ops import and_popcount
 
     w = words.shape[-1]
     if w == 0 or words.numel() == 0:

@@ -9,25 +9,15 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..files import package_file
+
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # ccexam's normalization of [0, 1] pixels
-
-
-def package_file(package: str, relative: str, install: str) -> Path:
-    """Path of a data file inside an installed package, with an install hint when missing."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the package {package!r} is not installed; install it with: {install}")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed {package!r}; reinstall it with: {install}")
-    return path
 
 
 class MNISTNet(nn.Module):
@@ -234,7 +224,7 @@ def conv_case(case: str, layer: str | None = None, samples: int | None = None, s
         (maps [N, D, h, w] float32, PixelMasks at 28 x 28, images [N, 28, 28] uint8 as the model saw
         them, a one-line description).
     """
-    from .capture import capture
+    from ..io.capture import capture
     from .derived import pixel_masks
 
     if case not in CONV_CASES:

@@ -71,6 +71,10 @@ class Formula:
             return next(iter(flat.values()))
         return Formula(op, args=tuple(flat[t] for t in sorted(flat)))
 
+    def operand_keys(self) -> list[str]:
+        """The texts of an AND/OR formula's operands, in canonical (text) order; [] for an atom."""
+        return [k for k, _ in self._parts] if self._parts else []
+
     def joined_text(self, op: str, atom: Formula) -> str:
         """str(self & atom) (op "and") or str(self | atom) (op "or"), without building the formula."""
         if self.op == op:

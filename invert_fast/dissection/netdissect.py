@@ -17,9 +17,10 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from ._ops import and_popcount, top_values, upsample_threshold
-from ._validate import to_tensor
-from .bits import popcount
+from ..core.bits import popcount
+from ..core.validate import to_tensor
+from ..files import atomic_write
+from ..ops import and_popcount, top_values, upsample_threshold
 from .pixel_masks import PixelMasks
 
 
@@ -37,7 +38,7 @@ def as_maps(maps, name: str = "maps") -> torch.Tensor:
     return x
 
 
-def _chunk(maps: torch.Tensor, start: int, stop: int, device) -> torch.Tensor:
+def map_chunk(maps: torch.Tensor, start: int, stop: int, device) -> torch.Tensor:
     """Images start:stop of the maps on `device`, float32 (or float64). (The kernels report NaN.)"""
     x = maps[start:stop].to(device)
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
@@ -47,7 +48,7 @@ def _nan_error(image: int, unit: int) -> ValueError:
     return ValueError(f"maps: expected no NaN activations, got NaN at image {image}, unit {unit}")
 
 
-def _images_per_chunk(maps: torch.Tensor, bytes_per_value: int, max_memory: int) -> int:
+def images_per_chunk(maps: torch.Tensor, bytes_per_value: int, max_memory: int) -> int:
     per_image = maps.shape[1] * maps.shape[2] * maps.shape[3] * bytes_per_value
     return max(1, min(maps.shape[0], max_memory // max(per_image, 1)))
 
@@ -82,9 +83,9 @@ def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**2
     gamma = float(virtual - np.float64(lo)) if virtual < m - 1 else 0.0
     keep = m - lo  # values at ascending positions lo..m-1 are the `keep` largest
     top = None
-    step = _images_per_chunk(x, 8, max_memory)
+    step = images_per_chunk(x, 8, max_memory)
     for s in range(0, n, step):
-        chunk = _chunk(x, s, s + step, device)
+        chunk = map_chunk(x, s, s + step, device)
         if top is None:
             top = torch.zeros(d, 0, dtype=chunk.dtype, device=device)
         top, nan_image = top_values(chunk, top, keep)
@@ -148,9 +149,9 @@ def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width
 def iter_unit_words(x: torch.Tensor, thresholds: torch.Tensor, masks: PixelMasks, max_memory: int, device):
     """Stream the unit masks over the images: yields (first image, [n, D, W] packed masks) per chunk of
     images, a chunk's maps, upsampled values and masks within max_memory."""
-    step = _images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
+    step = images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
     for s in range(0, x.shape[0], step):
-        yield s, unit_words(_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
+        yield s, unit_words(map_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
 
 
 @dataclass
@@ -234,9 +235,7 @@ class Dissection:
 
     def to_csv(self, path) -> None:
         """Write records() as CSV (atomically)."""
-        from .results import _atomic
-
-        with _atomic(path) as f:
+        with atomic_write(path) as f:
             self.to_dataframe().to_csv(f, index=False)
 
 
@@ -301,9 +300,9 @@ def network_dissection(
     image_level = masks.n_pixels == 1
     out_px = h * w if image_level else masks.n_pixels
     if image_level:
-        step = _images_per_chunk(x, 16, max_memory)
+        step = images_per_chunk(x, 16, max_memory)
         for s in range(0, n, step):
-            chunk = _chunk(x, s, s + step, device)
+            chunk = map_chunk(x, s, s + step, device)
             # A labelled image's concept mask is the whole image: count the unit's pixels there.
             nan = torch.isnan(chunk).flatten(2).any(2).nonzero()
             if len(nan):

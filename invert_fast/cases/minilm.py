@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .zoo import package_file
+from ..files import package_file
 
 _SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "F64": np.float64, "I32": np.int32}
 

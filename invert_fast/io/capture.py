@@ -76,7 +76,7 @@ def reduce_output(out, reduce: str, sequence: str) -> torch.Tensor:
     raise ValueError(f"layer output: expected [B, D], [B, T, D] or [B, C, H, W], got shape {tuple(out.shape)}")
 
 
-class _NpyWriter:
+class NpyWriter:
     """Appends [rows, ...] float blocks to `path` (a .npy), atomically renamed into place on close."""
 
     def __init__(self, path: Path, dtype: np.dtype):
@@ -170,13 +170,13 @@ def capture(
         p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
     device = torch.device(device)
-    writers: dict[str, _NpyWriter] = {}
+    writers: dict[str, NpyWriter] = {}
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in mods}
     if out is not None:
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         for name in mods:
-            writers[name] = _NpyWriter(folder / f"{_file_name(name)}.npy", dtype)
+            writers[name] = NpyWriter(folder / f"{_file_name(name)}.npy", dtype)
 
     def hook(name):
         def fn(_module, _inputs, output):

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 
-from . import _ops
-from ._validate import as_activations, check_positive_int
+from .. import ops
 from .concepts import ConceptSet
 from .regions import Regions
+from .validate import as_activations, check_positive_int
 
 _EXACT = 2**53  # float64 holds every integer up to here
 # Dense products win once this share of (concept, region) pairs is set: on 2 AMD EPYC cores the
@@ -53,7 +53,7 @@ def region_rank_sums(ranks: torch.Tensor, regions: Regions) -> torch.Tensor:
     """
     if regions.identity:
         return ranks
-    return _ops.csr_gather_sum(ranks, regions.sample_indptr, regions.sample_indices)
+    return ops.csr_gather_sum(ranks, regions.sample_indptr, regions.sample_indices)
 
 
 def concept_rank_sums(
@@ -72,7 +72,7 @@ def concept_rank_sums(
         [K, C] int64.
     """
     if method == "sparse":
-        return _ops.csr_gather_sum(region_sums, regions.concept_indptr, regions.concept_regions)
+        return ops.csr_gather_sum(region_sums, regions.concept_indptr, regions.concept_regions)
     member = regions.membership_f64  # [K, G]
     bound = 2 * regions.n_samples if per_sample_max is None else per_sample_max
     out = torch.zeros(member.shape[0], region_sums.shape[1], dtype=torch.int64, device=region_sums.device)
@@ -153,7 +153,7 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
         raise ValueError(
             f"labels: expected {n} samples (rows of activations), got a concept set over {concepts.n_samples} samples"
         )
-    _ops.check_device(x, "auroc")
+    ops.check_device(x, "auroc")
     concepts = concepts.to(x.device)
     regions = concepts.regions()
     chosen = choose_method(regions, method)
@@ -166,7 +166,7 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
         return out.fill_(float("nan"))
     step = _neuron_batch(n, regions.num_regions, k, d, chosen == "dense", max_memory)
     for d0 in range(0, d, step):
-        ranks = _ops.rank_doubled(x[:, d0 : d0 + step])
+        ranks = ops.rank_doubled(x[:, d0 : d0 + step])
         s2 = concept_rank_sums(region_rank_sums(ranks, regions), regions, chosen)  # [K, Dc]
         out[d0 : d0 + step] = auc_from_rank_sums(s2.t(), concepts.counts, n)
     return out

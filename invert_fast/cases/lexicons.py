@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .concepts import ConceptSet
+from ..core.concepts import ConceptSet
+from ..files import package_file
 from .wordnet import WORDNET_DIR, WordNet
-from .zoo import package_file
 
 # (name, WordNet lemma, senses): noun classes that cover many everyday words.
 SEMANTIC_CLASSES = (

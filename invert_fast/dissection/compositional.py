@@ -18,10 +18,10 @@ from fractions import Fraction
 
 import torch
 
-from ._ops import and_popcount
-from .bits import popcount
-from .dissection import as_maps, check_masks, iter_unit_words, resolve_thresholds
-from .formula import Formula
+from ..core.bits import popcount
+from ..core.formula import Formula
+from ..ops import and_popcount
+from .netdissect import as_maps, check_masks, iter_unit_words, resolve_thresholds
 from .pixel_masks import PixelMasks
 
 OPS = ("or", "and", "and not")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .concepts import ConceptSet
-from .pixel_masks import PixelMasks
+from ..core.concepts import ConceptSet
+from ..dissection.pixel_masks import PixelMasks
 
 
 def pixel_concepts(images: np.ndarray, threshold: int = 30) -> ConceptSet:

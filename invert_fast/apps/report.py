@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .concepts import ConceptSet
-from .formula import Formula
-from .results import Explanations, _atomic
+from ..core.concepts import ConceptSet
+from ..core.formula import Formula
+from ..core.results import Explanations
+from ..files import atomic_write
 
 
 def png_bytes(img: np.ndarray) -> bytes:
@@ -210,6 +211,6 @@ def write_report(path, layers: list[LayerReport], title: str = "invert_fast repo
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}<p>{nav}</p>{body}</body></html>"
     )
     path = Path(path)
-    with _atomic(path) as f:
+    with atomic_write(path) as f:
         f.write(page)
     return path

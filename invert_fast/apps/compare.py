@@ -20,15 +20,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .bits import popcount
-from .compositional import IoULabel, compositional_explain
-from .concepts import ConceptSet
-from .dissection import Dissection, _chunk, _images_per_chunk, as_maps, iter_unit_words, network_dissection
-from .formula import Formula
-from .pixel_masks import PixelMasks
-from .results import Explanations, _atomic
-from .scoring import score
-from .search import explain
+from ..core.bits import popcount
+from ..core.concepts import ConceptSet
+from ..core.formula import Formula
+from ..core.results import Explanations
+from ..core.scoring import score
+from ..core.search import explain
+from ..dissection.compositional import IoULabel, compositional_explain
+from ..dissection.netdissect import (
+    Dissection,
+    as_maps,
+    images_per_chunk,
+    iter_unit_words,
+    map_chunk,
+    network_dissection,
+)
+from ..dissection.pixel_masks import PixelMasks
+from ..files import atomic_write
 
 COLUMNS = [
     "layer",
@@ -92,7 +100,7 @@ class Comparison:
 
     def to_csv(self, path) -> None:
         """Write rows as CSV (atomically)."""
-        with _atomic(path) as f:
+        with atomic_write(path) as f:
             self.to_dataframe().to_csv(f, index=False)
 
     def html(self, top: int = 30) -> str:
@@ -214,8 +222,8 @@ def compare(
 
 def _spatial_mean(x: torch.Tensor, max_memory: int, device) -> torch.Tensor:
     """[N, D] float64 spatial means of the maps, streamed."""
-    step = _images_per_chunk(x, 8, max_memory)
-    return torch.cat([_chunk(x, s, s + step, device).double().mean((2, 3)) for s in range(0, x.shape[0], step)])
+    step = images_per_chunk(x, 8, max_memory)
+    return torch.cat([map_chunk(x, s, s + step, device).double().mean((2, 3)) for s in range(0, x.shape[0], step)])
 
 
 def _formula_iou(x, masks: PixelMasks, thresholds, formulas, max_memory: int, device) -> list[float]:

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validate import to_tensor
-from .store import NeuronStore
+from ..core.validate import to_tensor
+from ..io.store import NeuronStore
 
 
 class CliError(Exception):
@@ -130,7 +130,8 @@ class Progress:
 def cmd_explain(args) -> int:
     import invert_fast as inv
 
-    from .runner import distributed_context, explain_to_file
+    from ..io.distributed import distributed_context
+    from ..io.runner import explain_to_file
 
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".json"):
@@ -189,7 +190,7 @@ def cmd_explain(args) -> int:
 
 
 def cmd_transpose(args) -> int:
-    from .store import to_neuron_major
+    from ..io.store import to_neuron_major
 
     t0 = time.perf_counter()
     out = to_neuron_major(args.store, args.out, max_memory=args.max_memory)
@@ -201,8 +202,8 @@ def cmd_transpose(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from ..core.results import read_csv
     from .report import LayerReport, write_report
-    from .results import read_csv
 
     results = read_csv(args.labels_file)
     if args.layer is not None:
@@ -228,9 +229,9 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from . import zoo
+    from ..cases import zoo
+    from ..dissection.pixel_masks import PixelMasks
     from .compare import compare
-    from .pixel_masks import PixelMasks
     from .report import LayerReport, write_report
 
     if (args.case is None) == (args.maps is None):
@@ -325,7 +326,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--names", help="concept names, one per line")
     r.set_defaults(func=cmd_report)
     c = sub.add_parser("compare", help="INVERT and Network Dissection side by side on one conv layer")
-    c.add_argument("--case", choices=["mnist", "fashion"], help="a real model and data set (see invert_fast.zoo)")
+    c.add_argument("--case", choices=["mnist", "fashion"], help="a real model and data set (see invert_fast.cases.zoo)")
     c.add_argument("--maps", help="[N, D, h, w] activation maps (.npy, .pt, .h5) instead of a case")
     c.add_argument("--maps-key", help="entry of a .pt dict or .h5 dataset")
     c.add_argument("--masks", help="pixel concept masks (.npz written by invert_fast.PixelMasks.save)")

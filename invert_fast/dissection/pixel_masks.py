@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._validate import to_tensor, validate_names
-from .bits import num_words, pack_bits, popcount, unpack_bits
-from .concepts import ConceptSet, _normalize_descriptions
-from .formula import Formula
+from ..core.bits import num_words, pack_bits, popcount, unpack_bits
+from ..core.concepts import ConceptSet, normalize_descriptions
+from ..core.formula import Formula
+from ..core.validate import to_tensor, validate_names
+from ..files import atomic_write
 
 
 class PixelMasks:
@@ -56,7 +57,7 @@ class PixelMasks:
         n, k = words.shape[:2]
         self.words, self.height, self.width = words, int(height), int(width)
         self.names = tuple(validate_names(names, k, "names"))
-        self.descriptions = _normalize_descriptions(descriptions, self.names)
+        self.descriptions = normalize_descriptions(descriptions, self.names)
         cats = ["concept"] * k if categories is None else list(categories)
         if len(cats) != k or not all(isinstance(c, str) and c for c in cats):
             raise ValueError(f"categories: expected {k} non-empty strings, got {categories!r}")
@@ -180,10 +181,8 @@ class PixelMasks:
     # --- files --------------------------------------------------------------------------------
     def save(self, path) -> Path:
         """Write the packed masks to a .npz (words, height, width, names, descriptions, categories)."""
-        from .results import _atomic
-
         path = Path(path)
-        with _atomic(path, binary=True) as f:
+        with atomic_write(path, binary=True) as f:
             np.savez_compressed(
                 f,
                 words=self.words.cpu().numpy(),

@@ -1,0 +1,97 @@
+"""The parameters of an INVERT search, written once: explain(), checkpoints, the CLI and exports use them.
+
+A SearchParams is frozen and validated when built, so a search never sees an unchecked value and two
+runs with equal parameters have equal `key()`s (what a checkpoint records).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .stats import ALTERNATIVES
+from .validate import check_positive_int
+
+MODES = ("positive", "negative")
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """What defines the labels of a neuron (not how fast they are found).
+
+    Attributes:
+        L: longest formula (atom occurrences), >= 1.
+        B: beam size and number of labels per neuron, >= 1.
+        limit_search: extension atoms per neuron (the limit_search atoms of largest
+            differentiability); None for all 2K.
+        min_fraction, max_fraction: admissible share of samples in a formula's mask (and 0 < share < 1).
+        mode: "positive" (formulas the neuron activates for: AUC descending) or "negative".
+        alternative: Mann-Whitney alternative of the p-values: "two-sided", "greater", "less".
+
+    Example:
+        >>> SearchParams(L=2, B=5, min_fraction=0.02).size_bounds(1000)
+        (20, 500)
+    """
+
+    L: int = 3
+    B: int = 10
+    limit_search: int | None = None
+    min_fraction: float = 0.0
+    max_fraction: float = 0.5
+    mode: str = "positive"
+    alternative: str = "two-sided"
+
+    def __post_init__(self):
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
+        set_("L", check_positive_int(self.L, "L"))
+        set_("B", check_positive_int(self.B, "B"))
+        if self.limit_search is not None:
+            set_("limit_search", check_positive_int(self.limit_search, "limit_search"))
+        set_("min_fraction", fraction(self.min_fraction, "min_fraction"))
+        set_("max_fraction", fraction(self.max_fraction, "max_fraction"))
+        if self.min_fraction > self.max_fraction:
+            raise ValueError(
+                f"min_fraction: must not exceed max_fraction, got {self.min_fraction} > {self.max_fraction}"
+            )
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        if self.alternative not in ALTERNATIVES:
+            raise ValueError(f"alternative: expected one of {ALTERNATIVES}, got {self.alternative!r}")
+
+    @property
+    def sign(self) -> float:
+        """+1.0 in "positive" mode (higher AUC is better), -1.0 in "negative" mode."""
+        return 1.0 if self.mode == "positive" else -1.0
+
+    def size_bounds(self, n: int) -> tuple[int, int]:
+        """Admissible mask sizes for n samples; see size_bounds()."""
+        return size_bounds(n, self.min_fraction, self.max_fraction)
+
+    def as_dict(self) -> dict:
+        """{field: value}, JSON-serialisable: exported with the labels and recorded by checkpoints."""
+        return asdict(self)
+
+
+def fraction(v, name: str) -> float:
+    """A share in [0, 1] as a Python float (numpy floats accepted; bools rejected)."""
+    if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+        raise TypeError(f"{name}: expected a number in [0, 1], got {type(v).__name__} {v!r}")
+    if not 0.0 <= float(v) <= 1.0:
+        raise ValueError(f"{name}: expected a number in [0, 1], got {v}")
+    return float(v)
+
+
+def size_bounds(n: int, min_fraction: float, max_fraction: float) -> tuple[int, int]:
+    """Admissible mask sizes: 0 < P < n with min_fraction <= P / n <= max_fraction (float64 division).
+
+    P / n grows with P, so the admissible sizes form the interval [p_lo, p_hi] (empty if p_lo > p_hi).
+    """
+    p_lo = max(1, math.ceil(min_fraction * n) - 2)
+    while p_lo <= n - 1 and not p_lo / n >= min_fraction:
+        p_lo += 1
+    p_hi = min(n - 1, math.floor(max_fraction * n) + 2)
+    while p_hi >= 1 and not p_hi / n <= max_fraction:
+        p_hi -= 1
+    return p_lo, p_hi

@@ -1,0 +1,36 @@
+"""The engine: checked wrappers of the C++/CUDA operators (torch.ops.invert_fast.*) and their contracts.
+
+Every operator has one schema (csrc/ops.cpp), one kernel file per backend (csrc/cpu/<op>_cpu.cpp,
+csrc/cuda/<op>_cuda.cu) and shared shapes and checks in csrc/<op>.h. The compiled library is loaded
+on the first call (library.load), so the rest of the package imports without it.
+"""
+
+from .library import built_with_cuda, check_device, is_loaded, library, load
+from .operators import (
+    and_popcount,
+    beam_step_select,
+    csr_gather_sum,
+    rank_doubled,
+    rank_doubled_ties,
+    top_values,
+    upsample_threshold,
+    weighted_row_sums,
+)
+from .pool import PoolLayout
+
+__all__ = [
+    "PoolLayout",
+    "and_popcount",
+    "beam_step_select",
+    "built_with_cuda",
+    "check_device",
+    "csr_gather_sum",
+    "is_loaded",
+    "library",
+    "load",
+    "rank_doubled",
+    "rank_doubled_ties",
+    "top_values",
+    "upsample_threshold",
+    "weighted_row_sums",
+]
