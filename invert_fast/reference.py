@@ -26,9 +26,24 @@ def auroc_reference(activations, labels):
 
 
 def explain_reference(
-    activations, labels, names, L, B, limit_search=None, min_fraction=0.0, max_fraction=0.5, mode="positive"
+    activations,
+    labels,
+    names,
+    L,
+    B,
+    limit_search=None,
+    min_fraction=0.0,
+    max_fraction=0.5,
+    mode="positive",
+    distinct=True,
 ):
-    """INVERT's beam search, written out plainly on Python lists, one neuron at a time.
+    """INVERT's beam search, written out plainly on Python lists, one neuron at a time, exactly.
+
+    Every comparison is exact (AUCs and differentiabilities as Fractions). Order of formulas: AUC
+    (descending in "positive" mode, ascending in "negative"), then length, then text. Extension atoms
+    (limit_search): largest differentiability 2|AUC - 1/2| first, ties by AUC in the mode's direction,
+    then text. With distinct, formulas with equal sample masks count once (in every beam and in the
+    result): the kept one is the first in that order, i.e. the shortest, then the first in text order.
 
     Args:
         activations: [N][D] numbers; labels: [N][K] 0/1; names: K concept names.
@@ -43,26 +58,31 @@ def explain_reference(
     masks = [tuple(bool(v) for v in m) for m in zip(*labels, strict=True)]
     atoms = [(Formula.atom(s), m) for s, m in zip(names, masks, strict=True)]
     atoms += [(Formula.atom(s, True), tuple(not v for v in m)) for s, m in zip(names, masks, strict=True)]
+    sign = 1 if mode == "positive" else -1
 
     def admissible(m):
         p = sum(m)
         return 0 < p < n and min_fraction <= p / n <= max_fraction
 
+    def order(item):
+        f, _, a = item
+        return (-sign * a, f.length, str(f))
+
+    def best(items):
+        """The first B of items in order, one per mask when distinct."""
+        out, seen = [], set()
+        for item in sorted(items, key=order):
+            if distinct and item[1] in seen:
+                continue
+            seen.add(item[1])
+            out.append(item)
+        return out[:B]
+
     out = []
     for col in cols:
-
-        def auc(m, col=col):
-            a = auroc_pairs(col, m)
-            return float("nan") if a is None else float(a)
-
-        def order(item):
-            f, _, a = item
-            return (-a if mode == "positive" else a, f.length, str(f))
-
-        scored = [(f, m, auc(m)) for f, m in atoms]
-        beam = sorted((t for t in scored if admissible(t[1])), key=order)[:B]
-        defined = [t for t in scored if t[2] == t[2]]
-        ext = sorted(defined, key=lambda t: (-2 * abs(t[2] - 0.5), str(t[0])))
+        scored = [(f, m, a) for f, m in atoms if (a := auroc_pairs(col, m)) is not None]
+        beam = best(t for t in scored if admissible(t[1]))
+        ext = sorted(scored, key=lambda t: (-abs(2 * t[2] - 1), -sign * t[2], str(t[0])))
         ext = ext if limit_search is None else ext[:limit_search]
         for _ in range(2, L + 1):
             pool = {f: (f, m, a) for f, m, a in beam}
@@ -73,9 +93,9 @@ def explain_reference(
                         (fb | fa, tuple(x or y for x, y in zip(mb, ma, strict=True))),
                     ):
                         if admissible(m) and m != mb and f not in pool:
-                            pool[f] = (f, m, auc(m))
-            beam = sorted(pool.values(), key=order)[:B]
-        out.append([(str(f), f.length, a) for f, _, a in beam])
+                            pool[f] = (f, m, auroc_pairs(col, m))
+            beam = best(pool.values())
+        out.append([(str(f), f.length, float(a)) for f, _, a in beam])
     return out
 
 

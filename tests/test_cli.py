@@ -57,6 +57,22 @@ def test_explain_csv_from_npy_class_indices(files, capsys):
     assert df.auc.tolist() == [e.auc for r in ref for e in r]
 
 
+def test_explain_distinct_and_permutation_options(files, capsys):
+    tmp, acts, y = files
+    base = ["explain", "--activations", str(tmp / "a.npy"), "--labels", str(tmp / "y.npy"), "-L", "2", "-B", "3"]
+    assert main([*base, "--no-distinct", "--permutations", "9", "--seed", "4", "--out", str(tmp / "p.csv")]) == 0
+    df = pd.read_csv(tmp / "p.csv")
+    assert list(df.columns).index("p_value_search") == list(df.columns).index("p_value_adjusted") + 1
+    assert ((df.p_value_search * 10).round(9) % 1 == 0).all() and df.p_value_search.min() >= 0.1
+    cs = inv.ConceptSet.from_classes(y, [f"class{i}" for i in range(5)])
+    ref = inv.explain(acts, cs, L=2, B=3, distinct=False, permutations=9, seed=4)
+    assert df.p_value_search.tolist() == [e.p_value_search for r in ref for e in r]
+    np.save(tmp / "g.npy", np.arange(len(y)) // 4)
+    assert main([*base, "--permutations", "5", "--groups", str(tmp / "g.npy"), "--out", str(tmp / "g.csv")]) == 0
+    assert main([*base, "--permutations", "5", "--groups", str(tmp / "y.npy")[:-5] + "x.npy", "--out", "o.csv"]) == 2
+    assert "groups: no such file" in capsys.readouterr().err
+
+
 def test_explain_json_from_pt_and_h5(files, capsys):
     tmp, acts, y = files
     multi = (y[:, None] == np.arange(5)).astype(np.uint8)

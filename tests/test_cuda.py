@@ -119,6 +119,24 @@ def test_explain_identical_labels_on_cuda(mode):
     assert rows(inv.explain(x[:3000], dense, L=3, B=4)) == rows(inv.explain(x[:3000], dense, L=3, B=4, device="cuda"))
 
 
+@pytest.mark.parametrize("distinct", [True, False])
+def test_distinct_tie_rules_and_permutations_identical_on_cuda(distinct):
+    # Concepts with duplicates and nested unions (equal masks), odd limit_search (c / ~c ties at the
+    # cut), both modes, and the permutation test: every column of the exported rows equal to the CPU's.
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(4000, 6, generator=g) < 0.2
+    y = torch.cat([base, base[:, :1], base[:, :2].any(1, keepdim=True), ~base[:, 3:4]], 1)
+    x = tied((4000, 24), levels=20)
+    for kw in (dict(limit_search=3), dict(limit_search=5, mode="negative", max_fraction=0.8), dict()):
+        kw = dict(L=3, B=6, distinct=distinct, permutations=7, seed=3, **kw)
+        cpu = inv.explain(x, y, **kw)
+        gpu = inv.explain(x.cuda(), y, **kw)
+        assert rows(cpu) == rows(gpu)
+    groups = torch.arange(4000) // 8
+    kw = dict(L=2, B=3, permutations=5, groups=groups)
+    assert rows(inv.explain(x, y, **kw)) == rows(inv.explain(x, y, device="cuda", **kw))
+
+
 def test_and_popcount_equals_cpu():
     g = torch.Generator().manual_seed(5)
     for n, a, k, w in [(1, 1, 1, 1), (300, 70, 33, 13), (40, 3, 2, 197)]:

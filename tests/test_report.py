@@ -71,6 +71,20 @@ def test_report_content(report):
     assert str(res[0][0].formula).replace('"', "&quot;") in page
 
 
+def test_report_marks_labels_not_significant_after_the_search(tmp_path):
+    g = torch.Generator().manual_seed(1)
+    y = torch.rand(400, 8, generator=g) < 0.2
+    acts = torch.randn(400, 6, generator=g)  # noise neurons ...
+    acts[:, 0] += 3 * y[:, 2].float()  # ... but one
+    res = inv.explain(acts, inv.ConceptSet(y), L=2, B=3, permutations=19, seed=0, layer="fc")
+    page = write_report(tmp_path / "r.html", [LayerReport(res, top=6)]).read_text()
+    ns = sum(r[0].p_value_search > 0.05 for r in res)
+    assert ns >= 3 and 'class="ns">not significant' in page
+    assert f"{6 - ns} of 6 best labels are significant" in page and "19 permutations" in page
+    plain = write_report(tmp_path / "p.html", [LayerReport(inv.explain(acts, y, L=2, B=3), top=6)]).read_text()
+    assert "does not account for the search" in plain and "not significant" not in plain
+
+
 def test_report_command_from_labels_file(report, tmp_path, capsys):
     _, res = report
     assert main(["report", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "r.html")]) == 0

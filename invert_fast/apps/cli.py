@@ -157,6 +157,10 @@ def cmd_explain(args) -> int:
         device=args.device,
         alternative=args.alternative,
         max_memory=args.max_memory,
+        distinct=args.distinct,
+        permutations=args.permutations,
+        seed=args.seed,
+        groups=load_array(args.groups, args.groups_key, "groups") if args.groups is not None else None,
     )
     rank, world, gather, device = distributed_context()
     if world > 1 or args.checkpoint is not None or isinstance(acts, NeuronStore):
@@ -280,7 +284,9 @@ def cmd_demo(args) -> int:
     from . import demo
 
     argv = ["--case", args.case, "--out", args.out, "--size", str(args.size)]
-    return demo.main(argv + (["--samples", str(args.samples)] if args.samples is not None else []))
+    argv += ["--samples", str(args.samples)] if args.samples is not None else []
+    argv += ["--permutations", str(args.permutations)] if args.permutations is not None else []
+    return demo.main(argv)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -294,12 +300,51 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--names", help="text file with one concept name per line (default c0, c1, ...)")
     e.add_argument("-L", type=int, default=3, help="longest formula (default 3)")
     e.add_argument("-B", type=int, default=10, help="beam size and labels per neuron (default 10)")
-    e.add_argument("--limit-search", type=int, default=None)
-    e.add_argument("--min-fraction", type=float, default=0.0)
-    e.add_argument("--max-fraction", type=float, default=0.5)
-    e.add_argument("--mode", choices=["positive", "negative"], default="positive")
-    e.add_argument("--device", default=None, help="cpu or cuda (default cpu)")
-    e.add_argument("--alternative", choices=["two-sided", "greater", "less"], default="two-sided")
+    e.add_argument(
+        "--limit-search",
+        type=int,
+        default=None,
+        help="extension atoms per neuron: the N atoms of largest differentiability (default: all 2K atoms)",
+    )
+    e.add_argument(
+        "--min-fraction", type=float, default=0.0, help="smallest admissible share of samples in a label (default 0)"
+    )
+    e.add_argument(
+        "--max-fraction", type=float, default=0.5, help="largest admissible share of samples in a label (default 0.5)"
+    )
+    e.add_argument(
+        "--mode",
+        choices=["positive", "negative"],
+        default="positive",
+        help="positive: formulas the neuron fires for (AUC descending); negative: AUC ascending (default positive)",
+    )
+    e.add_argument(
+        "--distinct",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="one label per distinct sample mask, the shortest formula kept (default); --no-distinct keeps "
+        "formulas of equal masks but different text apart, as INVERT 1.1",
+    )
+    e.add_argument(
+        "--permutations",
+        type=int,
+        default=0,
+        help="permutations of the samples for p_value_search, the test of the whole search (default 0: none)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
+    e.add_argument(
+        "--groups",
+        help="[N] integer group of each sample (.npy, .pt, .h5), e.g. the sentence of each token: permutations "
+        "exchange whole groups of equal size (default: single samples)",
+    )
+    e.add_argument("--groups-key", help="entry of a .pt dict or .h5 dataset for --groups")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    e.add_argument(
+        "--alternative",
+        choices=["two-sided", "greater", "less"],
+        default="two-sided",
+        help="Mann-Whitney alternative of p_value: greater = the neuron fires more inside the mask (default two-sided)",
+    )
     e.add_argument("--adjust", choices=["bh", "bonferroni"], default=None, help="p-value adjustment across neurons")
     e.add_argument("--layer", default="", help="layer name written into the output")
     e.add_argument("--out", required=True, help="labels.csv or labels.json")
@@ -354,6 +399,12 @@ def parser() -> argparse.ArgumentParser:
         "--samples", type=int, default=None, help="images (fashion, default 2,000) or sentences (minilm, 3,000)"
     )
     d.add_argument("--size", type=int, default=160)
+    d.add_argument(
+        "--permutations",
+        type=int,
+        default=None,
+        help="permutations for the search-corrected p-values (default 99; minilm 0)",
+    )
     d.set_defaults(func=cmd_demo)
     return p
 

@@ -48,6 +48,20 @@ DIGIT_UNIONS = {
 }
 
 
+def significance_line(res: inv.Explanations) -> str:
+    """How many best labels of a layer stay significant once the search is accounted for."""
+    best = [r[0] for r in res if r]
+    tested = [e for e in best if e.p_value_search == e.p_value_search]
+    if not tested:
+        return f"{res.layer}: {len(best)} labels (no permutations: p-values do not account for the search)"
+    sig = sum(e.p_value_search <= 0.05 for e in tested)
+    raw = sum(e.p_value <= 0.05 for e in tested)
+    return (
+        f"{res.layer}: {sig}/{len(tested)} best labels significant after the search (p_value_search <= 0.05), "
+        f"{raw}/{len(tested)} by the per-mask p-value alone"
+    )
+
+
 def mnist_concepts(images: np.ndarray, labels: np.ndarray) -> inv.ConceptSet:
     """Digit classes, their unions and ink-area concepts for MNIST images [N, 28, 28]."""
     names = [f"digit {i}" for i in range(10)]
@@ -110,11 +124,17 @@ def run_mnist(args) -> int:
 
     t3 = time.perf_counter()
     # min_fraction 2%: masks of a handful of samples can reach high AUC by chance (see their p-values).
-    labels = {name: inv.explain(a, concepts, L=3, B=5, min_fraction=0.02, layer=name) for name, a in acts.items()}
+    labels = {
+        name: inv.explain(a, concepts, L=3, B=5, min_fraction=0.02, permutations=args.permutations, layer=name)
+        for name, a in acts.items()
+    }
     t4 = time.perf_counter()
     print(
-        f"\nINVERT formulas (L=3, B=5, min_fraction=0.02) for all {sum(len(r) for r in labels.values())} neurons: {t4 - t3:.2f} s"
+        f"\nINVERT formulas (L=3, B=5, min_fraction=0.02, {args.permutations} permutations) for all "
+        f"{sum(len(r) for r in labels.values())} neurons: {t4 - t3:.2f} s"
     )
+    for res in labels.values():
+        print(significance_line(res))
     for name in ("hidden", "logits"):
         res = labels[name]
         order = sorted(range(len(res)), key=lambda d: -(res[d][0].auc if res[d] else 0))
@@ -122,11 +142,19 @@ def run_mnist(args) -> int:
         for d in order[:4]:
             e = res[d][0]
             print(
-                f"  neuron {d:3d}: {str(e.formula)!r} AUC {e.auc:.4f}, p = 10^{e.log10_p_value:.0f}, {e.concept_fraction:.1%} of samples"
+                f"  neuron {d:3d}: {str(e.formula)!r} AUC {e.auc:.4f}, p (this mask) = 10^{e.log10_p_value:.0f}, "
+                f"p (search) = {e.p_value_search:.3g}, {e.concept_fraction:.1%} of samples"
             )
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "labels.csv", *labels.values())
+    from .report import LayerReport, write_report
+
+    write_report(
+        args.out / "report.html",
+        [LayerReport(res, acts[name], concepts, images) for name, res in labels.items()],
+        "INVERT labels: ccexam's MNIST CNN on 5,000 digits",
+    )
     path = args.out / "auroc.csv"
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -135,7 +163,9 @@ def run_mnist(args) -> int:
             for d in range(a.shape[0]):
                 for k, cname in enumerate(concepts.names):
                     w.writerow([name, d, cname, repr(a[d, k].item())])
-    print(f"\nwrote {args.out / 'labels.csv'} and {path}; total {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\nwrote {args.out / 'labels.csv'}, {path} and {args.out / 'report.html'}; total {time.perf_counter() - t0:.1f} s"
+    )
     return 0 if hits >= 8 else 1
 
 
@@ -233,7 +263,9 @@ def run_fashion(args) -> int:
     acts = capture(model, batches, {"features.18": model.features[18], "logits": model.classifier[1]}, progress=True)
     t2 = time.perf_counter()
     logits = acts["logits"][:, list(MATCHING_LOGITS)]
-    explain = lambda a, name: inv.explain(a, concepts, L=3, B=5, min_fraction=0.02, layer=name)  # noqa: E731
+    explain = lambda a, name: inv.explain(  # noqa: E731
+        a, concepts, L=3, B=5, min_fraction=0.02, permutations=args.permutations, layer=name
+    )
     pen = explain(acts["features.18"], "features.18")
     lab = explain(logits, "logits")
     t3 = time.perf_counter()
@@ -248,8 +280,10 @@ def run_fashion(args) -> int:
     )
     print(f"concepts: {len(concepts)} ({', '.join(concepts.names[10:])}, and the 10 classes)")
     print(
-        f"capture {t2 - t1:.1f} s; INVERT (L=3, B=5, min_fraction=0.02) for {len(pen) + len(lab)} neurons: {t3 - t2:.1f} s"
+        f"capture {t2 - t1:.1f} s; INVERT (L=3, B=5, min_fraction=0.02, {args.permutations} permutations) for "
+        f"{len(pen) + len(lab)} neurons: {t3 - t2:.1f} s"
     )
+    print(significance_line(pen) + "\n" + significance_line(lab))
     print(
         f"(among the {len(MATCHING_LOGITS)} matching logits alone, the top logit's class is right for {accuracy:.1%} of images)\n"
     )
@@ -263,7 +297,10 @@ def run_fashion(args) -> int:
     print("\npenultimate layer (features.18, 1,280 neurons), best labelled:")
     for d in order[:5]:
         e = pen[d][0]
-        print(f"  neuron {d:4d}: {str(e.formula)!r} AUC {e.auc:.4f}, {e.concept_fraction:.1%} of samples")
+        print(
+            f"  neuron {d:4d}: {str(e.formula)!r} AUC {e.auc:.4f}, {e.concept_fraction:.1%} of samples, "
+            f"p (search) {e.p_value_search:.3g}"
+        )
 
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "labels.csv", pen, lab)
@@ -277,7 +314,8 @@ def run_fashion(args) -> int:
     )
     intro = (
         f"<p>ImageNet MobileNetV2 (torchvision weights) on {len(labels)} Fashion-MNIST test images "
-        f"(inverted to dark-on-white, {args.size} px); {len(concepts)} concepts. INVERT L=3, B=5, min_fraction=0.02.</p>"
+        f"(inverted to dark-on-white, {args.size} px); {len(concepts)} concepts. INVERT L=3, B=5, min_fraction=0.02, "
+        f"distinct labels, {args.permutations} permutations for the search-corrected p-values.</p>"
         f"<h2>Validation: ImageNet logits of Fashion-MNIST classes</h2><p>The best formula names the matching class for "
         f"{hits}/{len(rows)} logits.</p><table><tr><th>logit</th><th>expected</th><th>best formula</th><th>AUC</th>"
         f"<th>names it</th></tr>{table}</table>"
@@ -297,7 +335,8 @@ def run_fashion(args) -> int:
 
 def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, batch_size: int = 64):
     """Stream every real token's MLP activations of all layers to folder/layer<i>.npy ([tokens, 1536] each,
-    crash-safe) and return the tokens as (word, is continuation piece). [CLS], [SEP] and padding are left out."""
+    crash-safe) and return the tokens as (word, is continuation piece) and the sentence of each token ([T]
+    ints, for permutations that keep sentences whole). [CLS], [SEP] and padding are left out."""
     from ..cases.minilm import batch
     from ..io.capture import NpyWriter
 
@@ -309,7 +348,7 @@ def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, 
         layer.intermediate.register_forward_hook(lambda m, i, o, j=j: outputs.__setitem__(j, o))
         for j, layer in enumerate(layers)
     ]
-    tokens = []
+    tokens, sentence_of = [], []
     # Batches of sentences of similar length waste little compute on padding.
     sentences = sorted(sentences, key=lambda t: len(tokenizer.encode(t)[0]))
     try:
@@ -326,10 +365,11 @@ def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, 
                         if w >= 0:
                             keep[b, t] = True
                             tokens.append((words[w], w == prev))
+                            sentence_of.append(s + b)
                         prev = w
                 for j, w in enumerate(writers):
                     w.append(outputs[j][keep].float().numpy())
-        return [w.close() for w in writers], tokens
+        return [w.close() for w in writers], tokens, np.array(sentence_of)
     except BaseException:
         for w in writers:
             w.abort()
@@ -352,7 +392,7 @@ def run_minilm(args) -> int:
     sentences = [sentences[i] for i in order]
     lexicon = Lexicon()
     t1 = time.perf_counter()
-    paths, tokens = capture_minilm_tokens(model, tokenizer, sentences, args.out / "activations")
+    paths, tokens, sentence_of = capture_minilm_tokens(model, tokenizer, sentences, args.out / "activations")
     concepts = token_concepts(lexicon, tokens)
     t2 = time.perf_counter()
     print(
@@ -366,7 +406,17 @@ def run_minilm(args) -> int:
         acts = load_activations(path)  # memory-mapped; explain reads neuron chunks within max_memory
         atom_auc.append(inv.auroc(acts, concepts, max_memory=args.max_memory))
         results.append(
-            inv.explain(acts, concepts, L=3, B=5, min_fraction=0.02, layer=f"layer{i}", max_memory=args.max_memory)
+            inv.explain(
+                acts,
+                concepts,
+                L=3,
+                B=5,
+                min_fraction=0.02,
+                layer=f"layer{i}",
+                max_memory=args.max_memory,
+                permutations=args.permutations,
+                groups=sentence_of,  # tokens of a sentence are not exchangeable: permute whole sentences
+            )
         )
     t3 = time.perf_counter()
     n = sum(len(r) for r in results)
@@ -405,10 +455,19 @@ def main(argv=None) -> int:
     )
     p.add_argument("--size", type=int, default=160, help="image size fed to MobileNetV2 (default 160 px)")
     p.add_argument("--max-memory", type=int, default=2**29, help="MiniLM: bytes explain may hold (default 512 MiB)")
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=None,
+        help="permutations for the search-corrected p-values (default 99; MiniLM 0, as 9,216 neurons x 25k tokens "
+        "cost one full search per permutation)",
+    )
     args = p.parse_args(argv)
     if args.case == "minilm":
         args.samples = args.samples or 3000
+        args.permutations = args.permutations if args.permutations is not None else 0
         return run_minilm(args)
+    args.permutations = args.permutations if args.permutations is not None else 99
     args.samples = args.samples or 2000
     return run_fashion(args) if args.case == "fashion" else run_mnist(args)
 

@@ -107,10 +107,41 @@ class LayerReport:
     neuron_names: dict[int, str] = field(default_factory=dict)
 
 
+SIGNIFICANCE = 0.05  # labels whose search-corrected p-value exceeds this are marked "not significant"
+
+
 def _fmt_p(e) -> str:
     if e.p_value > 0:
         return f"{e.p_value:.2e}"
     return f"10^{e.log10_p_value:.0f}" if math.isfinite(e.log10_p_value) else "0"
+
+
+def _fmt_p_search(e) -> str:
+    """The search-corrected p-value, marked when not significant ('n/a' without permutations)."""
+    if math.isnan(e.p_value_search):
+        return "n/a"
+    flag = ' <span class="ns">not significant</span>' if e.p_value_search > SIGNIFICANCE else ""
+    return f"{e.p_value_search:.3g}{flag}"
+
+
+def significance_note(res: Explanations) -> str:
+    """One sentence on what the layer's p-values account for, and how many best labels are significant."""
+    best = [r[0] for r in res if r]
+    tested = [e for e in best if not math.isnan(e.p_value_search)]
+    if not tested:
+        return (
+            "p: Mann-Whitney test of the label's mask alone; it does not account for the search that picked "
+            "the label among all candidate formulas (run with permutations for a search-corrected p-value)."
+        )
+    p = res.params.get("permutations")
+    count = f"{p} permutations" if p else "permutations"
+    ns = sum(e.p_value_search > SIGNIFICANCE for e in tested)
+    return (
+        f"p (search): permutation test of the whole search ({count} of the samples, max-T over each "
+        f"neuron's labels), so it accounts for the choice among all candidate formulas, not for testing many "
+        f"neurons. {len(tested) - ns} of {len(tested)} best labels are significant (p (search) &le; {SIGNIFICANCE}); "
+        f"{ns} are marked not significant."
+    )
 
 
 def _neuron_section(layer: LayerReport, d: int) -> str:
@@ -122,13 +153,14 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
     e = exps[0]
     rows = "".join(
         f"<tr><td>{x.rank}</td><td><code>{html.escape(str(x.formula))}</code></td><td>{x.auc:.4f}</td>"
-        f"<td>{_fmt_p(x)}</td><td>{x.concept_fraction:.1%}</td></tr>"
+        f"<td>{_fmt_p(x)}</td><td>{_fmt_p_search(x)}</td><td>{x.concept_fraction:.1%}</td></tr>"
         for x in exps
     )
     parts = [
         f'<section class="neuron" id="{html.escape(layer.labels.layer)}-{d}"><h3>{head}</h3>',
         f'<p class="words">{html.escape(formula_in_words(e.formula))}</p>',
-        f"<p>AUC {e.auc:.4f} · p {_fmt_p(e)} · {e.concept_fraction:.1%} of samples · length {e.length}</p>",
+        f"<p>AUC {e.auc:.4f} · p {_fmt_p(e)} · p (search) {_fmt_p_search(e)} · {e.concept_fraction:.1%} of samples "
+        f"· length {e.length}</p>",
     ]
     if layer.activations is not None and layer.concepts is not None:
         a = layer.activations[:, d].double().numpy()
@@ -150,7 +182,8 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
     if notes:
         parts.append("<ul class='desc'>" + "".join(notes) + "</ul>")
     parts.append(
-        f"<table><tr><th>rank</th><th>formula</th><th>AUC</th><th>p</th><th>fraction</th></tr>{rows}</table></section>"
+        "<table><tr><th>rank</th><th>formula</th><th>AUC</th><th>p</th><th>p (search)</th><th>fraction</th></tr>"
+        f"{rows}</table></section>"
     )
     return "".join(parts)
 
@@ -167,13 +200,15 @@ def _layer_section(layer: LayerReport) -> str:
     )
     table = "".join(
         f'<tr><td><a href="#{html.escape(res.layer)}-{d}">{d}</a></td><td>{html.escape(layer.neuron_names.get(d, ""))}</td>'
-        f"<td><code>{html.escape(str(e.formula))}</code></td><td>{e.auc:.4f}</td><td>{_fmt_p(e)}</td></tr>"
+        f"<td><code>{html.escape(str(e.formula))}</code></td><td>{e.auc:.4f}</td><td>{_fmt_p(e)}</td>"
+        f"<td>{_fmt_p_search(e)}</td></tr>"
         for d, e in best
     )
     return "".join(
         [
             f'<h2 id="layer-{html.escape(res.layer)}">Layer {html.escape(res.layer or "(unnamed)")}</h2>',
             f"<p>{len(res)} neurons, {len(best)} labelled; median best AUC {float(np.median(aucs)) if len(aucs) else float('nan'):.4f}.</p>",
+            f'<p class="sig">{significance_note(res)}</p>',
             "<h4>AUC of each neuron's best formula</h4>",
             svg_histograms([(aucs, "best AUC", "#2ca02c")]),
             "<h4>Most common concepts in best formulas</h4><table><tr><th>concept</th><th>neurons</th></tr>",
@@ -181,7 +216,8 @@ def _layer_section(layer: LayerReport) -> str:
             "</table>",
             f"<h4>Selected neurons ({len(chosen)})</h4>",
             "".join(_neuron_section(layer, d) for d in chosen),
-            "<details><summary>All neurons</summary><table><tr><th>neuron</th><th>name</th><th>best formula</th><th>AUC</th><th>p</th></tr>",
+            "<details><summary>All neurons</summary><table><tr><th>neuron</th><th>name</th><th>best formula</th><th>AUC</th><th>p</th>"
+            "<th>p (search)</th></tr>",
             table,
             "</table></details>",
         ]
@@ -191,7 +227,8 @@ def _layer_section(layer: LayerReport) -> str:
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
 code{font-size:90%}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
 section.neuron{border-top:1px solid #ddd;padding:.5em 0}.words{font-size:120%;font-weight:bold}
-img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}"""
+img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}
+span.ns{color:#b00;font-size:85%}p.sig{font-size:90%;color:#444}"""
 
 
 def write_report(path, layers: list[LayerReport], title: str = "invert_fast report", intro: str = "") -> Path:

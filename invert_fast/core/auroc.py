@@ -41,19 +41,21 @@ def choose_method(regions: Regions, method: str = "auto") -> str:
     return "dense" if regions.density >= DENSE_DENSITY else "sparse"
 
 
-def region_rank_sums(ranks: torch.Tensor, regions: Regions) -> torch.Tensor:
+def region_rank_sums(ranks: torch.Tensor, regions: Regions, perm: torch.Tensor | None = None) -> torch.Tensor:
     """Doubled rank sums per region.
 
     Args:
         ranks: [N, D] int32 doubled mid-ranks.
         regions: the concepts' regions.
+        perm: optional [N] int64 permutation: sample n takes the activations (ranks) of sample perm[n].
 
     Returns:
         [G, D] int32 (the ranks themselves when every sample is its own region) or int64.
     """
     if regions.identity:
-        return ranks
-    return ops.csr_gather_sum(ranks, regions.sample_indptr, regions.sample_indices)
+        return ranks if perm is None else ranks[perm]
+    indices = regions.sample_indices if perm is None else perm[regions.sample_indices]
+    return ops.csr_gather_sum(ranks, regions.sample_indptr, indices)
 
 
 def concept_rank_sums(

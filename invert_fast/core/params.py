@@ -29,6 +29,10 @@ class SearchParams:
         min_fraction, max_fraction: admissible share of samples in a formula's mask (and 0 < share < 1).
         mode: "positive" (formulas the neuron activates for: AUC descending) or "negative".
         alternative: Mann-Whitney alternative of the p-values: "two-sided", "greater", "less".
+        distinct: formulas with equal sample masks count once (the shortest, then first in text
+            order, is kept); False keeps formulas of equal masks but different text apart (INVERT 1.1).
+        permutations: P permutations of the samples for p_value_search (0: none).
+        seed: seed of the permutations' CPU generator.
 
     Example:
         >>> SearchParams(L=2, B=5, min_fraction=0.02).size_bounds(1000)
@@ -42,6 +46,9 @@ class SearchParams:
     max_fraction: float = 0.5
     mode: str = "positive"
     alternative: str = "two-sided"
+    distinct: bool = True
+    permutations: int = 0
+    seed: int = 0
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
@@ -59,6 +66,13 @@ class SearchParams:
             raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
         if self.alternative not in ALTERNATIVES:
             raise ValueError(f"alternative: expected one of {ALTERNATIVES}, got {self.alternative!r}")
+        if not isinstance(self.distinct, bool | np.bool_):
+            raise TypeError(f"distinct: expected True or False, got {type(self.distinct).__name__} {self.distinct!r}")
+        set_("distinct", bool(self.distinct))
+        set_("permutations", check_positive_int(self.permutations, "permutations", minimum=0))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed: expected an integer in [0, 2^63), got {self.seed!r}")
+        set_("seed", int(self.seed))
 
     @property
     def sign(self) -> float:

@@ -28,6 +28,7 @@ SCHEMA = (
     ("p_value", float),
     ("log10_p_value", float),
     ("p_value_adjusted", float),
+    ("p_value_search", float),
     ("definitions", str),
 )
 COLUMNS = tuple(c for c, _ in SCHEMA)
@@ -45,6 +46,10 @@ class Explanation:
         differentiability: 2 |auc - 0.5|; concept_fraction: |mask| / N.
         p_value, log10_p_value: Mann-Whitney U test of inside vs outside (log10 stays finite where p underflows).
         p_value_adjusted: across neurons (per rank), when an adjustment was asked for; else NaN.
+        p_value_search: the permutation test of the whole search (explain(permutations=P)): the share
+            of permutations whose best label's two-sided p-value is at least as small as this label's,
+            (1 + count) / (1 + P); accounts for the search over all candidate formulas, not for
+            testing many neurons. NaN when no permutations were asked for.
     """
 
     neuron: int
@@ -57,6 +62,7 @@ class Explanation:
     p_value: float
     log10_p_value: float
     p_value_adjusted: float = math.nan
+    p_value_search: float = math.nan
 
 
 @dataclass

@@ -21,10 +21,11 @@ from ..ops import PoolLayout
 from .auroc import auc_from_rank_sums, choose_method, concept_rank_sums, default_max_memory, region_rank_sums
 from .concepts import ConceptSet
 from .formula import Formula
+from .order import collisions, exact_subrank, float_key, mask_ids, packed_rows
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
-from .validate import as_activations, check_positive_int
+from .validate import as_activations, check_positive_int, to_tensor
 
 _NEG_INF = float("-inf")
 _OPS = ("and", "or")
@@ -55,6 +56,15 @@ class _Space:
         self._slots: dict[Formula, tuple[list[int], list[int]]] = {}
         self.atom_rank_t = torch.empty(2 * self.k, dtype=torch.long, device=concepts.device)
         self.atom_rank_t[self.atom_text_order] = torch.arange(2 * self.k, device=concepts.device)
+        # Packed region masks of the 2K atoms, and ids equal exactly for atoms of equal masks (e.g. a
+        # concept listed twice), for distinct labels.
+        atoms = torch.arange(2 * self.k, device=concepts.device)
+        self.atom_words = packed_rows(self.atom_masks(atoms))  # [2K, ceil(G / 64)]
+        self.atom_mask_id = torch.unique(self.atom_words, dim=0, return_inverse=True)[1] if self.k else atoms
+
+    def atom_masks(self, atoms: torch.Tensor) -> torch.Tensor:
+        """[E, G] region masks of atoms [E] (a < K: concept a; a >= K: NOT concept a - K)."""
+        return self.member[atoms % self.k] ^ (atoms >= self.k).unsqueeze(1)
 
     def insertion_slots(self, base: Formula) -> tuple[list[int], list[int]]:
         """For base AND atom and base OR atom: the atom ranks (text order) at which the atom's place
@@ -134,6 +144,14 @@ class _Beams:
         self.s2, self.pos = s2, pos  # [Db, B] int64
         self.mask = mask  # [Db, B, G] bool
         self.valid = valid  # [Db, B] bool
+        self._words = None
+
+    @property
+    def words(self) -> torch.Tensor:
+        """[Db, B, ceil(G / 64)] int64 packed region masks (built once, for exact mask identity)."""
+        if self._words is None:
+            self._words = packed_rows(self.mask)
+        return self._words
 
 
 def explain(
@@ -147,6 +165,10 @@ def explain(
     mode: str = "positive",
     device=None,
     *,
+    distinct: bool = True,
+    permutations: int = 0,
+    seed: int = 0,
+    groups=None,
     alternative: str = "two-sided",
     adjust: str | None = None,
     method: str = "auto",
@@ -161,7 +183,9 @@ def explain(
     joins every beam formula b with every extension atom a as b & a and b | a, drops candidates that
     are not admissible or leave b's mask unchanged, keeps equivalent formulas once, and takes the best
     B of the old beam plus the candidates. Order: AUC (descending in "positive" mode, ascending in
-    "negative"), then shorter length, then formula text.
+    "negative"), then shorter length, then formula text; every comparison is exact (rationals from
+    integer rank sums), never float noise. With `distinct` (the default), formulas with equal sample
+    masks count once everywhere (beams and results): the shortest, then first in text order, is kept.
 
     Args:
         activations: [N, D] tensor or numpy array (N samples, D neurons); NaN is an error.
@@ -169,10 +193,17 @@ def explain(
         L: longest formula (atom occurrences), >= 1.
         B: beam size and number of labels per neuron, >= 1.
         limit_search: extension atoms per neuron: the limit_search atoms of largest differentiability
-            2|AUC - 0.5| among all 2K atoms; None for all.
+            2|AUC - 0.5| among all 2K atoms (ties: AUC in the mode's direction, then text); None for all.
         min_fraction, max_fraction: admissible share of samples in a formula's mask (also 0 < share < 1).
         mode: "positive" (formulas the neuron activates for) or "negative".
         device: where to compute (default: the activations' device); results are identical on all.
+        distinct: one formula per distinct mask (default); False keeps formulas with equal masks but
+            different text apart, as INVERT 1.1 does.
+        permutations: P > 0 adds p_value_search, a permutation test of the whole search (max-T over
+            each neuron's labels, see README); 0 leaves it NaN.
+        seed: seed of the permutations (permutation i is the i-th torch.randperm of a CPU generator).
+        groups: [N] ints: permute whole groups of samples (e.g. the sentence of each token) instead of
+            single samples; groups of equal size are exchanged.
         alternative: Mann-Whitney alternative for p-values: "two-sided", "greater", "less".
         adjust: None, "bh" or "bonferroni": adjust p-values across neurons (per rank).
         method: "auto", "sparse" or "dense" rank-sum products.
@@ -188,7 +219,9 @@ def explain(
         >>> e = res[0][0]; print(e.formula, e.auc, e.p_value)
     """
     x = as_activations(activations)
-    params = SearchParams(L, B, limit_search, min_fraction, max_fraction, mode, alternative)
+    params = SearchParams(
+        L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed
+    )
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust: expected one of {ADJUSTMENTS}, got {adjust!r}")
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
@@ -197,6 +230,7 @@ def explain(
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
     if n < 2:
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
+    plan = PermutationPlan(n, params.permutations, params.seed, groups)
     dev = torch.device(device) if device is not None else x.device
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {dev} was asked for, but torch sees no CUDA device")
@@ -207,6 +241,8 @@ def explain(
         max_memory = default_max_memory(dev)
     max_memory = check_positive_int(max_memory, "max_memory")
     exported = {**params.as_dict(), "adjust": adjust, "method": space.method, "n_samples": n, "n_concepts": space.k}
+    if groups is not None:
+        exported["groups"] = plan.describe()
 
     g, k, B = space.regions.num_regions, space.k, params.B
     per_neuron = 4 * n + 8 * n + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
@@ -215,7 +251,7 @@ def explain(
     for d0 in range(0, d_total, step):
         # One dense copy of the batch: strided inputs (a column slice, a transposed store) are slow to rank.
         xb = x[:, d0 : d0 + step].to(dev).contiguous()
-        per_neuron_results += explain_batch(xb, d0, space, params)
+        per_neuron_results += explain_batch(xb, d0, space, params, plan)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
@@ -223,54 +259,94 @@ def explain(
     return Explanations(per_neuron_results, exported, layer, cs.definitions)
 
 
-def explain_batch(x: torch.Tensor, d0: int, space: _Space, params: SearchParams) -> list[list[Explanation]]:
+class PermutationPlan:
+    """The permutations of a search's significance test, the same for every neuron batch, chunk,
+    process and device.
+
+    Permutation i is drawn i-th from a CPU torch.Generator seeded with `seed`: torch.randperm(N)
+    without groups; with groups, for each group size in ascending order (sizes shared by two or more
+    groups), torch.randperm over the groups of that size, group j's samples then receiving, in order,
+    the activations of the group drawn for it (a group whose size no other group has stays in place).
+    Sample n of a permuted data set has the activations of sample perm[n].
+
+    Args:
+        n: samples; count: permutations P (0: none); seed: the generator's seed.
+        groups: None or [N] integer group of each sample.
+    """
+
+    def __init__(self, n: int, count: int, seed: int, groups=None):
+        self.n, self.count, self.seed = n, count, seed
+        self.strata: list[torch.Tensor] = []  # per shared size: [groups, size] sample indices
+        self.fixed = self.n_groups = 0
+        self.grouped = groups is not None
+        if groups is None:
+            return
+        gr = to_tensor(groups, "groups")
+        if gr.dim() != 1 or gr.numel() != n:
+            raise ValueError(f"groups: expected [N] = [{n}] integer group ids, got shape {tuple(gr.shape)}")
+        if gr.is_floating_point() or gr.is_complex() or gr.dtype == torch.bool:
+            raise TypeError(f"groups: expected integer group ids, got dtype {gr.dtype}")
+        _, inv, counts = torch.unique(gr.long().cpu(), return_inverse=True, return_counts=True)
+        order = torch.argsort(inv, stable=True)  # samples of group 0, then group 1, ... (in sample order)
+        starts = torch.cumsum(counts, 0) - counts
+        for size in torch.unique(counts).tolist():
+            members = (counts == size).nonzero().flatten()
+            if members.numel() < 2:
+                self.fixed += int(members.numel())
+                continue
+            idx = starts[members].unsqueeze(1) + torch.arange(size)
+            self.strata.append(order[idx])  # [m, size]
+        self.n_groups = int(counts.numel())
+
+    def describe(self) -> str:
+        """One line for exported parameters."""
+        if not self.grouped:
+            return "samples"
+        return f"{self.n_groups} groups ({self.fixed} of a size no other group has stay in place)"
+
+    def __iter__(self):
+        gen = torch.Generator().manual_seed(self.seed)
+        for _ in range(self.count):
+            if not self.grouped:
+                yield torch.randperm(self.n, generator=gen)
+                continue
+            perm = torch.arange(self.n)
+            for members in self.strata:
+                pi = torch.randperm(members.shape[0], generator=gen)
+                perm[members.flatten()] = members[pi].flatten()
+            yield perm
+
+
+def explain_batch(
+    x: torch.Tensor, d0: int, space: _Space, params: SearchParams, plan: PermutationPlan | None = None
+) -> list[list[Explanation]]:
     """The search for one batch of neurons, x [N, Db] contiguous on the space's device; neuron d of the
-    batch is numbered d0 + d in the results."""
-    n, k = space.n, space.k
-    L, B, limit_search, sign = params.L, params.B, params.limit_search, params.sign
+    batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
+    each permutation of the samples (ranks are permuted, not recomputed) for p_value_search."""
+    n = space.n
     ranks, ties = ops.rank_doubled_ties(x)
     region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
-    del ranks
-    s2_c = concept_rank_sums(region_sums, space.regions, space.method).t()  # [Db, K]
-    total = n * (n + 1)
-    p_c = space.counts
-    atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
-    atom_p = torch.cat([p_c, n - p_c])  # [2K]
-    atom_auc = auc_from_rank_sums(atom_s2, atom_p, n)  # [Db, 2K]
-    bounds = params.size_bounds(n)
-    ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
-    atom_score = torch.where(ok_atom, sign * atom_auc, _NEG_INF)  # admissible atoms have 0 < P < N: no NaN
-
-    # Length 1: the beam is the best B admissible atoms.
-    db = x.shape[1]
-    atom_texts = [str(a) for a in space.atoms]
-
-    def atom_keys(d_t, j_t):
-        return torch.ones_like(j_t), torch.zeros_like(j_t), space.atom_rank_t[j_t]
-
-    picks = _select(_gather_dense(atom_score), db, B, atom_keys, lambda d, j: atom_texts[j])
-    beams = _beams_from_atoms(picks, space, atom_s2, atom_p, db, B)
-
-    # Extension atoms per neuron: the limit_search atoms of largest differentiability (ties: text order).
-    if limit_search is None or limit_search >= 2 * k:
-        ext = ~atom_auc.isnan()
-    else:
-        diff = (2 * (atom_auc - 0.5).abs()).nan_to_num(nan=-1.0)[:, space.atom_text_order]
-        top = torch.sort(diff, dim=1, descending=True, stable=True)
-        chosen = space.atom_text_order[top.indices[:, :limit_search]]
-        ext = torch.zeros_like(atom_auc, dtype=torch.bool)
-        ext.scatter_(1, chosen, top.values[:, :limit_search] >= 0)
-
-    for _length in range(2, L + 1):
-        beams = _step(beams, region_sums, space, s2_c, ext, B, sign, bounds)
-
-    auc = auc_from_rank_sums(beams.s2, beams.pos, n)
+    beams = _search(region_sums, space, params)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
     # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
-    pvals, log10 = mannwhitney_pvalues(beams.s2.cpu(), beams.pos.cpu(), n, ties.cpu().unsqueeze(1), params.alternative)
-    auc_l, pos_l, p_l, log_l = (t.cpu().tolist() for t in (auc, beams.pos, pvals, log10))
+    ties_c = ties.cpu().unsqueeze(1)
+    s2, pos, valid = beams.s2.cpu(), beams.pos.cpu(), beams.valid.cpu()
+    pvals, log10 = mannwhitney_pvalues(s2, pos, n, ties_c, params.alternative)
+    p_search = torch.full_like(pvals, float("nan"))
+    if plan is not None and plan.count:
+        two_sided = log10 if params.alternative == "two-sided" else mannwhitney_pvalues(s2, pos, n, ties_c)[1]
+        hits = torch.zeros_like(pos)
+        for perm in plan:
+            rs = region_rank_sums(ranks, space.regions, perm.to(ranks.device))
+            null = _search(rs, space, params)
+            t = mannwhitney_pvalues(null.s2.cpu(), null.pos.cpu(), n, ties_c)[1]
+            t = t.masked_fill(~null.valid.cpu(), float("inf")).min(1).values  # [Db]: T of this permutation
+            hits += t.unsqueeze(1) <= two_sided
+        p_search = ((1 + hits).double() / (1 + plan.count)).masked_fill(~valid, float("nan"))
+    del ranks
+    auc_l, pos_l, p_l, log_l, ps_l = (t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search))
     out = []
-    for d in range(db):
+    for d in range(x.shape[1]):
         exps = []
         for r, f in enumerate(beams.formulas[d]):
             a = auc_l[d][r]
@@ -285,22 +361,92 @@ def explain_batch(x: torch.Tensor, d0: int, space: _Space, params: SearchParams)
                     concept_fraction=pos_l[d][r] / n,
                     p_value=p_l[d][r],
                     log10_p_value=log_l[d][r],
+                    p_value_search=ps_l[d][r],
                 )
             )
         out.append(exps)
     return out
 
 
-def _select(gather, db: int, B: int, keys, text) -> list[list[tuple]]:
-    """Best B distinct formulas per neuron among scored candidates.
+def _search(region_sums: torch.Tensor, space: _Space, params: SearchParams) -> _Beams:
+    """The beam search of a batch of neurons from their region rank sums [G, Db]: the final beams."""
+    n, B, sign = space.n, params.B, params.sign
+    s2_c = concept_rank_sums(region_sums, space.regions, space.method).t()  # [Db, K]
+    total = n * (n + 1)
+    atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
+    atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
+    bounds = params.size_bounds(n)
+    ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
+    atom_score = torch.where(ok_atom, sign * auc_from_rank_sums(atom_s2, atom_p, n), _NEG_INF)  # admissible: no NaN
+    db = region_sums.shape[1]
+    atom_texts = [str(a) for a in space.atoms]
 
-    The final order is (score descending, length, formula text). Per neuron, every candidate whose
-    score reaches the 2B-th best is gathered, ties included (formulas with equal masks tie exactly,
-    so a tie group can hold hundreds). Texts are not built for all of them: keys() places every
-    candidate in a sequence whose texts grow with its `order` (same base formula, operator and
-    insertion slot: only the atom's text varies between a fixed prefix and suffix), and a heap
-    merges the sequences of each score group in (length, text) order, one text per step, until B
-    distinct formulas are certain. Neurons left with fewer than B distinct formulas widen the net.
+    def atom_keys(d_t, j_t):
+        return torch.ones_like(j_t), torch.zeros_like(j_t), space.atom_rank_t[j_t]
+
+    def atom_exact(d_t, j_t):
+        p = atom_p[j_t]
+        return sign_int(sign) * (atom_s2[d_t, j_t] - p * (p + 1)), 2 * p * (n - p)
+
+    def atom_ids(d_t, j_t):
+        return space.atom_mask_id[j_t]
+
+    picks = _select(
+        _gather_dense(atom_score), db, B, atom_keys, lambda d, j: atom_texts[j], atom_exact, atom_ids, params.distinct
+    )
+    beams = _beams_from_atoms(picks, space, atom_s2, atom_p, db, B)
+    ext = _extension_atoms(atom_s2, atom_p, space, params)
+    for _length in range(2, params.L + 1):
+        beams = _step(beams, region_sums, space, s2_c, ext, params, bounds)
+    return beams
+
+
+def sign_int(sign: float) -> int:
+    return 1 if sign > 0 else -1
+
+
+def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: _Space, params: SearchParams):
+    """[Db, 2K] bool: each neuron's extension atoms. With limit_search, the limit_search atoms of
+    largest differentiability |S2 - P(N+1)| / (P(N-P)), ties by AUC in the mode's direction, then
+    text; every comparison exact."""
+    n, k = space.n, space.k
+    db = atom_s2.shape[0]
+    defined = ((atom_p > 0) & (atom_p < n)).expand(db, 2 * k)
+    limit = params.limit_search
+    if limit is None or limit >= 2 * k:
+        return defined.clone()
+    p = atom_p.expand(db, 2 * k)
+    den_d = torch.where(defined, p * (n - p), torch.ones_like(p))
+    num_d = torch.where(defined, (atom_s2 - p * (n + 1)).abs(), -torch.ones_like(p))  # undefined: last
+    num_a = torch.where(defined, sign_int(params.sign) * (atom_s2 - p * (p + 1)), torch.zeros_like(p))
+    den_a = 2 * den_d
+    diff, score = num_d.double() / den_d.double(), num_a.double() / den_a.double()
+    rows = torch.arange(db, device=p.device).unsqueeze(1).expand(db, 2 * k)
+    flat = lambda t: t.reshape(-1)  # noqa: E731
+    sub_d = exact_subrank(torch.stack([flat(rows), float_key(flat(diff))], 1), flat(num_d), flat(den_d)).view(db, -1)
+    sub_a = exact_subrank(torch.stack([flat(rows), float_key(flat(score))], 1), flat(num_a), flat(den_a)).view(db, -1)
+    # Stable sorts along each row, least significant key first: text, then AUC, then differentiability.
+    perm = space.atom_text_order.expand(db, 2 * k)
+    for key in (sub_a, -score, sub_d, -diff):
+        perm = perm.gather(1, torch.sort(key.gather(1, perm), dim=1, stable=True).indices)
+    chosen = perm[:, :limit]
+    ext = torch.zeros(db, 2 * k, dtype=torch.bool, device=p.device)
+    ext.scatter_(1, chosen, defined.gather(1, chosen))
+    return ext
+
+
+def _select(gather, db: int, B: int, keys, text, exact, ids, distinct: bool) -> list[list[tuple]]:
+    """Best B formulas per neuron among scored candidates: distinct masks (distinct) or texts.
+
+    The final order is (score descending, length, formula text), the score compared exactly: float
+    scores first, and within equal floats the exact rationals (exact_subrank). Per neuron, every
+    candidate whose score reaches the 2B-th best is gathered, ties included (formulas with equal masks
+    tie exactly, so a tie group can hold hundreds). Texts are not built for all of them: keys() places
+    every candidate in a sequence whose texts grow with its `order` (same base formula, operator and
+    insertion slot: only the atom's text varies between a fixed prefix and suffix), and a heap merges
+    the sequences of each score group in (length, text) order, one text per step, until B formulas
+    are certain; with distinct, a candidate whose mask an earlier one has (ids) is skipped, so the one
+    kept per mask is the shortest, then the first in text order. Neurons left short widen the net.
 
     Args:
         gather: gather(neurons, k) -> (d, cols, vals, gathered, valid): for the given neurons [T]
@@ -309,6 +455,9 @@ def _select(gather, db: int, B: int, keys, text) -> list[list[tuple]]:
         db: number of neurons.
         keys: keys(d, cols) -> (length, sequence, order), int64 tensors [M].
         text: text(d, col) -> the formula text of one candidate.
+        exact: exact(d, cols) -> (num, den) [M] int64, the score as a rational (den > 0).
+        ids: ids(d, cols) -> [M] int64, equal within a neuron exactly when the masks are equal.
+        distinct: one formula per mask (else one per text).
 
     Returns:
         per neuron, up to B (score, length, text, column), best first.
@@ -319,14 +468,23 @@ def _select(gather, db: int, B: int, keys, text) -> list[list[tuple]]:
     while todo.numel():
         d_t, cols, vals, gathered, valid = gather(todo, k)
         length, seq, order = keys(d_t, cols)
-        # Sort by (neuron, -score, length, sequence, order) with stable passes, least significant first.
+        num, den = exact(d_t, cols)
+        sub = exact_subrank(torch.stack([d_t, float_key(vals)], 1), num, den)
+        # Sort by (neuron, -score, exact sub-rank, length, sequence, order), stable, least significant first.
         perm = torch.argsort(order, stable=True)
-        for key in (seq, length, -vals, d_t):
+        for key in (seq, length, sub, -vals, d_t):
             perm = perm[torch.argsort(key[perm], stable=True)]
-        cols_l, d_l, v_l, len_l, seq_l = (t[perm].tolist() for t in (cols, d_t, vals, length, seq))
+        d_s, v_s, sub_s = d_t[perm], vals[perm], sub[perm]
+        new_group = torch.ones_like(d_s, dtype=torch.bool)
+        new_group[1:] = (d_s[1:] != d_s[:-1]) | (v_s[1:] != v_s[:-1]) | (sub_s[1:] != sub_s[:-1])
+        group = torch.cumsum(new_group.long(), 0)
+        mask_id = ids(d_t, cols)[perm].tolist() if distinct else None
+        cols_l, d_l, v_l, g_l, len_l, seq_l = (
+            t.tolist() for t in (cols[perm], d_s, v_s, group, length[perm], seq[perm])
+        )
         i, m = 0, len(cols_l)
         for d in todo.tolist():
-            picks[d], i = _rank_neuron(d, i, m, cols_l, d_l, v_l, len_l, seq_l, B, text)
+            picks[d], i = _rank_neuron(d, i, m, cols_l, d_l, v_l, g_l, len_l, seq_l, mask_id, B, text)
         short = torch.tensor([len(picks[d]) < B for d in todo.tolist()], dtype=torch.bool)
         todo = todo[short & (gathered.cpu() < valid.cpu())]
         k *= 4
@@ -346,29 +504,44 @@ def _gather_dense(score: torch.Tensor):
     return gather
 
 
-def _rank_neuron(d, i, m, cols, ds, vs, lens, seqs, B, text):
-    """Up to B distinct (score, length, text, column) of neuron d from its sorted run [i, ...).
+def _rank_neuron(d, i, m, cols, ds, vs, groups, lens, seqs, mask_id, B, text):
+    """Up to B (score, length, text, column) of neuron d from its sorted run [i, ...), one per mask
+    (mask_id given) or per text.
+
+    With masks, a candidate whose mask is already taken is passed over without building its text:
+    equal masks tie exactly, and a score group can hold hundreds of formulas of one mask (e.g. the
+    beam formula `c` and every `(x | c) & h` with h containing c).
 
     Returns the picks and the index where the next neuron's run starts.
     """
-    best: dict[str, tuple] = {}
+    best: dict = {}
+
+    def unseen(pos, end):  # first position of the run [pos, end) whose mask is not taken yet
+        if mask_id is not None:
+            while pos < end and mask_id[pos] in best:
+                pos += 1
+        return pos
+
     while i < m and ds[i] == d and len(best) < B:
-        v = vs[i]
-        runs = []  # one run per sequence in this score group: [length, start, end]
-        while i < m and ds[i] == d and vs[i] == v:
+        grp = groups[i]
+        heap = []  # one entry per sequence of this score group: (length, text, position, end)
+        while i < m and groups[i] == grp:
             j = i
-            while j + 1 < m and ds[j + 1] == d and vs[j + 1] == v and seqs[j + 1] == seqs[i] and lens[j + 1] == lens[i]:
+            while j + 1 < m and groups[j + 1] == grp and seqs[j + 1] == seqs[i] and lens[j + 1] == lens[i]:
                 j += 1
-            runs.append((lens[i], i, j + 1))
+            start = unseen(i, j + 1)
+            if start <= j:
+                heap.append((lens[i], text(d, cols[start]), start, j + 1))
             i = j + 1
-        heap = [(length, text(d, cols[start]), start, end) for length, start, end in runs]
         heapq.heapify(heap)
         while heap and len(best) < B:
             length, t, pos, end = heapq.heappop(heap)
-            if t not in best:
-                best[t] = (v, length, t, cols[pos])
-            if pos + 1 < end:
-                heapq.heappush(heap, (length, text(d, cols[pos + 1]), pos + 1, end))
+            key = t if mask_id is None else mask_id[pos]
+            if key not in best:
+                best[key] = (vs[pos], length, t, cols[pos])
+            nxt = unseen(pos + 1, end)
+            if nxt < end:
+                heapq.heappush(heap, (length, text(d, cols[nxt]), nxt, end))
     while i < m and ds[i] == d:  # skip what this neuron no longer needs
         i += 1
     return list(best.values()), i
@@ -383,7 +556,7 @@ def _beams_from_atoms(picks, space: _Space, atom_s2, atom_p, db, B) -> _Beams:
         r_t, s_t, a_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
         beams.s2[r_t, s_t] = atom_s2[r_t, a_t]
         beams.pos[r_t, s_t] = atom_p[a_t]
-        beams.mask[r_t, s_t] = _atom_masks(space, a_t)
+        beams.mask[r_t, s_t] = space.atom_masks(a_t)
         beams.valid[r_t, s_t] = True
     return beams
 
@@ -399,18 +572,13 @@ def _empty_beams(db, B, g, dev, formulas) -> _Beams:
     )
 
 
-def _atom_masks(space: _Space, atoms: torch.Tensor) -> torch.Tensor:
-    """[E, G] region masks of atoms (a < K: concept a; a >= K: NOT concept a - K)."""
-    k = space.k
-    return space.member[atoms % k] ^ (atoms >= k).unsqueeze(1)
-
-
-def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds) -> _Beams:
-    n, k = space.n, space.k
+def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, params: SearchParams, bounds) -> _Beams:
+    n, k, B, sign = space.n, space.k, params.B, params.sign
     db = s2_c.shape[0]
     x, x_p, shift = space.beam_concept_sums(region_sums, beams.mask)  # [Db, B, K]
     conc_s = s2_c.contiguous()
     dev = x.device
+    pool = PoolLayout(B, k)
 
     def gather(neurons, kk):
         nd = neurons.to(dev)
@@ -435,7 +603,36 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
         counts = indptr.diff()
         return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
 
-    pool = PoolLayout(B, k)
+    def pool_sums(d_t, j_t):
+        """(doubled rank sum, size) of pool columns j_t of neurons d_t, by inclusion-exclusion."""
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        a = a.clamp(min=0)
+        c, neg = a % k, a >= k
+        xv = x[d_t, b, c]
+        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[d_t, b, c])
+        sb, pb = beams.s2[d_t, b], beams.pos[d_t, b]
+        sc, pc = s2_c[d_t, c], space.counts[c]
+        total = n * (n + 1)
+        is_or = op == 1
+        s_new = torch.where(is_or, torch.where(neg, total - sc + xs, sb + sc - xs), torch.where(neg, sb - xs, xs))
+        p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
+        return torch.where(is_old, sb, s_new), torch.where(is_old, pb, p_new)
+
+    def pool_words(d_t, j_t):
+        """[M, ceil(G / 64)] packed region masks of pool columns j_t of neurons d_t."""
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        bw, aw = beams.words[d_t, b], space.atom_words[a.clamp(min=0)]
+        grown = torch.where((op == 1).unsqueeze(1), bw | aw, bw & aw)
+        return torch.where(is_old.unsqueeze(1), bw, grown)
+
+    def exact(d_t, j_t):
+        s, p = pool_sums(d_t, j_t)
+        return sign_int(sign) * (s - p * (p + 1)), 2 * p * (n - p)
+
+    def ids(d_t, j_t):
+        s, p = pool_sums(d_t, j_t)
+        return mask_ids(d_t, collisions(d_t, s, p), lambda idx: pool_words(d_t[idx], j_t[idx]))
+
     atoms = space.atoms
     formulas = beams.formulas
     lens = torch.tensor([[f.length for f in fl] + [0] * (B - len(fl)) for fl in formulas], device=dev).view(db, B)
@@ -464,40 +661,27 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, B, sign, bounds)
             return str(formulas[d][b])
         return formulas[d][b].joined_text(_OPS[op], atoms[a])
 
-    picks = _select(gather, db, B, keys, text)
+    picks = _select(gather, db, B, keys, text, exact, ids, params.distinct)
     # New beams: formulas, and sums / sizes / masks gathered for the winners only.
     new_formulas, rows = [], []
     for d, pk in enumerate(picks):
         fl = []
         for r, (_, _, _, j) in enumerate(pk):
             is_old, b, op, a = pool.decode(j)
-            if is_old:
-                fl.append(formulas[d][b])
-                rows.append((d, r, b, -1, -1))
-            else:
-                base = formulas[d][b]
-                fl.append(base & atoms[a] if op == 0 else base | atoms[a])
-                rows.append((d, r, b, op, a))
+            base = formulas[d][b]
+            fl.append(base if is_old else base & atoms[a] if op == 0 else base | atoms[a])
+            rows.append((d, r, j))
         new_formulas.append(fl)
     out = _empty_beams(db, B, beams.mask.shape[2], dev, new_formulas)
     if rows:
-        r_t, s_t, b_t, op_t, a_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
-        is_new = op_t >= 0
-        a_c = a_t.clamp(min=0)
-        c_t, neg = a_c % k, a_c >= k
-        xv = x[r_t, b_t, c_t]
-        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[r_t, b_t, c_t])
-        sb, pb = beams.s2[r_t, b_t], beams.pos[r_t, b_t]
-        sc, pc = s2_c[r_t, c_t], space.counts[c_t]
-        total = n * (n + 1)
-        is_or = op_t == 1
-        s_new = torch.where(is_or, torch.where(neg, total - sc + xs, sb + sc - xs), torch.where(neg, sb - xs, xs))
-        p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
-        out.s2[r_t, s_t] = torch.where(is_new, s_new, sb)
-        out.pos[r_t, s_t] = torch.where(is_new, p_new, pb)
-        out.valid[r_t, s_t] = True
-        base = beams.mask[r_t, b_t]  # [E, G]
-        am = _atom_masks(space, a_c)
-        grown = torch.where(is_or.unsqueeze(1), base | am, base & am)
-        out.mask[r_t, s_t] = torch.where(is_new.unsqueeze(1), grown, base)
+        d_t, r_t, j_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
+        s_new, p_new = pool_sums(d_t, j_t)
+        out.s2[d_t, r_t] = s_new
+        out.pos[d_t, r_t] = p_new
+        out.valid[d_t, r_t] = True
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        base = beams.mask[d_t, b]  # [E, G]
+        am = space.atom_masks(a.clamp(min=0))
+        grown = torch.where((op == 1).unsqueeze(1), base | am, base & am)
+        out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), base, grown)
     return out

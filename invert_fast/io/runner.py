@@ -13,6 +13,7 @@ the output; the checkpoint folder may be per node or shared.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -58,8 +59,8 @@ def explain_to_file(
         keep_results: False writes each chunk's rows to `out` as it finishes (one process, .csv, no
             adjustment), so memory holds one chunk of results however many neurons there are; the
             return value is then only each neuron's best AUC ([D] float64, NaN where none).
-        **explain_kwargs: L, B, limit_search, min_fraction, max_fraction, mode, device, alternative,
-            method, max_memory.
+        **explain_kwargs: L, B, limit_search, min_fraction, max_fraction, mode, device, distinct,
+            permutations, seed, groups, alternative, method, max_memory.
 
     Returns:
         the Explanations on rank 0 (best AUCs with keep_results=False), None on other ranks.
@@ -79,7 +80,11 @@ def explain_to_file(
     n_chunks = (d + chunk - 1) // chunk
     ckpt = None
     if checkpoint is not None:
-        key = {**{k: v for k, v in explain_kwargs.items() if k not in ("device", "max_memory")}, "chunk": chunk}
+        key = {k: v for k, v in explain_kwargs.items() if k not in ("device", "max_memory", "groups")}
+        key["chunk"] = chunk
+        if explain_kwargs.get("groups") is not None:  # data, not a parameter: recorded by its hash
+            groups = np.ascontiguousarray(np.asarray(explain_kwargs["groups"]))
+            key["groups"] = hashlib.blake2b(groups.tobytes() + str(groups.dtype).encode()).hexdigest()
         ckpt = CheckpointStore(
             checkpoint, fingerprint(store if store is not None else x, cs, key), d, chunk, writer=rank == 0
         )
