@@ -6,12 +6,16 @@ a batch of neurons is a single product: X[d, b, c] = sum of (rank sum, count) of
 over regions. Inclusion-exclusion then gives all four candidates:
     b & c = X,  b & ~c = b - X,  b | c = b + c - X,  b | ~c = total - c + X.
 Counts ride along with rank sums in one integer (sum * 2^s + count), so one product yields both.
+
+Beam formulas live as tensors: their region masks, sums and extension histories (the first atom,
+then op * 2K + atom per join; csrc/formula_texts.h). A fused kernel scores every candidate and keeps
+those reaching each neuron's k-th best score (beam_step_select); one exact selection picks the B
+winners among them (select_labels: exact AUC, length, canonical text, one per mask). Formula objects
+are built only for the final labels.
 """
 
 from __future__ import annotations
 
-import bisect
-import heapq
 from collections.abc import Callable
 
 import torch
@@ -21,14 +25,14 @@ from ..ops import PoolLayout
 from .auroc import auc_from_rank_sums, choose_method, concept_rank_sums, default_max_memory, region_rank_sums
 from .concepts import ConceptSet
 from .formula import Formula
-from .order import collisions, exact_subrank, float_key, mask_ids, packed_rows
+from .order import exact_subrank, float_key, packed_rows
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
 from .validate import as_activations, check_positive_int, to_tensor
 
 _NEG_INF = float("-inf")
-_OPS = ("and", "or")
+AND, OR = 1, 2  # history op codes (0: the first atom)
 
 
 class _Space:
@@ -50,37 +54,32 @@ class _Space:
         self.packed = n * (n + 1) * 2**self.shift + n < limit
         names = concepts.names
         self.atoms = [Formula.atom(s) for s in names] + [Formula.atom(s, True) for s in names]  # [2K]
+        texts = [str(a).encode("utf-8") for a in self.atoms]
+        self.atom_text = torch.tensor(list(b"".join(texts)), dtype=torch.uint8)  # on the CPU: for select_labels
+        self.atom_offsets = torch.cumsum(torch.tensor([0] + [len(t) for t in texts]), 0)
         order = sorted(range(2 * self.k), key=lambda a: str(self.atoms[a]))
         self.atom_text_order = torch.tensor(order, dtype=torch.long, device=concepts.device)
-        self.sorted_atom_texts = [str(self.atoms[a]) for a in order]
-        self._slots: dict[Formula, tuple[list[int], list[int]]] = {}
-        self.atom_rank_t = torch.empty(2 * self.k, dtype=torch.long, device=concepts.device)
-        self.atom_rank_t[self.atom_text_order] = torch.arange(2 * self.k, device=concepts.device)
-        # Packed region masks of the 2K atoms, and ids equal exactly for atoms of equal masks (e.g. a
-        # concept listed twice), for distinct labels.
+        # Packed region masks of the 2K atoms (exact mask identity for distinct labels).
         atoms = torch.arange(2 * self.k, device=concepts.device)
         self.atom_words = packed_rows(self.atom_masks(atoms))  # [2K, ceil(G / 64)]
-        self.atom_mask_id = torch.unique(self.atom_words, dim=0, return_inverse=True)[1] if self.k else atoms
+        self._formulas: dict[tuple, Formula] = {}
+
+    def formula(self, hist: list[int]) -> Formula:
+        """The Formula of an extension history (cached: labels repeat across neurons)."""
+        key = tuple(hist)
+        f = self._formulas.get(key)
+        if f is None:
+            k2 = 2 * self.k
+            f = self.atoms[hist[0]]
+            for t in hist[1:]:
+                op, a = divmod(t, k2)
+                f = f & self.atoms[a] if op == AND else f | self.atoms[a]
+            self._formulas[key] = f
+        return f
 
     def atom_masks(self, atoms: torch.Tensor) -> torch.Tensor:
         """[E, G] region masks of atoms [E] (a < K: concept a; a >= K: NOT concept a - K)."""
         return self.member[atoms % self.k] ^ (atoms >= self.k).unsqueeze(1)
-
-    def insertion_slots(self, base: Formula) -> tuple[list[int], list[int]]:
-        """For base AND atom and base OR atom: the atom ranks (text order) at which the atom's place
-        among the operands moves past an operand. Atoms between two such ranks share the text before
-        and after them, so their formulas' texts sort like the atoms' texts. Cached per formula."""
-        got = self._slots.get(base)
-        if got is None:
-            got = tuple(
-                sorted(
-                    bisect.bisect_left(self.sorted_atom_texts, key)
-                    for key in (base.operand_keys() if base.op == op else [str(base)])
-                )
-                for op in _OPS
-            )
-            self._slots[base] = got
-        return got
 
     def masked_sums(self, weights: torch.Tensor, mask: torch.Tensor, per_sample_max: int, path=None) -> torch.Tensor:
         """sum over regions of weights[g, d] * mask[d, b, g] * member[c, g].
@@ -137,13 +136,21 @@ class _Space:
 
 
 class _Beams:
-    """The current beams of a batch of neurons: formulas (Python) and their masks and sums (tensors)."""
+    """The current beams of a batch of neurons, as tensors.
 
-    def __init__(self, formulas, s2, pos, mask, valid):
-        self.formulas: list[list[Formula]] = formulas  # [Db][<=B]
-        self.s2, self.pos = s2, pos  # [Db, B] int64
-        self.mask = mask  # [Db, B, G] bool
-        self.valid = valid  # [Db, B] bool
+    Attributes:
+        hist: [Db, B, L] int64 extension histories (-1 padding); ntok: [Db, B] tokens used.
+        s2, pos: [Db, B] int64 doubled rank sum and size of each beam formula's mask.
+        mask: [Db, B, G] bool region masks; valid: [Db, B] bool (False: empty slot).
+    """
+
+    def __init__(self, db: int, B: int, L: int, g: int, dev):
+        z = torch.zeros(db, B, dtype=torch.int64, device=dev)
+        self.hist = torch.full((db, B, L), -1, dtype=torch.int64, device=dev)
+        self.ntok = z.clone()
+        self.s2, self.pos = z, z.clone()
+        self.mask = torch.zeros(db, B, g, dtype=torch.bool, device=dev)
+        self.valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
         self._words = None
 
     @property
@@ -344,11 +351,17 @@ def explain_batch(
             hits += t.unsqueeze(1) <= two_sided
         p_search = ((1 + hits).double() / (1 + plan.count)).masked_fill(~valid, float("nan"))
     del ranks
-    auc_l, pos_l, p_l, log_l, ps_l = (t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search))
+    hist = beams.hist.cpu().tolist()
+    auc_l, pos_l, p_l, log_l, ps_l, ok = (
+        t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search, valid)
+    )
     out = []
     for d in range(x.shape[1]):
         exps = []
-        for r, f in enumerate(beams.formulas[d]):
+        for r in range(params.B):
+            if not ok[d][r]:
+                break
+            f = space.formula([t for t in hist[d][r] if t >= 0])
             a = auc_l[d][r]
             exps.append(
                 Explanation(
@@ -379,22 +392,23 @@ def _search(region_sums: torch.Tensor, space: _Space, params: SearchParams) -> _
     ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
     atom_score = torch.where(ok_atom, sign * auc_from_rank_sums(atom_s2, atom_p, n), _NEG_INF)  # admissible: no NaN
     db = region_sums.shape[1]
-    atom_texts = [str(a) for a in space.atoms]
 
-    def atom_keys(d_t, j_t):
-        return torch.ones_like(j_t), torch.zeros_like(j_t), space.atom_rank_t[j_t]
+    def atoms_of(d_t, j_t):
+        hist = torch.full((j_t.numel(), params.L), -1, dtype=torch.int64, device=j_t.device)
+        hist[:, 0] = j_t
+        return atom_s2[d_t, j_t], atom_p[j_t], hist, space.atom_words[j_t]
 
-    def atom_exact(d_t, j_t):
-        p = atom_p[j_t]
-        return sign_int(sign) * (atom_s2[d_t, j_t] - p * (p + 1)), 2 * p * (n - p)
-
-    def atom_ids(d_t, j_t):
-        return space.atom_mask_id[j_t]
-
-    picks = _select(
-        _gather_dense(atom_score), db, B, atom_keys, lambda d, j: atom_texts[j], atom_exact, atom_ids, params.distinct
-    )
-    beams = _beams_from_atoms(picks, space, atom_s2, atom_p, db, B)
+    win, _ = _select(_gather_dense(atom_score), atoms_of, db, space, params)
+    beams = _Beams(db, B, params.L, space.regions.num_regions, region_sums.device)
+    d_t, r_t = (win >= 0).nonzero().unbind(1)
+    if d_t.numel():
+        j_t = win[d_t, r_t]
+        beams.hist[d_t, r_t, 0] = j_t
+        beams.ntok[d_t, r_t] = 1
+        beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
+        beams.pos[d_t, r_t] = atom_p[j_t]
+        beams.mask[d_t, r_t] = space.atom_masks(j_t)
+        beams.valid[d_t, r_t] = True
     ext = _extension_atoms(atom_s2, atom_p, space, params)
     for _length in range(2, params.L + 1):
         beams = _step(beams, region_sums, space, s2_c, ext, params, bounds)
@@ -435,60 +449,48 @@ def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: _Space,
     return ext
 
 
-def _select(gather, db: int, B: int, keys, text, exact, ids, distinct: bool) -> list[list[tuple]]:
-    """Best B formulas per neuron among scored candidates: distinct masks (distinct) or texts.
+def _select(gather, candidates, db: int, space: _Space, params: SearchParams):
+    """Each neuron's B best labels among scored candidates (columns of a score matrix or pool).
 
-    The final order is (score descending, length, formula text), the score compared exactly: float
-    scores first, and within equal floats the exact rationals (exact_subrank). Per neuron, every
-    candidate whose score reaches the 2B-th best is gathered, ties included (formulas with equal masks
-    tie exactly, so a tie group can hold hundreds). Texts are not built for all of them: keys() places
-    every candidate in a sequence whose texts grow with its `order` (same base formula, operator and
-    insertion slot: only the atom's text varies between a fixed prefix and suffix), and a heap merges
-    the sequences of each score group in (length, text) order, one text per step, until B formulas
-    are certain; with distinct, a candidate whose mask an earlier one has (ids) is skipped, so the one
-    kept per mask is the shortest, then the first in text order. Neurons left short widen the net.
+    Per neuron, every candidate whose float score reaches the 2B-th best is gathered, ties included
+    (every candidate whose exact score reaches the 2B-th best exact score is then among them); the
+    exact selection (ops.select_labels: exact AUC, length, canonical text, one per mask with distinct)
+    picks the winners. Neurons left with fewer than B labels while unseen candidates remain widen the
+    net (4x) and are selected again.
 
     Args:
         gather: gather(neurons, k) -> (d, cols, vals, gathered, valid): for the given neurons [T]
             (int64), every candidate column whose score reaches the neuron's k-th best (d, cols [M]
             int64, vals [M] float64), and per neuron the number gathered and the number of finite scores.
-        db: number of neurons.
-        keys: keys(d, cols) -> (length, sequence, order), int64 tensors [M].
-        text: text(d, col) -> the formula text of one candidate.
-        exact: exact(d, cols) -> (num, den) [M] int64, the score as a rational (den > 0).
-        ids: ids(d, cols) -> [M] int64, equal within a neuron exactly when the masks are equal.
-        distinct: one formula per mask (else one per text).
+        candidates: candidates(d, cols) -> (s2, p, hist [M, L], words [M, W]) of those columns.
+        db: neurons; space, params: the search's.
 
     Returns:
-        per neuron, up to B (score, length, text, column), best first.
+        (columns [Db, B] int64 best first, -1 padding; lengths [Db, B] int64).
     """
-    picks: list[list[tuple]] = [[] for _ in range(db)]
-    todo = torch.arange(db)
+    B = params.B
+    dev = space.counts.device
+    win = torch.full((db, B), -1, dtype=torch.int64, device=dev)
+    lens = torch.zeros(db, B, dtype=torch.int64, device=dev)
+    todo = torch.arange(db, device=dev)
     k = 2 * B
     while todo.numel():
-        d_t, cols, vals, gathered, valid = gather(todo, k)
-        length, seq, order = keys(d_t, cols)
-        num, den = exact(d_t, cols)
-        sub = exact_subrank(torch.stack([d_t, float_key(vals)], 1), num, den)
-        # Sort by (neuron, -score, exact sub-rank, length, sequence, order), stable, least significant first.
-        perm = torch.argsort(order, stable=True)
-        for key in (seq, length, sub, -vals, d_t):
-            perm = perm[torch.argsort(key[perm], stable=True)]
-        d_s, v_s, sub_s = d_t[perm], vals[perm], sub[perm]
-        new_group = torch.ones_like(d_s, dtype=torch.bool)
-        new_group[1:] = (d_s[1:] != d_s[:-1]) | (v_s[1:] != v_s[:-1]) | (sub_s[1:] != sub_s[:-1])
-        group = torch.cumsum(new_group.long(), 0)
-        mask_id = ids(d_t, cols)[perm].tolist() if distinct else None
-        cols_l, d_l, v_l, g_l, len_l, seq_l = (
-            t.tolist() for t in (cols[perm], d_s, v_s, group, length[perm], seq[perm])
-        )
-        i, m = 0, len(cols_l)
-        for d in todo.tolist():
-            picks[d], i = _rank_neuron(d, i, m, cols_l, d_l, v_l, g_l, len_l, seq_l, mask_id, B, text)
-        short = torch.tensor([len(picks[d]) < B for d in todo.tolist()], dtype=torch.bool)
-        todo = todo[short & (gathered.cpu() < valid.cpu())]
-        k *= 4
-    return picks
+        d_t, cols, _vals, gathered, valid = gather(todo, k)
+        s2, p, hist, words = candidates(d_t, cols)
+        idx, ln = ops.select_labels(
+            d_t, s2, p, hist, words if params.distinct else words[:, :0], space.atom_text, space.atom_offsets,
+            space.n, params.sign, B, params.distinct, db,
+        )  # fmt: skip
+        got = idx[todo] >= 0
+        if cols.numel():
+            win[todo] = torch.where(got, cols[idx[todo].clamp(min=0)], -1)
+        lens[todo] = ln[todo]
+        short = got.sum(1) < B
+        todo_mask = short & (gathered.to(dev) < valid.to(dev))
+        # Widen past everything gathered so far: a tie group of equal masks can hold hundreds.
+        k = max(4 * k, int(gathered.max()) + 2 * B) if bool(todo_mask.any()) else k
+        todo = todo[todo_mask]
+    return win, lens
 
 
 def _gather_dense(score: torch.Tensor):
@@ -502,74 +504,6 @@ def _gather_dense(score: torch.Tensor):
         return neurons.to(score.device)[rows], cols, sub[rows, cols], hit.sum(1), (sub > _NEG_INF).sum(1)
 
     return gather
-
-
-def _rank_neuron(d, i, m, cols, ds, vs, groups, lens, seqs, mask_id, B, text):
-    """Up to B (score, length, text, column) of neuron d from its sorted run [i, ...), one per mask
-    (mask_id given) or per text.
-
-    With masks, a candidate whose mask is already taken is passed over without building its text:
-    equal masks tie exactly, and a score group can hold hundreds of formulas of one mask (e.g. the
-    beam formula `c` and every `(x | c) & h` with h containing c).
-
-    Returns the picks and the index where the next neuron's run starts.
-    """
-    best: dict = {}
-
-    def unseen(pos, end):  # first position of the run [pos, end) whose mask is not taken yet
-        if mask_id is not None:
-            while pos < end and mask_id[pos] in best:
-                pos += 1
-        return pos
-
-    while i < m and ds[i] == d and len(best) < B:
-        grp = groups[i]
-        heap = []  # one entry per sequence of this score group: (length, text, position, end)
-        while i < m and groups[i] == grp:
-            j = i
-            while j + 1 < m and groups[j + 1] == grp and seqs[j + 1] == seqs[i] and lens[j + 1] == lens[i]:
-                j += 1
-            start = unseen(i, j + 1)
-            if start <= j:
-                heap.append((lens[i], text(d, cols[start]), start, j + 1))
-            i = j + 1
-        heapq.heapify(heap)
-        while heap and len(best) < B:
-            length, t, pos, end = heapq.heappop(heap)
-            key = t if mask_id is None else mask_id[pos]
-            if key not in best:
-                best[key] = (vs[pos], length, t, cols[pos])
-            nxt = unseen(pos + 1, end)
-            if nxt < end:
-                heapq.heappush(heap, (length, text(d, cols[nxt]), nxt, end))
-    while i < m and ds[i] == d:  # skip what this neuron no longer needs
-        i += 1
-    return list(best.values()), i
-
-
-def _beams_from_atoms(picks, space: _Space, atom_s2, atom_p, db, B) -> _Beams:
-    dev = atom_s2.device
-    rows = [(d, r, j) for d, pk in enumerate(picks) for r, (_, _, _, j) in enumerate(pk)]
-    formulas = [[space.atoms[j] for _, _, _, j in pk] for pk in picks]
-    beams = _empty_beams(db, B, space.regions.num_regions, dev, formulas)
-    if rows:
-        r_t, s_t, a_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
-        beams.s2[r_t, s_t] = atom_s2[r_t, a_t]
-        beams.pos[r_t, s_t] = atom_p[a_t]
-        beams.mask[r_t, s_t] = space.atom_masks(a_t)
-        beams.valid[r_t, s_t] = True
-    return beams
-
-
-def _empty_beams(db, B, g, dev, formulas) -> _Beams:
-    z = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    return _Beams(
-        formulas,
-        z,
-        z.clone(),
-        torch.zeros(db, B, g, dtype=torch.bool, device=dev),
-        torch.zeros(db, B, dtype=torch.bool, device=dev),
-    )
 
 
 def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, params: SearchParams, bounds) -> _Beams:
@@ -618,68 +552,31 @@ def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, params: SearchPa
         p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
         return torch.where(is_old, sb, s_new), torch.where(is_old, pb, p_new)
 
-    def pool_words(d_t, j_t):
-        """[M, ceil(G / 64)] packed region masks of pool columns j_t of neurons d_t."""
+    def candidates(d_t, j_t):
         is_old, b, op, a = pool.decode_tensor(j_t)
+        s2, p = pool_sums(d_t, j_t)
+        # History: the beam formula's, plus (op, atom) for a new candidate.
+        hist = beams.hist[d_t, b].clone()
+        nt = beams.ntok[d_t, b]
+        new = (~is_old).nonzero().flatten()
+        hist[new, nt[new]] = (op[new] + 1) * (2 * k) + a[new]
         bw, aw = beams.words[d_t, b], space.atom_words[a.clamp(min=0)]
         grown = torch.where((op == 1).unsqueeze(1), bw | aw, bw & aw)
-        return torch.where(is_old.unsqueeze(1), bw, grown)
+        words = torch.where(is_old.unsqueeze(1), bw, grown)
+        return s2, p, hist, words
 
-    def exact(d_t, j_t):
-        s, p = pool_sums(d_t, j_t)
-        return sign_int(sign) * (s - p * (p + 1)), 2 * p * (n - p)
-
-    def ids(d_t, j_t):
-        s, p = pool_sums(d_t, j_t)
-        return mask_ids(d_t, collisions(d_t, s, p), lambda idx: pool_words(d_t[idx], j_t[idx]))
-
-    atoms = space.atoms
-    formulas = beams.formulas
-    lens = torch.tensor([[f.length for f in fl] + [0] * (B - len(fl)) for fl in formulas], device=dev).view(db, B)
-    thresholds = [[space.insertion_slots(f) for f in fl] for fl in formulas]
-    width = max(1, max((len(t) for tl in thresholds for pair in tl for t in pair), default=0))
-    big = [2 * k + 1] * width  # beyond every atom rank
-    none = (big, big)
-    slot_thr = torch.tensor(
-        [[[(list(t) + big)[:width] for t in (tl[b] if b < len(tl) else none)] for b in range(B)] for tl in thresholds],
-        dtype=torch.long,
-    ).view(db, B, 2, width)
-    slot_thr = slot_thr.to(dev)
-
-    def keys(d_t, j_t):
+    win, _ = _select(gather, candidates, db, space, params)
+    out = _Beams(db, B, params.L, beams.mask.shape[2], dev)
+    d_t, r_t = (win >= 0).nonzero().unbind(1)
+    if d_t.numel():
+        j_t = win[d_t, r_t]
+        s_new, p_new, hist, _ = candidates(d_t, j_t)
         is_old, b, op, a = pool.decode_tensor(j_t)
-        op, a = op.clamp(min=0), a.clamp(min=0)
-        r = space.atom_rank_t[a]
-        slot = (slot_thr[d_t, b, op] <= r.unsqueeze(1)).sum(1)
-        length = torch.where(is_old, lens[d_t, b], lens[d_t, b] + 1)
-        seq = torch.where(is_old, 2 * B * (width + 1) + b, (b * 2 + op) * (width + 1) + slot)
-        return length, seq, torch.where(is_old, torch.zeros_like(r), r)
-
-    def text(d, j):
-        is_old, b, op, a = pool.decode(j)
-        if is_old:
-            return str(formulas[d][b])
-        return formulas[d][b].joined_text(_OPS[op], atoms[a])
-
-    picks = _select(gather, db, B, keys, text, exact, ids, params.distinct)
-    # New beams: formulas, and sums / sizes / masks gathered for the winners only.
-    new_formulas, rows = [], []
-    for d, pk in enumerate(picks):
-        fl = []
-        for r, (_, _, _, j) in enumerate(pk):
-            is_old, b, op, a = pool.decode(j)
-            base = formulas[d][b]
-            fl.append(base if is_old else base & atoms[a] if op == 0 else base | atoms[a])
-            rows.append((d, r, j))
-        new_formulas.append(fl)
-    out = _empty_beams(db, B, beams.mask.shape[2], dev, new_formulas)
-    if rows:
-        d_t, r_t, j_t = torch.tensor(rows, dtype=torch.long, device=dev).unbind(1)
-        s_new, p_new = pool_sums(d_t, j_t)
+        out.hist[d_t, r_t] = hist
+        out.ntok[d_t, r_t] = beams.ntok[d_t, b] + (~is_old).long()
         out.s2[d_t, r_t] = s_new
         out.pos[d_t, r_t] = p_new
         out.valid[d_t, r_t] = True
-        is_old, b, op, a = pool.decode_tensor(j_t)
         base = beams.mask[d_t, b]  # [E, G]
         am = space.atom_masks(a.clamp(min=0))
         grown = torch.where((op == 1).unsqueeze(1), base | am, base & am)

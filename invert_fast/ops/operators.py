@@ -178,3 +178,45 @@ def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch
     first = torch.where(nan.any(0), nan.int().argmax(0), -1)
     vals = torch.cat([prev, maps.transpose(0, 1).reshape(maps.shape[1], -1)], 1)
     return torch.topk(vals, min(int(keep), vals.shape[1]), dim=1, sorted=True).values, first
+
+
+def formula_texts(hist: torch.Tensor, atom_text: torch.Tensor, atom_offsets: torch.Tensor):
+    """Canonical texts and lengths of formulas given by their extension histories; see csrc/formula_texts.h.
+
+    Args:
+        hist: [M, T] int64: the first atom, then op * 2K + atom per join (op 1 AND, 2 OR), -1 padding.
+        atom_text: [bytes] uint8 UTF-8 texts of the 2K atoms; atom_offsets: [2K + 1] int64.
+
+    Returns:
+        (list of M str, lengths [M] int64).
+
+    Example:
+        >>> t = torch.tensor(list(b"a~a"), dtype=torch.uint8)   # atoms "a" (0) and "~a" (1), K = 1
+        >>> formula_texts(torch.tensor([[0, 1 * 2 + 1]]), t, torch.tensor([0, 1, 3]))[0]
+        ['a & ~a']
+    """
+    data, offsets, lengths = library().formula_texts(hist.cpu(), atom_text, atom_offsets)
+    raw, off = bytes(data.numpy()), offsets.tolist()
+    return [raw[off[i] : off[i + 1]].decode("utf-8") for i in range(len(off) - 1)], lengths
+
+
+def select_labels(neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D):
+    """Each neuron's best B labels among gathered candidates, in the search's exact order; see
+    csrc/select_labels.h. Runs on the CPU whatever the inputs' device (they are the few candidates
+    the gather kernels kept); results come back on neuron's device.
+
+    Args:
+        neuron: [M] int64 neuron of each candidate; s2, p: [M] int64 doubled rank sum and size
+            (0 < p < n); hist: [M, T] int64 formula histories; words: [M, W] int64 packed masks
+            (W may be 0 without distinct); atom_text, atom_offsets: the 2K atom texts (CPU).
+        n: samples; sign: +1.0 / -1.0; B: labels per neuron; distinct: one label per mask; D: neurons.
+
+    Returns:
+        winners [D, B] int64 candidate indices best first (-1 padding), lengths [D, B] int64.
+    """
+    dev = neuron.device
+    cpu = [t.cpu() for t in (neuron, s2, p, hist, words)]
+    w, lens = library().select_labels(
+        *cpu, atom_text, atom_offsets, int(n), float(sign), int(B), bool(distinct), int(D)
+    )
+    return w.to(dev), lens.to(dev)
