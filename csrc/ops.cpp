@@ -33,6 +33,10 @@ TORCH_LIBRARY(invert_fast, m) {
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "
       "Tensor conc_s, Tensor conc_p, Tensor ext, int n, int p_lo, int p_hi, float sign, int k) "
       "-> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "pair_step_select(Tensor x, Tensor x_p, int shift, Tensor conc_s, Tensor conc_p, int n, int p_lo, int p_hi, "
+      "float sign, int k) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("pair_sums(Tensor weights, Tensor indptr, Tensor concepts, int K) -> Tensor");
   m.def("formula_texts(Tensor hist, Tensor atom_text, Tensor atom_offsets) -> (Tensor, Tensor, Tensor)");
   m.def(
       "select_labels(Tensor neuron, Tensor s2, Tensor p, Tensor hist, Tensor words, Tensor atom_text, "

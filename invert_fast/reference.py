@@ -99,6 +99,49 @@ def explain_reference(
     return out
 
 
+def exact_reference(activations, labels, names, L, B, min_fraction=0.0, max_fraction=0.5, mode="positive"):
+    """Brute force: every formula ((a1 op a2) op a3) ... of at most L atoms (c and ~c, op AND / OR),
+    one neuron at a time; the B best distinct admissible masks by exact AUC (mode direction), each
+    represented by its shortest formula, then the first in text order.
+
+    Args:
+        activations: [N][D] numbers; labels: [N][K] 0/1; names: K concept names.
+
+    Returns:
+        per neuron, a list of (formula text, length, auc), best first.
+    """
+    from .core.formula import Formula
+
+    n = len(activations)
+    cols = list(zip(*activations, strict=True))
+    masks = [tuple(bool(v) for v in m) for m in zip(*labels, strict=True)]
+    atoms = [(Formula.atom(s), m) for s, m in zip(names, masks, strict=True)]
+    atoms += [(Formula.atom(s, True), tuple(not v for v in m)) for s, m in zip(names, masks, strict=True)]
+    formulas = {f: m for f, m in atoms}
+    layer = dict(formulas)
+    for _ in range(2, L + 1):
+        grown = {}
+        for fb, mb in layer.items():
+            for fa, ma in atoms:
+                grown.setdefault(fb & fa, tuple(x and y for x, y in zip(mb, ma, strict=True)))
+                grown.setdefault(fb | fa, tuple(x or y for x, y in zip(mb, ma, strict=True)))
+        formulas.update(grown)
+        layer = grown
+    rep = {}  # mask -> its shortest, first-in-text formula
+    for f, m in formulas.items():
+        p = sum(m)
+        if not (0 < p < n and min_fraction <= p / n <= max_fraction):
+            continue
+        if m not in rep or (f.length, str(f)) < (rep[m].length, str(rep[m])):
+            rep[m] = f
+    sign = 1 if mode == "positive" else -1
+    out = []
+    for col in cols:
+        scored = [(-sign * auroc_pairs(col, m), f.length, str(f)) for m, f in rep.items()]
+        out.append([(t, length, float(-sign * a)) for a, length, t in sorted(scored)[:B]])
+    return out
+
+
 def iou_counts_reference(unit_masks, concept_masks):
     """(intersection, union) of two pixel sets given as Python ints (bit i = pixel i over all images)."""
     return (unit_masks & concept_masks).bit_count(), (unit_masks | concept_masks).bit_count()

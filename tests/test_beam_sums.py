@@ -7,7 +7,7 @@ import torch
 import invert_fast as inv
 from invert_fast import ops
 from invert_fast.core.params import size_bounds
-from invert_fast.core.search import _Space
+from invert_fast.core.space import RegionSpace as _Space
 
 from .helpers import random_labels
 

@@ -137,6 +137,25 @@ def test_distinct_tie_rules_and_permutations_identical_on_cuda(distinct):
     assert rows(inv.explain(x, y, **kw)) == rows(inv.explain(x, y, device="cuda", **kw))
 
 
+def test_pair_sums_and_pair_step_select_equal_cpu():
+    from invert_fast import ops
+
+    g = torch.Generator().manual_seed(4)
+    y = torch.randint(0, 40, (3000,), generator=g)
+    cs = inv.ConceptSet.from_classes(y, [f"k{i}" for i in range(40)]).with_unions({"u": list(range(9)), "v": [3, 30]})
+    from invert_fast.core.space import RegionSpace
+
+    space = RegionSpace(cs, "auto")
+    w = torch.randint(0, 2**40, (space.regions.num_regions, 5), generator=g)
+    cpu = ops.pair_sums(w, space.region_indptr, space.region_concepts, len(cs))
+    gpu = ops.pair_sums(w.cuda(), space.region_indptr.cuda(), space.region_concepts.cuda(), len(cs))
+    assert torch.equal(cpu, gpu.cpu())
+    x = tied((3000, 6), levels=25)
+    for kw in (dict(L=2, B=5), dict(L=3, B=4, mode="negative", min_fraction=0.01), dict(L=2, B=3, max_fraction=0.9)):
+        assert rows(inv.explain(x, cs, search="exact", **kw)) == rows(inv.explain(x.cuda(), cs, search="exact", **kw))
+        assert rows(inv.explain(x, cs, certify=True, **kw)) == rows(inv.explain(x.cuda(), cs, certify=True, **kw))
+
+
 def test_and_popcount_equals_cpu():
     g = torch.Generator().manual_seed(5)
     for n, a, k, w in [(1, 1, 1, 1), (300, 70, 33, 13), (40, 3, 2, 197)]:

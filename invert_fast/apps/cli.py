@@ -161,6 +161,9 @@ def cmd_explain(args) -> int:
         permutations=args.permutations,
         seed=args.seed,
         groups=load_array(args.groups, args.groups_key, "groups") if args.groups is not None else None,
+        search=args.search,
+        certify=args.certify,
+        max_work=args.max_work,
     )
     rank, world, gather, device = distributed_context()
     if world > 1 or args.checkpoint is not None or isinstance(acts, NeuronStore):
@@ -338,6 +341,25 @@ def parser() -> argparse.ArgumentParser:
         "exchange whole groups of equal size (default: single samples)",
     )
     e.add_argument("--groups-key", help="entry of a .pt dict or .h5 dataset for --groups")
+    e.add_argument(
+        "--search",
+        choices=["beam", "exact"],
+        default="beam",
+        help="beam: INVERT's beam search (default); exact: the B best distinct masks among every formula of "
+        "at most L <= 3 atoms",
+    )
+    e.add_argument(
+        "--certify",
+        action="store_true",
+        help="add each neuron's exact bound on the best AUC of any formula of <= L atoms (L <= 3) and whether "
+        "the best label reaches it (columns bound, certified); costs an exact search",
+    )
+    e.add_argument(
+        "--max-work",
+        type=int,
+        default=None,
+        help="candidate evaluations the exact search or --certify may do (default: no limit)",
+    )
     e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
     e.add_argument(
         "--alternative",

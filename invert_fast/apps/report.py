@@ -144,6 +144,22 @@ def significance_note(res: Explanations) -> str:
     )
 
 
+def certification_note(res: Explanations) -> str:
+    """How many best labels are certified optimal, and the largest gap to the bound ('' when not asked)."""
+    best = [(d, r[0]) for d, r in enumerate(res) if r and not math.isnan(r[0].bound)]
+    if not best:
+        return ""
+    cert = sum(e.certified for _, e in best)
+    d, e = max(best, key=lambda t: abs(t[1].bound - t[1].auc))
+    gap = abs(e.bound - e.auc)
+    L = res.params.get("L", "L")
+    worst = f"; the largest gap to the bound is {gap:.4f} AUC (neuron {d})" if gap > 0 else ""
+    return (
+        f"Certified optimal: {cert} of {len(best)} best labels reach the exact best AUC of any admissible formula "
+        f"of at most {L} atoms{worst}."
+    )
+
+
 def _neuron_section(layer: LayerReport, d: int) -> str:
     exps = layer.labels[d]
     name = layer.neuron_names.get(d, "")
@@ -160,7 +176,9 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         f'<section class="neuron" id="{html.escape(layer.labels.layer)}-{d}"><h3>{head}</h3>',
         f'<p class="words">{html.escape(formula_in_words(e.formula))}</p>',
         f"<p>AUC {e.auc:.4f} · p {_fmt_p(e)} · p (search) {_fmt_p_search(e)} · {e.concept_fraction:.1%} of samples "
-        f"· length {e.length}</p>",
+        f"· length {e.length}"
+        + ("" if math.isnan(e.bound) else f" · bound {e.bound:.4f}{' (certified optimal)' if e.certified else ''}")
+        + "</p>",
     ]
     if layer.activations is not None and layer.concepts is not None:
         a = layer.activations[:, d].double().numpy()
@@ -209,6 +227,7 @@ def _layer_section(layer: LayerReport) -> str:
             f'<h2 id="layer-{html.escape(res.layer)}">Layer {html.escape(res.layer or "(unnamed)")}</h2>',
             f"<p>{len(res)} neurons, {len(best)} labelled; median best AUC {float(np.median(aucs)) if len(aucs) else float('nan'):.4f}.</p>",
             f'<p class="sig">{significance_note(res)}</p>',
+            f'<p class="sig">{certification_note(res)}</p>' if certification_note(res) else "",
             "<h4>AUC of each neuron's best formula</h4>",
             svg_histograms([(aucs, "best AUC", "#2ca02c")]),
             "<h4>Most common concepts in best formulas</h4><table><tr><th>concept</th><th>neurons</th></tr>",

@@ -15,6 +15,7 @@ from .stats import ALTERNATIVES
 from .validate import check_positive_int
 
 MODES = ("positive", "negative")
+SEARCHES = ("beam", "exact")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class SearchParams:
             order, is kept); False keeps formulas of equal masks but different text apart (INVERT 1.1).
         permutations: P permutations of the samples for p_value_search (0: none).
         seed: seed of the permutations' CPU generator.
+        search: "beam" (INVERT's beam search) or "exact" (the best formulas of at most L <= 3 atoms).
+        certify: add each neuron's bound on the best AUC any formula of <= L atoms reaches (L <= 3).
 
     Example:
         >>> SearchParams(L=2, B=5, min_fraction=0.02).size_bounds(1000)
@@ -49,6 +52,8 @@ class SearchParams:
     distinct: bool = True
     permutations: int = 0
     seed: int = 0
+    search: str = "beam"
+    certify: bool = False
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
@@ -73,6 +78,13 @@ class SearchParams:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or not 0 <= self.seed < 2**63:
             raise ValueError(f"seed: expected an integer in [0, 2^63), got {self.seed!r}")
         set_("seed", int(self.seed))
+        if self.search not in SEARCHES:
+            raise ValueError(f"search: expected one of {SEARCHES}, got {self.search!r}")
+        if not isinstance(self.certify, bool | np.bool_):
+            raise TypeError(f"certify: expected True or False, got {type(self.certify).__name__} {self.certify!r}")
+        set_("certify", bool(self.certify))
+        if self.certify and self.L > 3:
+            raise ValueError(f"certify: bounds are computed for L <= 3 (the exact search's range), got L = {self.L}")
 
     @property
     def sign(self) -> float:

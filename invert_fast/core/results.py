@@ -29,6 +29,8 @@ SCHEMA = (
     ("log10_p_value", float),
     ("p_value_adjusted", float),
     ("p_value_search", float),
+    ("bound", float),
+    ("certified", bool),
     ("definitions", str),
 )
 COLUMNS = tuple(c for c, _ in SCHEMA)
@@ -50,6 +52,10 @@ class Explanation:
             of permutations whose best label's two-sided p-value is at least as small as this label's,
             (1 + count) / (1 + P); accounts for the search over all candidate formulas, not for
             testing many neurons. NaN when no permutations were asked for.
+        bound: with certify (or search="exact"), the neuron's bound on the best AUC (lower bound in
+            "negative" mode) any admissible formula of at most L atoms reaches: the exact optimum (L <= 3);
+            NaN when not asked. A property of the neuron, repeated on each of its rows.
+        certified: bound equals the rank-0 AUC, compared exactly (the label is optimal); False when not asked.
     """
 
     neuron: int
@@ -63,6 +69,8 @@ class Explanation:
     log10_p_value: float
     p_value_adjusted: float = math.nan
     p_value_search: float = math.nan
+    bound: float = math.nan
+    certified: bool = False
 
 
 @dataclass
@@ -155,6 +163,13 @@ def decode_row(row: dict) -> tuple[str, Explanation]:
                 values[col] = int(v)
             elif typ is Formula:
                 values[col] = v if isinstance(v, Formula) else Formula.parse(v)
+            elif typ is bool:
+                if v in (None, "", False, "False", "false", 0, "0"):
+                    values[col] = False
+                elif v in (True, "True", "true", 1, "1"):
+                    values[col] = True
+                else:
+                    raise ValueError("expected True or False")
             else:
                 values[col] = "" if v is None else str(v)
         except (TypeError, ValueError) as err:

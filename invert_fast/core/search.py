@@ -21,144 +21,15 @@ from collections.abc import Callable
 import torch
 
 from .. import ops
-from ..ops import PoolLayout
-from .auroc import auc_from_rank_sums, choose_method, concept_rank_sums, default_max_memory, region_rank_sums
+from .auroc import auc_from_rank_sums, concept_rank_sums, default_max_memory, region_rank_sums
 from .concepts import ConceptSet
-from .formula import Formula
-from .order import exact_subrank, float_key, packed_rows
+from .exact import check_exact, exact_search
+from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
+from .space import NEG_INF, Beams, RegionSpace, extend, gather_dense, select_winners, sign_int
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
 from .validate import as_activations, check_positive_int, to_tensor
-
-_NEG_INF = float("-inf")
-AND, OR = 1, 2  # history op codes (0: the first atom)
-
-
-class _Space:
-    """Region-space view of a concept set on one device, shared by all neuron batches."""
-
-    def __init__(self, concepts: ConceptSet, method: str):
-        self.regions = concepts.regions()
-        self.method = choose_method(self.regions, method)
-        self.n = concepts.n_samples
-        self.k = len(concepts)
-        self.counts = concepts.counts  # [K]
-        self.member = self.regions.membership_bool  # [K, G]
-        self.member_t = self.member.t().contiguous()  # [G, K]
-        n = self.n
-        self.shift = max(1, n.bit_length())  # 2^shift > N: counts fit below the rank sum
-        # Pack (rank sum, count) in one integer when the total over all samples stays exact: int64
-        # for the sparse gather, float64 (2^53) for the dense product.
-        limit = 2**63 if self.method == "sparse" else 2**53
-        self.packed = n * (n + 1) * 2**self.shift + n < limit
-        names = concepts.names
-        self.atoms = [Formula.atom(s) for s in names] + [Formula.atom(s, True) for s in names]  # [2K]
-        texts = [str(a).encode("utf-8") for a in self.atoms]
-        self.atom_text = torch.tensor(list(b"".join(texts)), dtype=torch.uint8)  # on the CPU: for select_labels
-        self.atom_offsets = torch.cumsum(torch.tensor([0] + [len(t) for t in texts]), 0)
-        order = sorted(range(2 * self.k), key=lambda a: str(self.atoms[a]))
-        self.atom_text_order = torch.tensor(order, dtype=torch.long, device=concepts.device)
-        # Packed region masks of the 2K atoms (exact mask identity for distinct labels).
-        atoms = torch.arange(2 * self.k, device=concepts.device)
-        self.atom_words = packed_rows(self.atom_masks(atoms))  # [2K, ceil(G / 64)]
-        self._formulas: dict[tuple, Formula] = {}
-
-    def formula(self, hist: list[int]) -> Formula:
-        """The Formula of an extension history (cached: labels repeat across neurons)."""
-        key = tuple(hist)
-        f = self._formulas.get(key)
-        if f is None:
-            k2 = 2 * self.k
-            f = self.atoms[hist[0]]
-            for t in hist[1:]:
-                op, a = divmod(t, k2)
-                f = f & self.atoms[a] if op == AND else f | self.atoms[a]
-            self._formulas[key] = f
-        return f
-
-    def atom_masks(self, atoms: torch.Tensor) -> torch.Tensor:
-        """[E, G] region masks of atoms [E] (a < K: concept a; a >= K: NOT concept a - K)."""
-        return self.member[atoms % self.k] ^ (atoms >= self.k).unsqueeze(1)
-
-    def masked_sums(self, weights: torch.Tensor, mask: torch.Tensor, per_sample_max: int, path=None) -> torch.Tensor:
-        """sum over regions of weights[g, d] * mask[d, b, g] * member[c, g].
-
-        Two ways, whichever touches less: concept-major (every concept's regions, for all beams at once:
-        a sparse gather or an exact float64 GEMM), or beam-major (each beam formula's own regions, or
-        those outside it subtracted from the total when that side is smaller): one weighted row of the
-        region -> concept table per region, cheap when formulas cover few regions (ImageNet classes).
-
-        Args:
-            weights: [G, Db] int64; mask: [Db, B, G] bool.
-            path: None (cheaper one), "beam" or "concept" (for tests).
-
-        Returns:
-            [Db, B, K] int64.
-        """
-        db, b, g = mask.shape
-        cnt = mask.sum(-1)  # [Db, B]
-        outside = cnt * 2 > g
-        side = torch.where(outside, g - cnt, cnt)
-        beam_major = int(side.sum()) * self.k
-        if self.method == "sparse":
-            concept_major = self.regions.concept_regions.numel() * db * b
-        else:  # a GEMM multiply-add costs ~1/8 of a gathered addition (RESULTS.md)
-            concept_major = self.k * g * db * b // 8
-        if path == "beam" or (path is None and beam_major < concept_major):
-            rows, regs = (mask ^ outside.unsqueeze(-1)).view(db * b, g).nonzero().unbind(1)
-            indptr = torch.zeros(db * b + 1, dtype=torch.int64, device=mask.device)
-            indptr[1:] = torch.cumsum(side.view(-1), 0)
-            out = ops.weighted_row_sums(indptr, regs, weights[regs, rows // b], self.member_t).view(db, b, self.k)
-            if bool(outside.any()):
-                total = concept_rank_sums(weights, self.regions, self.method, per_sample_max).t()  # [Db, K]
-                out = torch.where(outside.unsqueeze(-1), total.unsqueeze(1) - out, out)
-            return out
-        vals = (weights.t().unsqueeze(1) * mask).reshape(db * b, g).t().contiguous()  # [G, Db*B]
-        out = concept_rank_sums(vals, self.regions, self.method, per_sample_max)  # [K, Db*B]
-        return out.t().reshape(db, b, self.k)
-
-    def beam_concept_sums(self, region_sums: torch.Tensor, mask: torch.Tensor):
-        """(rank sum, size) of every beam formula AND every concept, as (x, x_p, shift).
-
-        Packed (shift > 0): x [Db, B, K] int64 = (doubled rank sum << shift) + size, x_p empty.
-        Otherwise: x the doubled rank sums and x_p the sizes, both [Db, B, K] int64, shift 0.
-        """
-        n = self.n
-        sizes = self.regions.sizes.unsqueeze(1)
-        if self.packed:
-            w = region_sums.long() * 2**self.shift + sizes
-            x = self.masked_sums(w, mask, 2 * n * 2**self.shift + 1)
-            return x, x.new_empty(0), self.shift
-        s = self.masked_sums(region_sums.long(), mask, 2 * n)
-        p = self.masked_sums(sizes.expand_as(region_sums).contiguous(), mask, 1)
-        return s, p, 0
-
-
-class _Beams:
-    """The current beams of a batch of neurons, as tensors.
-
-    Attributes:
-        hist: [Db, B, L] int64 extension histories (-1 padding); ntok: [Db, B] tokens used.
-        s2, pos: [Db, B] int64 doubled rank sum and size of each beam formula's mask.
-        mask: [Db, B, G] bool region masks; valid: [Db, B] bool (False: empty slot).
-    """
-
-    def __init__(self, db: int, B: int, L: int, g: int, dev):
-        z = torch.zeros(db, B, dtype=torch.int64, device=dev)
-        self.hist = torch.full((db, B, L), -1, dtype=torch.int64, device=dev)
-        self.ntok = z.clone()
-        self.s2, self.pos = z, z.clone()
-        self.mask = torch.zeros(db, B, g, dtype=torch.bool, device=dev)
-        self.valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
-        self._words = None
-
-    @property
-    def words(self) -> torch.Tensor:
-        """[Db, B, ceil(G / 64)] int64 packed region masks (built once, for exact mask identity)."""
-        if self._words is None:
-            self._words = packed_rows(self.mask)
-        return self._words
 
 
 def explain(
@@ -176,6 +47,9 @@ def explain(
     permutations: int = 0,
     seed: int = 0,
     groups=None,
+    search: str = "beam",
+    certify: bool = False,
+    max_work: int | None = None,
     alternative: str = "two-sided",
     adjust: str | None = None,
     method: str = "auto",
@@ -211,6 +85,12 @@ def explain(
         seed: seed of the permutations (permutation i is the i-th torch.randperm of a CPU generator).
         groups: [N] ints: permute whole groups of samples (e.g. the sentence of each token) instead of
             single samples; groups of equal size are exchanged.
+        search: "beam" (INVERT's beam search) or "exact": the B best distinct masks among every formula of
+            at most L <= 3 atoms (limit_search None, distinct True), see core/exact.py.
+        certify: add Explanation.bound (the exact best AUC of any admissible formula of <= L atoms, L <= 3)
+            and certified (bound equals the rank-0 AUC) for every neuron; costs an exact search.
+        max_work: candidate evaluations the exact search (or certify) may do; None: no limit. Past it, a
+            ValueError naming the limit.
         alternative: Mann-Whitney alternative for p-values: "two-sided", "greater", "less".
         adjust: None, "bh" or "bonferroni": adjust p-values across neurons (per rank).
         method: "auto", "sparse" or "dense" rank-sum products.
@@ -227,8 +107,12 @@ def explain(
     """
     x = as_activations(activations)
     params = SearchParams(
-        L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed
+        L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed, search, certify
     )
+    if params.search == "exact":
+        check_exact(params)
+    if max_work is not None:
+        max_work = check_positive_int(max_work, "max_work")
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust: expected one of {ADJUSTMENTS}, got {adjust!r}")
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
@@ -243,7 +127,7 @@ def explain(
         raise ValueError(f"device: {dev} was asked for, but torch sees no CUDA device")
     ops.check_device(torch.empty(0, device=dev), "explain")
     cs = cs.to(dev)
-    space = _Space(cs, method)
+    space = RegionSpace(cs, method)
     if max_memory is None:
         max_memory = default_max_memory(dev)
     max_memory = check_positive_int(max_memory, "max_memory")
@@ -253,12 +137,23 @@ def explain(
 
     g, k, B = space.regions.num_regions, space.k, params.B
     per_neuron = 4 * n + 8 * n + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
+    if params.search == "exact" or params.certify:
+        # The exact search holds every atom AND every concept ([2K, K], packed or with sizes), the pair
+        # sums, the atoms' packed masks, and for L = 3 the kept prefixes' masks and sums.
+        per_neuron += 8 * (2 * k * k) * (1 if space.packed else 2) + 8 * k * k + 2 * k * (g // 8 + 16)
+        if params.L == 3:
+            per_neuron += (2 * k) ** 2 * (g + 16 * k + 64)
+        if per_neuron > max_memory:
+            raise ValueError(
+                f"max_memory: the exact search needs about {per_neuron:,} bytes per neuron ({2 * k} atoms, {g} regions, "
+                f"L = {params.L}), above max_memory = {max_memory:,}"
+            )
     step = max(1, min(d_total, 4096, max_memory // per_neuron))
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
         # One dense copy of the batch: strided inputs (a column slice, a transposed store) are slow to rank.
         xb = x[:, d0 : d0 + step].to(dev).contiguous()
-        per_neuron_results += explain_batch(xb, d0, space, params, plan)
+        per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
@@ -325,15 +220,28 @@ class PermutationPlan:
 
 
 def explain_batch(
-    x: torch.Tensor, d0: int, space: _Space, params: SearchParams, plan: PermutationPlan | None = None
+    x: torch.Tensor,
+    d0: int,
+    space: RegionSpace,
+    params: SearchParams,
+    plan: PermutationPlan | None = None,
+    max_work: int | None = None,
 ) -> list[list[Explanation]]:
     """The search for one batch of neurons, x [N, Db] contiguous on the space's device; neuron d of the
     batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
-    each permutation of the samples (ranks are permuted, not recomputed) for p_value_search."""
+    each permutation of the samples (ranks are permuted, not recomputed) for p_value_search; with
+    certify, an exact search bounds each neuron's best AUC."""
     n = space.n
+
+    def run(rs):
+        if params.search == "exact":
+            return exact_search(rs, space, params, max_work=max_work)
+        return _search(rs, space, params)
+
     ranks, ties = ops.rank_doubled_ties(x)
     region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
-    beams = _search(region_sums, space, params)
+    beams = run(region_sums)
+    bound, certified = _certify(beams, region_sums, space, params, max_work)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
     # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
     ties_c = ties.cpu().unsqueeze(1)
@@ -345,15 +253,15 @@ def explain_batch(
         hits = torch.zeros_like(pos)
         for perm in plan:
             rs = region_rank_sums(ranks, space.regions, perm.to(ranks.device))
-            null = _search(rs, space, params)
+            null = run(rs)
             t = mannwhitney_pvalues(null.s2.cpu(), null.pos.cpu(), n, ties_c)[1]
             t = t.masked_fill(~null.valid.cpu(), float("inf")).min(1).values  # [Db]: T of this permutation
             hits += t.unsqueeze(1) <= two_sided
         p_search = ((1 + hits).double() / (1 + plan.count)).masked_fill(~valid, float("nan"))
     del ranks
     hist = beams.hist.cpu().tolist()
-    auc_l, pos_l, p_l, log_l, ps_l, ok = (
-        t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search, valid)
+    auc_l, pos_l, p_l, log_l, ps_l, ok, bound_l, cert_l = (
+        t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search, valid, bound, certified)
     )
     out = []
     for d in range(x.shape[1]):
@@ -375,13 +283,42 @@ def explain_batch(
                     p_value=p_l[d][r],
                     log10_p_value=log_l[d][r],
                     p_value_search=ps_l[d][r],
+                    bound=bound_l[d],
+                    certified=cert_l[d],
                 )
             )
         out.append(exps)
     return out
 
 
-def _search(region_sums: torch.Tensor, space: _Space, params: SearchParams) -> _Beams:
+def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams, max_work):
+    """Per neuron: the bound on the best AUC of any admissible formula of <= L atoms ([Db] float64, NaN when
+    not asked or none exists) and whether the rank-0 label reaches it exactly ([Db] bool)."""
+    db, n = beams.s2.shape[0], space.n
+    nan = torch.full((db,), float("nan"), dtype=torch.float64)
+    no = torch.zeros(db, dtype=torch.bool)
+    if params.search == "exact":
+        ok = beams.valid[:, 0].cpu()
+        auc = auc_from_rank_sums(beams.s2[:, 0].cpu(), beams.pos[:, 0].cpu(), n)
+        return torch.where(ok, auc, nan), ok
+    if not params.certify:
+        return nan, no
+    have = beams.valid[:, 0]
+    floor = (beams.s2[:, 0], torch.where(have, beams.pos[:, 0], torch.zeros_like(beams.pos[:, 0])))
+    best = exact_search(region_sums, space, params, top=1, floor=floor, max_work=max_work)
+    ok = best.valid[:, 0].cpu()
+    bs2, bp = best.s2[:, 0].cpu().tolist(), best.pos[:, 0].cpu().tolist()
+    s2, p, hv = beams.s2[:, 0].cpu().tolist(), beams.pos[:, 0].cpu().tolist(), have.cpu().tolist()
+    # Exactly equal AUCs: cross-multiplied Python integers.
+    same = [
+        bool(o and h and (a - q * (q + 1)) * (2 * b * (n - b)) == (c - b * (b + 1)) * (2 * q * (n - q)))
+        for o, h, a, q, c, b in zip(ok.tolist(), hv, bs2, bp, s2, p, strict=True)
+    ]
+    auc = auc_from_rank_sums(best.s2[:, 0].cpu(), best.pos[:, 0].cpu(), n)
+    return torch.where(ok, auc, nan), torch.tensor(same, dtype=torch.bool)
+
+
+def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams) -> Beams:
     """The beam search of a batch of neurons from their region rank sums [G, Db]: the final beams."""
     n, B, sign = space.n, params.B, params.sign
     s2_c = concept_rank_sums(region_sums, space.regions, space.method).t()  # [Db, K]
@@ -390,7 +327,7 @@ def _search(region_sums: torch.Tensor, space: _Space, params: SearchParams) -> _
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
     bounds = params.size_bounds(n)
     ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
-    atom_score = torch.where(ok_atom, sign * auc_from_rank_sums(atom_s2, atom_p, n), _NEG_INF)  # admissible: no NaN
+    atom_score = torch.where(ok_atom, sign * auc_from_rank_sums(atom_s2, atom_p, n), NEG_INF)  # admissible: no NaN
     db = region_sums.shape[1]
 
     def atoms_of(d_t, j_t):
@@ -398,8 +335,8 @@ def _search(region_sums: torch.Tensor, space: _Space, params: SearchParams) -> _
         hist[:, 0] = j_t
         return atom_s2[d_t, j_t], atom_p[j_t], hist, space.atom_words[j_t]
 
-    win, _ = _select(_gather_dense(atom_score), atoms_of, db, space, params)
-    beams = _Beams(db, B, params.L, space.regions.num_regions, region_sums.device)
+    win, _ = select_winners(gather_dense(atom_score), atoms_of, db, space, params)
+    beams = Beams(db, B, params.L, space.regions.num_regions, region_sums.device)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():
         j_t = win[d_t, r_t]
@@ -415,11 +352,7 @@ def _search(region_sums: torch.Tensor, space: _Space, params: SearchParams) -> _
     return beams
 
 
-def sign_int(sign: float) -> int:
-    return 1 if sign > 0 else -1
-
-
-def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: _Space, params: SearchParams):
+def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: RegionSpace, params: SearchParams):
     """[Db, 2K] bool: each neuron's extension atoms. With limit_search, the limit_search atoms of
     largest differentiability |S2 - P(N+1)| / (P(N-P)), ties by AUC in the mode's direction, then
     text; every comparison exact."""
@@ -449,136 +382,7 @@ def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: _Space,
     return ext
 
 
-def _select(gather, candidates, db: int, space: _Space, params: SearchParams):
-    """Each neuron's B best labels among scored candidates (columns of a score matrix or pool).
-
-    Per neuron, every candidate whose float score reaches the 2B-th best is gathered, ties included
-    (every candidate whose exact score reaches the 2B-th best exact score is then among them); the
-    exact selection (ops.select_labels: exact AUC, length, canonical text, one per mask with distinct)
-    picks the winners. Neurons left with fewer than B labels while unseen candidates remain widen the
-    net (4x) and are selected again.
-
-    Args:
-        gather: gather(neurons, k) -> (d, cols, vals, gathered, valid): for the given neurons [T]
-            (int64), every candidate column whose score reaches the neuron's k-th best (d, cols [M]
-            int64, vals [M] float64), and per neuron the number gathered and the number of finite scores.
-        candidates: candidates(d, cols) -> (s2, p, hist [M, L], words [M, W]) of those columns.
-        db: neurons; space, params: the search's.
-
-    Returns:
-        (columns [Db, B] int64 best first, -1 padding; lengths [Db, B] int64).
-    """
-    B = params.B
-    dev = space.counts.device
-    win = torch.full((db, B), -1, dtype=torch.int64, device=dev)
-    lens = torch.zeros(db, B, dtype=torch.int64, device=dev)
-    todo = torch.arange(db, device=dev)
-    k = 2 * B
-    while todo.numel():
-        d_t, cols, _vals, gathered, valid = gather(todo, k)
-        s2, p, hist, words = candidates(d_t, cols)
-        idx, ln = ops.select_labels(
-            d_t, s2, p, hist, words if params.distinct else words[:, :0], space.atom_text, space.atom_offsets,
-            space.n, params.sign, B, params.distinct, db,
-        )  # fmt: skip
-        got = idx[todo] >= 0
-        if cols.numel():
-            win[todo] = torch.where(got, cols[idx[todo].clamp(min=0)], -1)
-        lens[todo] = ln[todo]
-        short = got.sum(1) < B
-        todo_mask = short & (gathered.to(dev) < valid.to(dev))
-        # Widen past everything gathered so far: a tie group of equal masks can hold hundreds.
-        k = max(4 * k, int(gathered.max()) + 2 * B) if bool(todo_mask.any()) else k
-        todo = todo[todo_mask]
-    return win, lens
-
-
-def _gather_dense(score: torch.Tensor):
-    """gather() for a dense [Db, C] score matrix (-inf: not a candidate)."""
-
-    def gather(neurons, k):
-        sub = score[neurons.to(score.device)]
-        thr = torch.topk(sub, min(k, sub.shape[1]), dim=1).values[:, -1:].clamp(min=-torch.finfo(torch.float64).max)
-        hit = sub >= thr
-        rows, cols = hit.nonzero().unbind(1)
-        return neurons.to(score.device)[rows], cols, sub[rows, cols], hit.sum(1), (sub > _NEG_INF).sum(1)
-
-    return gather
-
-
-def _step(beams: _Beams, region_sums, space: _Space, s2_c, ext, params: SearchParams, bounds) -> _Beams:
-    n, k, B, sign = space.n, space.k, params.B, params.sign
-    db = s2_c.shape[0]
+def _step(beams: Beams, region_sums, space: RegionSpace, s2_c, ext, params: SearchParams, bounds) -> Beams:
+    """One step of the beam search: every beam formula joined with every extension atom."""
     x, x_p, shift = space.beam_concept_sums(region_sums, beams.mask)  # [Db, B, K]
-    conc_s = s2_c.contiguous()
-    dev = x.device
-    pool = PoolLayout(B, k)
-
-    def gather(neurons, kk):
-        nd = neurons.to(dev)
-        whole = nd.numel() == db
-        pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
-        indptr, cols, vals, valid = ops.beam_step_select(
-            pick(x),
-            x_p if shift else pick(x_p),
-            shift,
-            pick(beams.s2),
-            pick(beams.pos),
-            pick(beams.valid),
-            pick(conc_s),
-            space.counts,
-            pick(ext),
-            n,
-            bounds[0],
-            bounds[1],
-            sign,
-            kk,
-        )
-        counts = indptr.diff()
-        return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
-
-    def pool_sums(d_t, j_t):
-        """(doubled rank sum, size) of pool columns j_t of neurons d_t, by inclusion-exclusion."""
-        is_old, b, op, a = pool.decode_tensor(j_t)
-        a = a.clamp(min=0)
-        c, neg = a % k, a >= k
-        xv = x[d_t, b, c]
-        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[d_t, b, c])
-        sb, pb = beams.s2[d_t, b], beams.pos[d_t, b]
-        sc, pc = s2_c[d_t, c], space.counts[c]
-        total = n * (n + 1)
-        is_or = op == 1
-        s_new = torch.where(is_or, torch.where(neg, total - sc + xs, sb + sc - xs), torch.where(neg, sb - xs, xs))
-        p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
-        return torch.where(is_old, sb, s_new), torch.where(is_old, pb, p_new)
-
-    def candidates(d_t, j_t):
-        is_old, b, op, a = pool.decode_tensor(j_t)
-        s2, p = pool_sums(d_t, j_t)
-        # History: the beam formula's, plus (op, atom) for a new candidate.
-        hist = beams.hist[d_t, b].clone()
-        nt = beams.ntok[d_t, b]
-        new = (~is_old).nonzero().flatten()
-        hist[new, nt[new]] = (op[new] + 1) * (2 * k) + a[new]
-        bw, aw = beams.words[d_t, b], space.atom_words[a.clamp(min=0)]
-        grown = torch.where((op == 1).unsqueeze(1), bw | aw, bw & aw)
-        words = torch.where(is_old.unsqueeze(1), bw, grown)
-        return s2, p, hist, words
-
-    win, _ = _select(gather, candidates, db, space, params)
-    out = _Beams(db, B, params.L, beams.mask.shape[2], dev)
-    d_t, r_t = (win >= 0).nonzero().unbind(1)
-    if d_t.numel():
-        j_t = win[d_t, r_t]
-        s_new, p_new, hist, _ = candidates(d_t, j_t)
-        is_old, b, op, a = pool.decode_tensor(j_t)
-        out.hist[d_t, r_t] = hist
-        out.ntok[d_t, r_t] = beams.ntok[d_t, b] + (~is_old).long()
-        out.s2[d_t, r_t] = s_new
-        out.pos[d_t, r_t] = p_new
-        out.valid[d_t, r_t] = True
-        base = beams.mask[d_t, b]  # [E, G]
-        am = space.atom_masks(a.clamp(min=0))
-        grown = torch.where((op == 1).unsqueeze(1), base | am, base & am)
-        out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), base, grown)
-    return out
+    return extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds)

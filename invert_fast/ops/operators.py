@@ -117,6 +117,46 @@ def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, 
     )
 
 
+def pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k):
+    """Score every formula of two atoms and keep each neuron's best columns; see csrc/pair_step_select.h.
+
+    Args:
+        x: [Db, K, K] int64 (rank sum << shift) + size of (concept i AND concept j) when shift > 0, else the
+            rank sum with x_p [Db, K, K] the size (x_p empty when packed).
+        conc_s: [Db, K] int64 concept rank sums; conc_p: [K] int64 concept sizes.
+        n, p_lo, p_hi, sign, k: as beam_step_select.
+
+    Returns:
+        indptr [Db + 1], cols [M] (PoolLayout(2K, K) columns: atom b op atom a, or atom b alone),
+        vals [M] float64 scores reaching the neuron's k-th best (ties included), valid [Db] count of
+        admissible formulas.
+    """
+    check_device(x, "pair_step_select")
+    return library().pair_step_select(
+        x, x_p, int(shift), conc_s, conc_p, int(n), int(p_lo), int(p_hi), float(sign), int(k)
+    )
+
+
+def pair_sums(weights: torch.Tensor, indptr: torch.Tensor, concepts: torch.Tensor, k: int) -> torch.Tensor:
+    """Sums over the regions every two concepts share; see csrc/pair_sums.h.
+
+    Args:
+        weights: [G, Db] int64 per-region weights (e.g. (rank sum << s) + size), non-negative.
+        indptr: [G + 1] int64 and concepts: [nnz] int64 in [0, K): the concepts holding each region (CSR).
+        k: K, the number of concepts.
+
+    Returns:
+        [Db, K, K] int64, out[d, i, j] = sum of weights[g, d] over regions g holding concepts i and j.
+
+    Example:
+        >>> w = torch.tensor([[5], [7]])                      # 2 regions, 1 neuron
+        >>> pair_sums(w, torch.tensor([0, 2, 3]), torch.tensor([0, 1, 1]), 2)[0].tolist()
+        [[5, 5], [5, 12]]
+    """
+    check_device(weights, "pair_sums")
+    return library().pair_sums(weights, indptr, concepts, int(k))
+
+
 def and_popcount(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Pixels two sets of bit-packed masks share, summed over images.
 

@@ -1,0 +1,106 @@
+// CPU kernel of pair_step_select: one task per neuron streams its 8 K (K - 1) / 2 + 2K candidates
+// through a running threshold (a buffer of the best, cut back to the k-th best whenever it grows
+// past 4k), so the full pool never exists in memory.
+#include <ATen/Parallel.h>
+#include <ATen/ops/empty.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "../pair_step_select.h"
+
+namespace invert_fast {
+namespace {
+
+// Keeps the candidates scoring at least the k-th best seen so far (ties included).
+struct TopStream {
+  int64_t k;
+  double thr = -std::numeric_limits<double>::infinity();
+  std::vector<std::pair<double, int64_t>> buf;
+  std::vector<double> scratch;
+  int64_t finite = 0;
+
+  void push(double score, int64_t col) {
+    if (score == -INFINITY) return;
+    ++finite;
+    if (score < thr) return;
+    buf.emplace_back(score, col);
+    if (static_cast<int64_t>(buf.size()) > 4 * k + 64) cut();
+  }
+  void cut() {
+    if (static_cast<int64_t>(buf.size()) <= k) return;
+    scratch.resize(buf.size());
+    for (size_t i = 0; i < buf.size(); ++i) scratch[i] = buf[i].first;
+    std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(), std::greater<double>());
+    thr = std::max(thr, scratch[k - 1]);
+    buf.erase(std::remove_if(buf.begin(), buf.end(), [&](const auto& e) { return e.first < thr; }), buf.end());
+  }
+};
+
+}  // namespace
+
+SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& conc_s,
+                                  const at::Tensor& conc_p, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
+                                  int64_t k) {
+  check_pair_step_inputs(x, x_p, shift, conc_s, conc_p, k);
+  TORCH_INTERNAL_ASSERT(x.device().is_cpu());
+  const int64_t D = x.size(0), K = x.size(1);
+  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous();
+  const int64_t* x_ = xc.const_data_ptr<int64_t>();
+  const int64_t* xp_ = shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>();
+  const int64_t* cs_ = cs.const_data_ptr<int64_t>();
+  const int64_t* cp_ = cp.const_data_ptr<int64_t>();
+  const int64_t mask = shift > 0 ? (int64_t{1} << shift) - 1 : 0;
+  std::vector<std::vector<std::pair<double, int64_t>>> kept(static_cast<size_t>(D));
+  std::vector<int64_t> valid(static_cast<size_t>(D));
+  at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {
+    for (int64_t d = d0; d < d1; ++d) {
+      TopStream top{k};
+      const int64_t* sd = cs_ + d * K;
+      const int64_t total = n * (n + 1);
+      for (int64_t a = 0; a < 2 * K; ++a) {  // the atoms themselves
+        const int64_t c = a % K;
+        const int64_t s = a < K ? sd[c] : total - sd[c], p = a < K ? cp_[c] : n - cp_[c];
+        top.push(mask_score(s, p, true, n, p_lo, p_hi, sign), pool_beam_column(a, 2 * K, K));
+      }
+      for (int64_t i = 0; i < K; ++i) {
+        const int64_t* row = x_ + (d * K + i) * K;
+        const int64_t* row_p = xp_ ? xp_ + (d * K + i) * K : nullptr;
+        for (int64_t j = i + 1; j < K; ++j) {
+          const int64_t v = row[j];
+          const int64_t xs = shift > 0 ? v >> shift : v, xsz = shift > 0 ? v & mask : row_p[j];
+          for (int t = 0; t < 8; ++t) {
+            const PairFormula f = pair_formula(t, i, j, K, xs, xsz, sd[i], cp_[i], sd[j], cp_[j], n);
+            top.push(pair_score(f, n, p_lo, p_hi, sign), f.col);
+          }
+        }
+      }
+      top.cut();
+      std::sort(top.buf.begin(), top.buf.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+      kept[d] = std::move(top.buf);
+      valid[d] = top.finite;
+    }
+  });
+  at::Tensor indptr = at::empty({D + 1}, x.options());
+  int64_t* ip = indptr.data_ptr<int64_t>();
+  ip[0] = 0;
+  for (int64_t d = 0; d < D; ++d) ip[d + 1] = ip[d] + static_cast<int64_t>(kept[d].size());
+  at::Tensor cols = at::empty({ip[D]}, x.options());
+  at::Tensor vals = at::empty({ip[D]}, x.options().dtype(at::kDouble));
+  at::Tensor out_valid = at::empty({D}, x.options());
+  for (int64_t d = 0; d < D; ++d) {
+    for (size_t i = 0; i < kept[d].size(); ++i) {
+      cols.data_ptr<int64_t>()[ip[d] + i] = kept[d][i].second;
+      vals.data_ptr<double>()[ip[d] + i] = kept[d][i].first;
+    }
+    out_valid.data_ptr<int64_t>()[d] = valid[d];
+  }
+  return {indptr, cols, vals, out_valid};
+}
+
+TORCH_LIBRARY_IMPL(invert_fast, CPU, m) { m.impl("pair_step_select", &pair_step_select_cpu); }
+
+}  // namespace invert_fast

@@ -1,0 +1,89 @@
+// CUDA kernel of pair_step_select: a thread per (neuron, pair of concepts) scores its eight formulas
+// (and the first K threads of a neuron its atoms) into a [Db, 2K * 4K + 2K] buffer initialised to
+// -inf; the threshold and the kept columns then come from ATen's topk and nonzero, as in
+// beam_step_select.
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/cumsum.h>
+#include <ATen/ops/full.h>
+#include <ATen/ops/ge.h>
+#include <ATen/ops/gt.h>
+#include <ATen/ops/nonzero.h>
+#include <ATen/ops/topk.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <limits>
+
+#include "../pair_step_select.h"
+
+namespace invert_fast {
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void pair_scores_kernel(const int64_t* __restrict__ x,   // [Db, K, K]
+                                   const int64_t* __restrict__ xp,  // [Db, K, K] or null when packed
+                                   int64_t shift,
+                                   const int64_t* __restrict__ cs,  // [Db, K]
+                                   const int64_t* __restrict__ cp,  // [K]
+                                   double* __restrict__ score,      // [Db, C]
+                                   int64_t D, int64_t K, int64_t n, int64_t p_lo, int64_t p_hi, double sign) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (t >= D * K * K) return;
+  const int64_t d = t / (K * K), i = (t / K) % K, j = t % K;
+  const int64_t C = pair_pool_width(K);
+  const int64_t* sd = cs + d * K;
+  double* out = score + d * C;
+  if (i == 0 && j < K) {  // the atoms j and ~j
+    const int64_t total = n * (n + 1);
+    out[pool_beam_column(j, 2 * K, K)] = mask_score(sd[j], cp[j], true, n, p_lo, p_hi, sign);
+    out[pool_beam_column(K + j, 2 * K, K)] = mask_score(total - sd[j], n - cp[j], true, n, p_lo, p_hi, sign);
+  }
+  if (j <= i) return;
+  const int64_t v = x[t];
+  const int64_t xs = shift > 0 ? v >> shift : v;
+  const int64_t xsz = shift > 0 ? v & ((int64_t{1} << shift) - 1) : xp[t];
+  for (int w = 0; w < 8; ++w) {
+    const PairFormula f = pair_formula(w, i, j, K, xs, xsz, sd[i], cp[i], sd[j], cp[j], n);
+    out[f.col] = pair_score(f, n, p_lo, p_hi, sign);
+  }
+}
+
+}  // namespace
+
+SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& conc_s,
+                                   const at::Tensor& conc_p, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
+                                   int64_t k) {
+  check_pair_step_inputs(x, x_p, shift, conc_s, conc_p, k);
+  TORCH_INTERNAL_ASSERT(x.device().is_cuda());
+  const c10::cuda::OptionalCUDAGuard guard(x.device());
+  const int64_t D = x.size(0), K = x.size(1), C = pair_pool_width(K);
+  if (D == 0 || K == 0) {
+    return {at::zeros({D + 1}, x.options()), at::empty({0}, x.options()),
+            at::empty({0}, x.options().dtype(at::kDouble)), at::zeros({D}, x.options())};
+  }
+  at::Tensor score = at::full({D, C}, -std::numeric_limits<double>::infinity(), x.options().dtype(at::kDouble));
+  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous();
+  const int64_t items = D * K * K;
+  const int64_t blocks = (items + kThreads - 1) / kThreads;
+  TORCH_CHECK_VALUE(blocks <= 2147483647, "pair_step_select: too many pairs for one launch, got ", items);
+  pair_scores_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+      xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
+      cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), score.data_ptr<double>(), D, K, n, p_lo, p_hi,
+      sign);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const at::Tensor thr = std::get<0>(at::topk(score, std::min(k, C), 1))
+                             .narrow(1, std::min(k, C) - 1, 1)
+                             .clamp_min(-std::numeric_limits<double>::max());
+  const at::Tensor hit = at::ge(score, thr);
+  const at::Tensor where = at::nonzero(hit);  // [M, 2] row-major: neurons ascending, columns ascending
+  const at::Tensor indptr = at::cat({at::zeros({1}, x.options()), at::cumsum(hit.sum(1), 0)});
+  const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);
+  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid};
+}
+
+TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("pair_step_select", &pair_step_select_cuda); }
+
+}  // namespace invert_fast

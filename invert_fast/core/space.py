@@ -1,0 +1,338 @@
+"""The region space of a concept set, the beams of a search as tensors, and the one exact selection
+that the beam search and the exact search share.
+
+Every formula is a union of regions (groups of samples sharing a concept vector), so a formula is
+kept as its region mask, its doubled rank sum and size per neuron, and its extension history (the
+first atom, then op * 2K + atom per join; csrc/formula_texts.h). Candidates are scored by fused
+kernels that keep those reaching each neuron's k-th best score; select_winners then picks the B
+winners exactly (ops.select_labels: exact AUC, length, canonical text, one label per mask).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import ops
+from ..ops import PoolLayout
+from .auroc import choose_method, concept_rank_sums
+from .concepts import ConceptSet
+from .formula import Formula
+from .order import packed_rows
+from .params import SearchParams
+
+NEG_INF = float("-inf")
+AND, OR = 1, 2  # history op codes (0: the first atom)
+
+
+class RegionSpace:
+    """Region-space view of a concept set on one device, shared by all neuron batches."""
+
+    def __init__(self, concepts: ConceptSet, method: str):
+        self.regions = concepts.regions()
+        self.method = choose_method(self.regions, method)
+        self.n = concepts.n_samples
+        self.k = len(concepts)
+        self.counts = concepts.counts  # [K]
+        self.member = self.regions.membership_bool  # [K, G]
+        self.member_t = self.member.t().contiguous()  # [G, K]
+        rows, cols = self.member_t.nonzero().unbind(1)  # region -> concepts CSR (for pair_sums)
+        self.region_indptr = torch.zeros(self.regions.num_regions + 1, dtype=torch.int64, device=rows.device)
+        self.region_indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=self.regions.num_regions), 0)
+        self.region_concepts = cols
+        n = self.n
+        self.shift = max(1, n.bit_length())  # 2^shift > N: counts fit below the rank sum
+        # Pack (rank sum, count) in one integer when the total over all samples stays exact: int64
+        # for the sparse gather, float64 (2^53) for the dense product.
+        limit = 2**63 if self.method == "sparse" else 2**53
+        self.packed = n * (n + 1) * 2**self.shift + n < limit
+        names = concepts.names
+        self.atoms = [Formula.atom(s) for s in names] + [Formula.atom(s, True) for s in names]  # [2K]
+        texts = [str(a).encode("utf-8") for a in self.atoms]
+        self.atom_text = torch.tensor(list(b"".join(texts)), dtype=torch.uint8)  # on the CPU: for select_labels
+        self.atom_offsets = torch.cumsum(torch.tensor([0] + [len(t) for t in texts]), 0)
+        order = sorted(range(2 * self.k), key=lambda a: str(self.atoms[a]))
+        self.atom_text_order = torch.tensor(order, dtype=torch.long, device=concepts.device)
+        # Packed region masks of the 2K atoms (exact mask identity for distinct labels).
+        atoms = torch.arange(2 * self.k, device=concepts.device)
+        self.atom_words = packed_rows(self.atom_masks(atoms))  # [2K, ceil(G / 64)]
+        self._formulas: dict[tuple, Formula] = {}
+        self._prefixes = None
+
+    def prefixes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every formula of two atoms whose mask is new: not empty, not full, not an atom's mask (a formula
+        extending such a prefix has the mask of a shorter one). Neuron independent; cached.
+
+        Returns:
+            (hist [P, 3] int64 histories: atom a, then op * 2K + atom c, then -1; masks [P, G] bool).
+        """
+        if self._prefixes is None:
+            k2 = 2 * self.k
+            dev = self.counts.device
+            a, c = torch.triu_indices(k2, k2, 1, device=dev)
+            ma, mc = self.atom_masks(a), self.atom_masks(c)
+            hist = torch.cat(
+                [
+                    torch.stack([a, AND * k2 + c, torch.full_like(a, -1)], 1),
+                    torch.stack([a, OR * k2 + c, torch.full_like(a, -1)], 1),
+                ]
+            )
+            masks = torch.cat([ma & mc, ma | mc])
+            cnt = masks.sum(1)
+            g = masks.shape[1]
+            words = packed_rows(masks)
+            known = {tuple(w) for w in self.atom_words.tolist()}
+            new = torch.tensor([tuple(w) not in known for w in words.tolist()], dtype=torch.bool, device=dev)
+            keep = new & (cnt > 0) & (cnt < g)
+            self._prefixes = (hist[keep], masks[keep])
+        return self._prefixes
+
+    def formula(self, hist: list[int]) -> Formula:
+        """The Formula of an extension history (cached: labels repeat across neurons)."""
+        key = tuple(hist)
+        f = self._formulas.get(key)
+        if f is None:
+            k2 = 2 * self.k
+            f = self.atoms[hist[0]]
+            for t in hist[1:]:
+                op, a = divmod(t, k2)
+                f = f & self.atoms[a] if op == AND else f | self.atoms[a]
+            self._formulas[key] = f
+        return f
+
+    def atom_masks(self, atoms: torch.Tensor) -> torch.Tensor:
+        """[E, G] region masks of atoms [E] (a < K: concept a; a >= K: NOT concept a - K)."""
+        return self.member[atoms % self.k] ^ (atoms >= self.k).unsqueeze(1)
+
+    def masked_sums(self, weights: torch.Tensor, mask: torch.Tensor, per_sample_max: int, path=None) -> torch.Tensor:
+        """sum over regions of weights[g, d] * mask[d, b, g] * member[c, g].
+
+        Two ways, whichever touches less: concept-major (every concept's regions, for all beams at once:
+        a sparse gather or an exact float64 GEMM), or beam-major (each beam formula's own regions, or
+        those outside it subtracted from the total when that side is smaller): one weighted row of the
+        region -> concept table per region, cheap when formulas cover few regions (ImageNet classes).
+
+        Args:
+            weights: [G, Db] int64; mask: [Db, B, G] bool.
+            path: None (cheaper one), "beam" or "concept" (for tests).
+
+        Returns:
+            [Db, B, K] int64.
+        """
+        db, b, g = mask.shape
+        cnt = mask.sum(-1)  # [Db, B]
+        outside = cnt * 2 > g
+        side = torch.where(outside, g - cnt, cnt)
+        beam_major = int(side.sum()) * self.k
+        if self.method == "sparse":
+            concept_major = self.regions.concept_regions.numel() * db * b
+        else:  # a GEMM multiply-add costs ~1/8 of a gathered addition (RESULTS.md)
+            concept_major = self.k * g * db * b // 8
+        if path == "beam" or (path is None and beam_major < concept_major):
+            rows, regs = (mask ^ outside.unsqueeze(-1)).view(db * b, g).nonzero().unbind(1)
+            indptr = torch.zeros(db * b + 1, dtype=torch.int64, device=mask.device)
+            indptr[1:] = torch.cumsum(side.view(-1), 0)
+            out = ops.weighted_row_sums(indptr, regs, weights[regs, rows // b], self.member_t).view(db, b, self.k)
+            if bool(outside.any()):
+                total = concept_rank_sums(weights, self.regions, self.method, per_sample_max).t()  # [Db, K]
+                out = torch.where(outside.unsqueeze(-1), total.unsqueeze(1) - out, out)
+            return out
+        vals = (weights.t().unsqueeze(1) * mask).reshape(db * b, g).t().contiguous()  # [G, Db*B]
+        out = concept_rank_sums(vals, self.regions, self.method, per_sample_max)  # [K, Db*B]
+        return out.t().reshape(db, b, self.k)
+
+    def beam_concept_sums(self, region_sums: torch.Tensor, mask: torch.Tensor):
+        """(rank sum, size) of every beam formula AND every concept, as (x, x_p, shift).
+
+        Packed (shift > 0): x [Db, B, K] int64 = (doubled rank sum << shift) + size, x_p empty.
+        Otherwise: x the doubled rank sums and x_p the sizes, both [Db, B, K] int64, shift 0.
+        """
+        n = self.n
+        sizes = self.regions.sizes.unsqueeze(1)
+        if self.packed:
+            w = region_sums.long() * 2**self.shift + sizes
+            x = self.masked_sums(w, mask, 2 * n * 2**self.shift + 1)
+            return x, x.new_empty(0), self.shift
+        s = self.masked_sums(region_sums.long(), mask, 2 * n)
+        p = self.masked_sums(sizes.expand_as(region_sums).contiguous(), mask, 1)
+        return s, p, 0
+
+
+class Beams:
+    """The current beams of a batch of neurons, as tensors.
+
+    Attributes:
+        hist: [Db, B, L] int64 extension histories (-1 padding); ntok: [Db, B] tokens used.
+        s2, pos: [Db, B] int64 doubled rank sum and size of each beam formula's mask.
+        mask: [Db, B, G] bool region masks; valid: [Db, B] bool (False: empty slot).
+    """
+
+    def __init__(self, db: int, B: int, L: int, g: int, dev):
+        z = torch.zeros(db, B, dtype=torch.int64, device=dev)
+        self.hist = torch.full((db, B, L), -1, dtype=torch.int64, device=dev)
+        self.ntok = z.clone()
+        self.s2, self.pos = z, z.clone()
+        self.mask = torch.zeros(db, B, g, dtype=torch.bool, device=dev)
+        self.valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
+        self._words = None
+
+    @property
+    def words(self) -> torch.Tensor:
+        """[Db, B, ceil(G / 64)] int64 packed region masks (built once, for exact mask identity)."""
+        if self._words is None:
+            self._words = packed_rows(self.mask)
+        return self._words
+
+
+def sign_int(sign: float) -> int:
+    return 1 if sign > 0 else -1
+
+
+def select_winners(
+    gather, candidates, db: int, space: RegionSpace, params: SearchParams, out: int | None = None, first: int = 2
+):
+    """Each neuron's B best labels among scored candidates (columns of a score matrix or pool).
+
+    Per neuron, every candidate whose float score reaches the 2B-th best is gathered, ties included
+    (every candidate whose exact score reaches the 2B-th best exact score is then among them); the
+    exact selection (ops.select_labels: exact AUC, length, canonical text, one per mask with distinct)
+    picks the winners. Neurons left with fewer than B labels while unseen candidates remain widen the
+    net (4x) and are selected again.
+
+    Args:
+        gather: gather(neurons, k) -> (d, cols, vals, gathered, valid): for the given neurons [T]
+            (int64), every candidate column whose score reaches the neuron's k-th best (d, cols [M]
+            int64, vals [M] float64), and per neuron the number gathered and the number of finite scores.
+        candidates: candidates(d, cols) -> (s2, p, hist [M, L], words [M, W]) of those columns.
+        db: neurons; space, params: the search's; out: labels per neuron (default params.B).
+        first: the first gather takes the first * out best scores (more where each gather is costly).
+
+    Returns:
+        (columns [Db, B] int64 best first, -1 padding; lengths [Db, B] int64).
+    """
+    B = out if out is not None else params.B
+    dev = space.counts.device
+    win = torch.full((db, B), -1, dtype=torch.int64, device=dev)
+    lens = torch.zeros(db, B, dtype=torch.int64, device=dev)
+    todo = torch.arange(db, device=dev)
+    k = first * B
+    while todo.numel():
+        d_t, cols, _vals, gathered, valid = gather(todo, k)
+        s2, p, hist, words = candidates(d_t, cols)
+        idx, ln = ops.select_labels(
+            d_t, s2, p, hist, words if params.distinct else words[:, :0], space.atom_text, space.atom_offsets,
+            space.n, params.sign, B, params.distinct, db,
+        )  # fmt: skip
+        got = idx[todo] >= 0
+        if cols.numel():
+            win[todo] = torch.where(got, cols[idx[todo].clamp(min=0)], -1)
+        lens[todo] = ln[todo]
+        short = got.sum(1) < B
+        todo_mask = short & (gathered.to(dev) < valid.to(dev))
+        # Widen past everything gathered so far: a tie group of equal masks can hold hundreds.
+        k = max(4 * k, int(gathered.max()) + 2 * B) if bool(todo_mask.any()) else k
+        todo = todo[todo_mask]
+    return win, lens
+
+
+def gather_dense(score: torch.Tensor):
+    """gather() for a dense [Db, C] score matrix (-inf: not a candidate)."""
+
+    def gather(neurons, k):
+        sub = score[neurons.to(score.device)]
+        thr = torch.topk(sub, min(k, sub.shape[1]), dim=1).values[:, -1:].clamp(min=-torch.finfo(torch.float64).max)
+        hit = sub >= thr
+        rows, cols = hit.nonzero().unbind(1)
+        return neurons.to(score.device)[rows], cols, sub[rows, cols], hit.sum(1), (sub > NEG_INF).sum(1)
+
+    return gather
+
+
+def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, out=None) -> Beams:
+    """The best `out` (default B) formulas of the pool: every beam formula, and every beam formula joined
+    with every allowed atom by AND and OR (candidates not admissible or leaving the beam's mask unchanged
+    are dropped). Used by each step of the beam search and by the exact search (beams = all atoms, or
+    all formulas of two atoms).
+
+    Args:
+        beams: the current formulas, [Db, Bb] slots; x, x_p, shift: (rank sum, size) of every beam
+            formula AND every concept (RegionSpace.beam_concept_sums); s2_c: [Db, K] concept rank sums;
+            ext: [Db, 2K] bool atoms allowed to extend; bounds: admissible sizes (p_lo, p_hi).
+
+    Returns:
+        Beams of `out` slots (histories, sums, masks of the winners).
+    """
+    n, k, sign = space.n, space.k, params.sign
+    B = out if out is not None else params.B
+    db, bb = s2_c.shape[0], beams.s2.shape[1]
+    conc_s = s2_c.contiguous()
+    dev = x.device
+    pool = PoolLayout(bb, k)
+
+    def gather(neurons, kk):
+        nd = neurons.to(dev)
+        whole = nd.numel() == db
+        pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
+        indptr, cols, vals, valid = ops.beam_step_select(
+            pick(x),
+            x_p if shift else pick(x_p),
+            shift,
+            pick(beams.s2),
+            pick(beams.pos),
+            pick(beams.valid),
+            pick(conc_s),
+            space.counts,
+            pick(ext),
+            n,
+            bounds[0],
+            bounds[1],
+            sign,
+            kk,
+        )
+        counts = indptr.diff()
+        return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
+
+    def pool_sums(d_t, j_t):
+        """(doubled rank sum, size) of pool columns j_t of neurons d_t, by inclusion-exclusion."""
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        a = a.clamp(min=0)
+        c, neg = a % k, a >= k
+        xv = x[d_t, b, c]
+        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[d_t, b, c])
+        sb, pb = beams.s2[d_t, b], beams.pos[d_t, b]
+        sc, pc = s2_c[d_t, c], space.counts[c]
+        total = n * (n + 1)
+        is_or = op == 1
+        s_new = torch.where(is_or, torch.where(neg, total - sc + xs, sb + sc - xs), torch.where(neg, sb - xs, xs))
+        p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
+        return torch.where(is_old, sb, s_new), torch.where(is_old, pb, p_new)
+
+    def candidates(d_t, j_t):
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        s2, p = pool_sums(d_t, j_t)
+        # History: the beam formula's, plus (op, atom) for a new candidate.
+        hist = beams.hist[d_t, b].clone()
+        nt = beams.ntok[d_t, b]
+        new = (~is_old).nonzero().flatten()
+        hist[new, nt[new]] = (op[new] + 1) * (2 * k) + a[new]
+        bw, aw = beams.words[d_t, b], space.atom_words[a.clamp(min=0)]
+        grown = torch.where((op == 1).unsqueeze(1), bw | aw, bw & aw)
+        words = torch.where(is_old.unsqueeze(1), bw, grown)
+        return s2, p, hist, words
+
+    win, _ = select_winners(gather, candidates, db, space, params, B)
+    out = Beams(db, B, beams.hist.shape[2], beams.mask.shape[2], dev)
+    d_t, r_t = (win >= 0).nonzero().unbind(1)
+    if d_t.numel():
+        j_t = win[d_t, r_t]
+        s_new, p_new, hist, _ = candidates(d_t, j_t)
+        is_old, b, op, a = pool.decode_tensor(j_t)
+        out.hist[d_t, r_t] = hist
+        out.ntok[d_t, r_t] = beams.ntok[d_t, b] + (~is_old).long()
+        out.s2[d_t, r_t] = s_new
+        out.pos[d_t, r_t] = p_new
+        out.valid[d_t, r_t] = True
+        base = beams.mask[d_t, b]  # [E, G]
+        am = space.atom_masks(a.clamp(min=0))
+        grown = torch.where((op == 1).unsqueeze(1), base | am, base & am)
+        out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), base, grown)
+    return out
