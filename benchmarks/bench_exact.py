@@ -52,7 +52,9 @@ def fashion_case():
     model = zoo.load_mobilenet_v2()
     concepts = fashion_concepts(images, labels, WordNet.load())
     x = zoo.imagenet_tensor(images, size=160)
-    acts = inv.capture(model, [x[i : i + 64] for i in range(0, len(x), 64)], {"f": model.features[18], "l": model.classifier[1]})
+    acts = inv.capture(
+        model, [x[i : i + 64] for i in range(0, len(x), 64)], {"f": model.features[18], "l": model.classifier[1]}
+    )
     layer = torch.cat([acts["f"], acts["l"][:, list(MATCHING_LOGITS)]], 1)
     return layer, concepts, "Fashion-MNIST case (1,296 neurons)"
 

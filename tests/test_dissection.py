@@ -226,8 +226,15 @@ def test_network_dissection_errors():
         inv.network_dissection(maps, pm, thresholds=np.zeros(3))
     with pytest.raises(ValueError, match=r"maps: expected \[N, D, h, w\]"):
         inv.network_dissection(maps[0], pm)
-    with pytest.raises(TypeError, match="masks: expected a PixelMasks, got ndarray"):
-        inv.network_dissection(maps, masks)
+    plain = inv.network_dissection(maps, masks)  # plain [N, K, H, W] arrays work too (names c0, c1, ...)
+    assert torch.equal(plain.intersection, inv.network_dissection(maps, pm).intersection) and plain.names == (
+        "c0",
+        "c1",
+    )
+    with pytest.raises(
+        TypeError, match=r"masks: expected a PixelMasks or an \[N, K, H, W\] 0/1 tensor or array, got list"
+    ):
+        inv.network_dissection(maps, [[1]])
     with pytest.raises(TypeError, match="floating-point activations, got torch.int64"):
         inv.network_dissection(torch.ones(10, 2, 3, 3, dtype=torch.int64), pm)
 

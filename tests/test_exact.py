@@ -62,7 +62,14 @@ def test_certify_bound_is_the_optimum_and_admissible(seed):
     names = [f"k{i}" for i in range(6)]
     for params in (dict(L=2, B=2), dict(L=3, B=2), dict(L=3, B=1, mode="negative"), dict(L=3, B=3, min_fraction=0.1)):
         beam = inv.explain(x, inv.ConceptSet(y, names), certify=True, **params)
-        ref = exact_reference(x.tolist(), y.int().tolist(), names, params["L"], 1, **{k: v for k, v in params.items() if k not in ("L", "B")})
+        ref = exact_reference(
+            x.tolist(),
+            y.int().tolist(),
+            names,
+            params["L"],
+            1,
+            **{k: v for k, v in params.items() if k not in ("L", "B")},
+        )
         sign = 1 if params.get("mode", "positive") == "positive" else -1
         for d, r in enumerate(beam):
             assert r[0].bound == ref[d][0][2]  # the exact optimum of <= L atoms
@@ -102,7 +109,9 @@ def test_exact_errors_and_limits():
         inv.explain(x, y, search="greedy")
     with pytest.raises(ValueError, match="certify: bounds are computed for L <= 3"):
         inv.explain(x, y, L=4, certify=True)
-    with pytest.raises(ValueError, match=r"max_work: the exact search needs 630 candidate evaluations .* above max_work = 100"):
+    with pytest.raises(
+        ValueError, match=r"max_work: the exact search needs 630 candidate evaluations .* above max_work = 100"
+    ):
         inv.explain(x, y, L=2, search="exact", max_work=100)
     with pytest.raises(ValueError, match="max_memory: the exact search needs about"):
         inv.explain(x, y, L=3, search="exact", max_memory=1000)
@@ -128,7 +137,17 @@ def test_cli_search_exact_and_certify(tmp_path, capsys):
 
     np.save(tmp_path / "a.npy", x.float().numpy())
     np.save(tmp_path / "y.npy", y.numpy())
-    base = ["explain", "--activations", str(tmp_path / "a.npy"), "--labels", str(tmp_path / "y.npy"), "-L", "3", "-B", "3"]
+    base = [
+        "explain",
+        "--activations",
+        str(tmp_path / "a.npy"),
+        "--labels",
+        str(tmp_path / "y.npy"),
+        "-L",
+        "3",
+        "-B",
+        "3",
+    ]
     assert main([*base, "--search", "exact", "--out", str(tmp_path / "e.csv")]) == 0
     assert main([*base, "--certify", "--out", str(tmp_path / "c.csv")]) == 0
     exact, cert = inv.read_csv(tmp_path / "e.csv")[0], inv.read_csv(tmp_path / "c.csv")[0]

@@ -24,7 +24,8 @@ LAYERS = {
     "cases": {"cases", "io", "dissection", "core", "ops", "files"},
     "apps": {"apps", "cases", "io", "dissection", "core", "ops", "files", "reference", "facade"},
     "reference": {"core"},
-    "facade": {"apps", "cases", "io", "dissection", "core", "ops", "files", "reference"},
+    "compat": {"io", "core", "ops", "files"},
+    "facade": {"apps", "cases", "io", "dissection", "core", "ops", "files", "reference", "compat"},
 }
 FAST_PATH = {"invert_fast.ops", "invert_fast.core.auroc", "invert_fast.core.regions", "invert_fast.core.search"}
 FAST_PATH |= {"invert_fast.core.scoring"}

@@ -32,9 +32,14 @@ def test_store_errors(tmp_path):
     np.save(tmp_path / "three.npy", np.zeros((2, 3, 4), np.float32))
     with pytest.raises(ValueError, match="holds an array of shape"):
         NeuronStore(tmp_path / "three.npy")
-    np.save(tmp_path / "int.npy", np.zeros((2, 3), np.int32))
-    with pytest.raises(TypeError, match="expected little-endian floats"):
-        NeuronStore(tmp_path / "int.npy")
+    np.save(tmp_path / "int.npy", np.arange(6, dtype=np.uint16).reshape(2, 3))  # integers are read as they are
+    assert NeuronStore(tmp_path / "int.npy").read(0, 3).tolist() == [[0, 1, 2], [3, 4, 5]]
+    np.save(tmp_path / "bool.npy", np.zeros((2, 3), bool))
+    with pytest.raises(TypeError, match="holds bool; expected floats or integers"):
+        NeuronStore(tmp_path / "bool.npy")
+    np.save(tmp_path / "big.npy", np.zeros((2, 3), ">f4"))
+    with pytest.raises(TypeError, match="expected little-endian"):
+        NeuronStore(tmp_path / "big.npy")
     np.save(tmp_path / "f.npy", np.asfortranarray(np.zeros((3, 4), np.float32)))
     with pytest.raises(ValueError, match="Fortran-ordered"):
         NeuronStore(tmp_path / "f.npy")

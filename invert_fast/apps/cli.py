@@ -56,11 +56,20 @@ def load_array(path: str, key: str | None, what: str):
             if not isinstance(obj, torch.Tensor):
                 raise CliError(f"{what}: expected a tensor in {path}, got {type(obj).__name__}")
             return obj
+        if suffix == ".safetensors":
+            from ..io.store import optional
+
+            safetensors = optional("safetensors", "safetensors", ".safetensors")
+            with safetensors.safe_open(str(p), framework="pt") as f:
+                key = key if key is not None else (next(iter(f.keys())) if len(f.keys()) == 1 else None)
+                if key is None or key not in f.keys():
+                    raise CliError(f"{what}: {path} holds {sorted(f.keys())}; pick one with the --*-key option")
+                return f.get_tensor(key)
         if suffix in (".h5", ".hdf5"):
             try:
                 import h5py
             except ImportError:
-                raise CliError(f"{what}: reading {suffix} files needs h5py (pip install h5py)") from None
+                raise CliError(f"{what}: reading {suffix} files needs h5py: pip install 'invert_fast[hdf5]'") from None
             with h5py.File(p, "r") as f:
                 names = [k for k in f if isinstance(f[k], h5py.Dataset)]
                 if key is None:
@@ -74,7 +83,17 @@ def load_array(path: str, key: str | None, what: str):
         raise
     except Exception as e:  # unreadable file: say which and why, in one line
         raise CliError(f"{what}: cannot read {path}: {e}") from None
-    raise CliError(f"{what}: unsupported file type {suffix!r} (use .npy, .pt or .h5)")
+    raise CliError(f"{what}: unsupported file type {suffix!r} (use .npy, .pt, .h5 or .safetensors)")
+
+
+def open_store(path: str, key: str | None) -> NeuronStore:
+    """The activations file as a NeuronStore, or a one-line error."""
+    try:
+        return NeuronStore(path, key=key)
+    except FileNotFoundError:
+        raise CliError(f"activations: no such file: {path}") from None
+    except (ValueError, TypeError, KeyError, ImportError, OSError) as e:
+        raise CliError(str(e).strip('"').splitlines()[0]) from None
 
 
 def read_names(path: str | None) -> list[str] | None:
@@ -136,14 +155,9 @@ def cmd_explain(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".json"):
         raise CliError(f"out: expected a .csv or .json path, got {args.out!r}")
-    if args.activations.lower().endswith(".npy"):
-        # An on-disk store: neuron chunks are read as needed, memory holds one chunk (see store.py).
-        try:
-            acts = NeuronStore(args.activations)
-        except FileNotFoundError:
-            raise CliError(f"activations: no such file: {args.activations}") from None
-    else:
-        acts = load_array(args.activations, args.activations_key, "activations")
+    # An on-disk store (.npy, .h5, .safetensors, .pt): neuron chunks are read as needed, memory holds one
+    # chunk (see io/store.py).
+    acts = open_store(args.activations, args.activations_key)
     labels = load_array(args.labels, args.labels_key, "labels")
     concepts = build_concepts(labels, read_names(args.names))
     t0 = time.perf_counter()
@@ -296,8 +310,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="invert-fast", description="Exact INVERT neuron labeling.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("explain", help="label every neuron of an activation matrix with INVERT formulas")
-    e.add_argument("--activations", required=True, help="[N, D] activations (.npy, .pt, .h5)")
-    e.add_argument("--activations-key", help="entry of a .pt dict or .h5 dataset")
+    e.add_argument(
+        "--activations", required=True, help="[N, D] activations (.npy, .h5, .safetensors, .pt), read in neuron chunks"
+    )
+    e.add_argument(
+        "--activations-key",
+        help="dataset / tensor of an .h5, .safetensors or .pt file (default: Y when present, else the only 2-D one)",
+    )
     e.add_argument("--labels", required=True, help="[N, K] 0/1 concept matrix or [N] class indices (.npy, .pt, .h5)")
     e.add_argument("--labels-key", help="entry of a .pt dict or .h5 dataset")
     e.add_argument("--names", help="text file with one concept name per line (default c0, c1, ...)")

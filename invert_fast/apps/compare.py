@@ -30,6 +30,7 @@ from ..dissection.compositional import IoULabel, compositional_explain
 from ..dissection.netdissect import (
     Dissection,
     as_maps,
+    check_masks,
     images_per_chunk,
     iter_unit_words,
     map_chunk,
@@ -153,7 +154,7 @@ def compare(
 
     Args:
         maps: [N, D, h, w] activation maps (tensor, array or memory-mapped .npy).
-        masks: PixelMasks of the N images.
+        masks: PixelMasks of the N images (or plain [N, K, H, W] 0/1 tensors / arrays).
         length: formula length of both methods (1: NetDissect's single concepts; > 1: INVERT formulas
             vs Mu & Andreas' compositional explanations).
         beam: beam size of both searches.
@@ -168,6 +169,7 @@ def compare(
         >>> print(cmp.summary()); cmp.to_csv("compare.csv")
     """
     x = as_maps(maps)
+    masks = check_masks(x, masks)
     device = torch.device(device) if device is not None else x.device
     t0 = time.perf_counter()
     diss = network_dissection(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from .. import ops
@@ -69,7 +70,8 @@ def explain(
     masks count once everywhere (beams and results): the shortest, then first in text order, is kept.
 
     Args:
-        activations: [N, D] tensor or numpy array (N samples, D neurons); NaN is an error.
+        activations: [N, D] tensor or numpy array (N samples, D neurons), or an on-disk store
+            (invert_fast.NeuronStore: .npy, HDF5, safetensors, .pt) read in neuron batches; NaN is an error.
         concepts: ConceptSet, or [N, K] 0/1 matrix (names c0, c1, ...).
         L: longest formula (atom occurrences), >= 1.
         B: beam size and number of labels per neuron, >= 1.
@@ -105,7 +107,10 @@ def explain(
         >>> res = explain(acts, concepts, L=3, B=10)
         >>> e = res[0][0]; print(e.formula, e.auc, e.p_value)
     """
-    x = as_activations(activations)
+    # An on-disk store (io.store.NeuronStore, or anything with .shape and .read(d0, d1)) is read in neuron
+    # batches; everything else is an in-memory [N, D] array.
+    store = activations if is_neuron_source(activations) else None
+    x = None if store is not None else as_activations(activations)
     params = SearchParams(
         L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed, search, certify
     )
@@ -116,13 +121,13 @@ def explain(
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust: expected one of {ADJUSTMENTS}, got {adjust!r}")
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
-    n, d_total = x.shape
+    n, d_total = store.shape if store is not None else x.shape
     if cs.n_samples != n:
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
     if n < 2:
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
     plan = PermutationPlan(n, params.permutations, params.seed, groups)
-    dev = torch.device(device) if device is not None else x.device
+    dev = torch.device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {dev} was asked for, but torch sees no CUDA device")
     ops.check_device(torch.empty(0, device=dev), "explain")
@@ -152,7 +157,8 @@ def explain(
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
         # One dense copy of the batch: strided inputs (a column slice, a transposed store) are slow to rank.
-        xb = x[:, d0 : d0 + step].to(dev).contiguous()
+        xb = as_activations(store.read(d0, d0 + step)) if store is not None else x[:, d0 : d0 + step]
+        xb = xb.to(dev).contiguous()
         per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
@@ -217,6 +223,11 @@ class PermutationPlan:
                 pi = torch.randperm(members.shape[0], generator=gen)
                 perm[members.flatten()] = members[pi].flatten()
             yield perm
+
+
+def is_neuron_source(obj) -> bool:
+    """An on-disk activation store: [N, D] .shape and .read(d0, d1) -> [N, d1 - d0] tensor."""
+    return not isinstance(obj, torch.Tensor | np.ndarray) and hasattr(obj, "read") and hasattr(obj, "shape")
 
 
 def explain_batch(

@@ -67,7 +67,7 @@ def compositional_explain(
 
     Args:
         maps: [N, D, h, w] activation maps (tensor, array or memory-mapped .npy).
-        masks: PixelMasks of the N images (H x W).
+        masks: PixelMasks of the N images (H x W), or plain [N, K, H, W] 0/1 tensors / arrays.
         length: maximum formula length (concepts), >= 1.
         beam: beam size, >= 1.
         length_penalty: subtracted from the IoU once per concept beyond the first (0: plain IoU).
@@ -83,7 +83,7 @@ def compositional_explain(
         >>> str(labels[0][0].formula), labels[0][0].iou        # e.g. ('(hole | edge) & ~"top half"', 0.21)
     """
     x = as_maps(maps)
-    check_masks(x, masks)
+    masks = check_masks(x, masks)
     if masks.n_pixels == 1:
         raise ValueError("masks: compositional explanations need pixel masks, got 1 x 1 image-level labels")
     for name, v in (("length", length), ("beam", beam)):

@@ -102,12 +102,19 @@ def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**2
     return torch.from_numpy(np.asarray(out, dtype=a.dtype)).to(device)
 
 
-def check_masks(x: torch.Tensor, masks) -> None:
-    """masks must be PixelMasks of the maps' images."""
+def check_masks(x: torch.Tensor, masks) -> PixelMasks:
+    """The masks of the maps' images as PixelMasks: a PixelMasks, or plain [N, K, H, W] (or [N, K]
+    image-level) 0/1 tensors or arrays (concepts then named c0, c1, ...)."""
     if not isinstance(masks, PixelMasks):
-        raise TypeError(f"masks: expected a PixelMasks, got {type(masks).__name__}")
+        if not isinstance(masks, torch.Tensor | np.ndarray):
+            raise TypeError(
+                f"masks: expected a PixelMasks or an [N, K, H, W] 0/1 tensor or array, got {type(masks).__name__}"
+            )
+        m = to_tensor(masks, "masks")
+        masks = PixelMasks(m, [f"c{i}" for i in range(m.shape[1] if m.dim() >= 2 else 0)])
     if masks.n_images != x.shape[0]:
         raise ValueError(f"masks: expected masks of the {x.shape[0]} images of maps, got {masks.n_images} images")
+    return masks
 
 
 def resolve_thresholds(x: torch.Tensor, thresholds, quantile: float, max_memory: int, device) -> torch.Tensor:
@@ -271,8 +278,9 @@ def network_dissection(
     Args:
         maps: [N, D, h, w] activation maps (tensor, array or memory-mapped .npy, streamed in image
             chunks of at most `max_memory` bytes); [N, D] for one value per image.
-        masks: PixelMasks of N images at H x W. 1 x 1 masks are image-level labels: the concept then
-            covers the whole image and the unit masks are taken at the maps' own resolution.
+        masks: PixelMasks of N images at H x W, or plain [N, K, H, W] 0/1 tensors / arrays (names c0, c1,
+            ...). 1 x 1 masks are image-level labels: the concept then covers the whole image and the unit
+            masks are taken at the maps' own resolution.
         quantile: the top share of each unit's activations that its masks cover (NetDissect: 0.005).
         iou_threshold: IoU above which a unit is a detector of its best concept.
         thresholds: [D] precomputed thresholds (skips the quantile pass).
@@ -287,7 +295,7 @@ def network_dissection(
     """
     t0 = time.perf_counter()
     x = as_maps(maps)
-    check_masks(x, masks)
+    masks = check_masks(x, masks)
     if not isinstance(iou_threshold, float | int) or not 0 <= iou_threshold < 1:
         raise ValueError(f"iou_threshold: expected a number in [0, 1), got {iou_threshold!r}")
     device = torch.device(device) if device is not None else x.device

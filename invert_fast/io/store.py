@@ -1,15 +1,18 @@
 """On-disk activation stores read in neuron chunks with a bounded memory footprint.
 
-A store is a plain .npy file (any numpy reads it) holding the [N samples, D neurons] activations of a
-layer in one of two layouts:
+A store holds the [N samples, D neurons] activations of a layer in one of these formats:
 
-- sample-major, `layer.npy`, [N, D] as capture() writes it: appending samples is cheap, but a chunk
-  of neurons is a strided read of every row;
-- neuron-major, `layer.neurons.npy`, [D, N] on disk: a chunk of neurons is one contiguous read.
-  `to_neuron_major` converts with square tiles (bounded memory, large sequential I/O).
+- `.npy` (any numpy reads it), sample-major `layer.npy` [N, D] as capture() writes it (a chunk of
+  neurons is a strided read of every row), or neuron-major `layer.neurons.npy` ([D, N] on disk: a
+  chunk is one contiguous read; `to_neuron_major` converts with square tiles). Read with explicit
+  file reads into fresh buffers, not memory maps, so the process holds only the chunk being read.
+- HDF5 (`.h5`, `.hdf5`; the extra invert_fast[hdf5]): a 2-D dataset [N, D] (INVERT 1.2 writes `Y`),
+  read by hyperslab, so a chunk of neurons is read without the rest.
+- safetensors (`.safetensors`; the extra invert_fast[safetensors]): the format LLM-interpretability
+  caches use; a 2-D tensor [N, D] read by slice.
+- torch (`.pt`, `.pth`): a tensor (or a dict of tensors) saved with torch.save, memory-mapped.
 
-Reads use explicit file reads into fresh buffers, not memory maps, so the process holds only the
-chunk being read (mapped file pages would count towards its resident memory).
+`key` names the dataset / tensor; by default `Y` when present, else the only 2-D one.
 """
 
 from __future__ import annotations
@@ -23,35 +26,63 @@ import numpy as np
 import torch
 
 NEURON_MAJOR_SUFFIX = ".neurons.npy"
+FORMATS = (".npy", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
 
 
 class NeuronStore:
-    """An [N, D] activation matrix in a .npy file, read in neuron chunks.
+    """An [N, D] activation matrix in a file, read in neuron chunks.
 
     Args:
-        path: a sample-major .npy ([N, D]) or a neuron-major `*.neurons.npy` ([D, N] on disk).
+        path: .npy (sample-major [N, D], or neuron-major `*.neurons.npy`), .h5/.hdf5, .safetensors or .pt.
+        key: the dataset or tensor (HDF5, safetensors, a dict in a .pt); default `Y` when present,
+            else the only 2-D one.
 
     Attributes:
-        shape: (N, D) whatever the layout; dtype: numpy dtype; neuron_major: the layout.
+        shape: (N, D) whatever the layout; dtype: numpy dtype; neuron_major: the layout (.npy only).
 
     Example:
         >>> store = NeuronStore("acts/layer3.neurons.npy")
         >>> x = store.read(0, 512)      # [N, 512] torch tensor, one contiguous read
+        >>> NeuronStore("cache.safetensors", key="blocks.6.hook_mlp_out").shape
     """
 
-    def __init__(self, path):
+    def __init__(self, path, key: str | None = None):
         self.path = Path(path)
+        self.key = key
+        suffix = self.path.suffix.lower()
+        if suffix not in FORMATS:
+            raise ValueError(f"activations: expected a file of {', '.join(FORMATS)}, got {str(self.path)!r}")
+        if not self.path.is_file():
+            raise FileNotFoundError(f"activations: no such file: {self.path}")
+        self.neuron_major = False
+        self.format = {".hdf5": ".h5", ".pth": ".pt"}.get(suffix, suffix)
+        if self.format == ".npy":
+            self._open_npy()
+        elif self.format == ".h5":
+            self._open_h5()
+        elif self.format == ".safetensors":
+            self._open_safetensors()
+        else:
+            self._open_pt()
+        if not _numeric(self.dtype):
+            raise TypeError(f"activations: {self.path} holds {self.dtype}; expected floats or integers")
+
+    # --- formats --------------------------------------------------------------------------------
+    def _open_npy(self) -> None:
         with open(self.path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read(f)
+            try:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read(f)
+            except ValueError as e:
+                raise ValueError(f"activations: {self.path} is not a readable .npy file ({e})") from None
             self.offset = f.tell()
         if len(shape) != 2:
             raise ValueError(f"activations: {self.path} holds an array of shape {shape}; expected 2-D")
         if fortran:
             raise ValueError(f"activations: {self.path} is Fortran-ordered; save it C-ordered")
-        if dtype.kind != "f" or dtype.byteorder == ">":
-            raise TypeError(f"activations: {self.path} holds {dtype}; expected little-endian floats")
+        if dtype.byteorder == ">":
+            raise TypeError(f"activations: {self.path} holds big-endian {dtype}; expected little-endian")
         self.dtype = dtype
         self.neuron_major = self.path.name.endswith(NEURON_MAJOR_SUFFIX)
         self.shape = (shape[1], shape[0]) if self.neuron_major else tuple(shape)
@@ -59,17 +90,73 @@ class NeuronStore:
         if os.path.getsize(self.path) < expected:
             raise ValueError(f"activations: {self.path} is truncated ({os.path.getsize(self.path)} < {expected} bytes)")
 
+    def _open_h5(self) -> None:
+        h5py = optional("h5py", "hdf5", ".h5")
+        with h5py.File(self.path, "r") as f:
+            found = []
+            f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+            self.key = pick_key(self.key, {k: f[k].shape for k in found}, self.path)
+            ds = f[self.key]
+            self.shape, self.dtype = tuple(ds.shape), np.dtype(ds.dtype)
+
+    def _open_safetensors(self) -> None:
+        safetensors = optional("safetensors", "safetensors", ".safetensors")
+        with safetensors.safe_open(str(self.path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            self.key = pick_key(self.key, shapes, self.path)
+            sl = f.get_slice(self.key)
+            self.shape = shapes[self.key]
+            self.dtype = _as_dtype(_safetensors_dtype(sl.get_dtype()))
+
+    def _open_pt(self) -> None:
+        try:
+            obj = torch.load(self.path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as e:  # noqa: BLE001  (any unreadable file: one line naming it)
+            raise ValueError(f"activations: cannot read {self.path}: {str(e).splitlines()[0]}") from None
+        if isinstance(obj, torch.Tensor):
+            tensors = {"": obj}
+        elif isinstance(obj, dict):
+            tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        else:
+            raise TypeError(
+                f"activations: {self.path} holds a {type(obj).__name__}; expected a tensor or a dict of tensors"
+            )
+        key = (
+            pick_key(self.key, {k: tuple(v.shape) for k, v in tensors.items()}, self.path)
+            if self.key or len(tensors) > 1
+            else next(iter(tensors))
+        )
+        self.key = key or None
+        self._tensor = tensors[key]
+        if self._tensor.dim() != 2:
+            raise ValueError(
+                f"activations: {self.path} holds a tensor of shape {tuple(self._tensor.shape)}; expected 2-D"
+            )
+        self.shape = tuple(self._tensor.shape)
+        self.dtype = _as_dtype(self._tensor.dtype)
+
     def __repr__(self) -> str:
         layout = "neuron-major" if self.neuron_major else "sample-major"
-        return f"NeuronStore({str(self.path)!r}, {self.shape[0]} samples x {self.shape[1]} neurons, {layout})"
+        key = f", key {self.key!r}" if self.key else ""
+        return f"NeuronStore({str(self.path)!r}{key}, {self.shape[0]} samples x {self.shape[1]} neurons, {layout})"
 
     def read(self, d0: int, d1: int, max_buffer: int = 2**26) -> torch.Tensor:
         """Neurons d0:d1 of every sample as an [N, d1 - d0] tensor (a transposed view for neuron-major files).
 
-        Sample-major files are read in blocks of whole rows of at most `max_buffer` bytes.
+        Sample-major .npy files are read in blocks of whole rows of at most `max_buffer` bytes.
         """
         n, d = self.shape
         d0, d1 = max(0, d0), min(d, d1)
+        if self.format == ".h5":
+            h5py = optional("h5py", "hdf5", ".h5")
+            with h5py.File(self.path, "r") as f:
+                return torch.from_numpy(np.ascontiguousarray(f[self.key][:, d0:d1]))
+        if self.format == ".safetensors":
+            safetensors = optional("safetensors", "safetensors", ".safetensors")
+            with safetensors.safe_open(str(self.path), framework="pt") as f:
+                return f.get_slice(self.key)[:, d0:d1].contiguous()
+        if self.format == ".pt":
+            return self._tensor[:, d0:d1].contiguous()
         item = self.dtype.itemsize
         with open(self.path, "rb", buffering=0) as f:
             if self.neuron_major:
@@ -86,13 +173,61 @@ class NeuronStore:
 
     def fingerprint(self) -> str:
         """What identifies the contents cheaply: header, size and 64 evenly spaced 4 KiB blocks."""
-        h = hashlib.sha256(f"{self.shape} {self.dtype.str} {self.neuron_major}".encode())
+        h = hashlib.sha256(f"{self.shape} {self.dtype} {self.neuron_major} {self.key}".encode())
         size = os.path.getsize(self.path)
+        start = getattr(self, "offset", 0)
         with open(self.path, "rb") as f:
             for i in range(64):
-                f.seek(self.offset + (size - self.offset) * i // 64)
+                f.seek(start + (size - start) * i // 64)
                 h.update(f.read(4096))
         return h.hexdigest()
+
+
+def _as_dtype(t: torch.dtype):
+    """The numpy dtype of a torch dtype; torch.bfloat16 itself (numpy has none)."""
+    return t if t == torch.bfloat16 else np.dtype(torch.empty(0, dtype=t).numpy().dtype)
+
+
+def _numeric(dtype) -> bool:
+    if isinstance(dtype, torch.dtype):
+        return dtype.is_floating_point
+    return dtype.kind in "fiu"
+
+
+def optional(module: str, extra: str, suffix: str):
+    """Import an optional dependency, or say which extra installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(
+            f"reading {suffix} files needs the package {module}: pip install 'invert_fast[{extra}]'"
+        ) from None
+
+
+def pick_key(key: str | None, shapes: dict, path) -> str:
+    """The entry to read: `key` if given, else `Y` when present, else the only 2-D entry."""
+    if key is not None:
+        if key not in shapes:
+            raise KeyError(f"activations: {path} has no entry {key!r} (has {sorted(shapes)})")
+        return key
+    if "Y" in shapes:
+        return "Y"
+    two_d = [k for k, s in shapes.items() if len(s) == 2]
+    if len(two_d) != 1:
+        raise ValueError(
+            f"activations: {path} holds {sorted(shapes)}; pick one with key= (--activations-key), or name it Y"
+        )
+    return two_d[0]
+
+
+def _safetensors_dtype(name: str) -> torch.dtype:
+    table = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64,
+             "I8": torch.int8, "I16": torch.int16, "I32": torch.int32, "I64": torch.int64, "U8": torch.uint8}  # fmt: skip
+    if name not in table:
+        raise TypeError(f"activations: safetensors dtype {name} is not supported; expected floats or integers")
+    return table[name]
 
 
 def to_neuron_major(src, dst=None, max_memory: int = 2**28) -> Path:

@@ -24,7 +24,7 @@ _state: dict = {"loaded": False, "error": None}
 
 
 def load() -> None:
-    """Import the compiled operators (once).
+    """Import the compiled operators (once) and register their fake kernels.
 
     Raises:
         RuntimeError: when the extension is missing or cannot be loaded, saying how to build it.
@@ -41,6 +41,9 @@ def load() -> None:
             "`pip install --no-build-isolation -e .` (or `bash scripts/setup.sh`)"
         )
         raise RuntimeError(_state["error"]) from None
+    from . import fake
+
+    fake.register()  # meta kernels: torch.compile / FakeTensor can trace code that calls the operators
     _state["loaded"] = True
 
 

@@ -197,8 +197,6 @@ def upsample_threshold(maps: torch.Tensor, thresholds: torch.Tensor, height: int
 def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each unit's `keep` largest values over prev and a chunk of maps, descending; see csrc/top_values.h.
 
-    CPU kernel; on other devices the same result comes from torch.topk.
-
     Args:
         maps: [n, D, h, w] float32/float64; prev: [D, m] (m <= keep) the previous result.
         keep: values to keep per unit.
@@ -212,12 +210,7 @@ def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch
         [[5.0, 3.0]]
     """
     check_device(maps, "top_values")
-    if maps.device.type == "cpu":
-        return library().top_values(maps, prev, int(keep))
-    nan = torch.isnan(maps).flatten(2).any(2)  # [n, D]
-    first = torch.where(nan.any(0), nan.int().argmax(0), -1)
-    vals = torch.cat([prev, maps.transpose(0, 1).reshape(maps.shape[1], -1)], 1)
-    return torch.topk(vals, min(int(keep), vals.shape[1]), dim=1, sorted=True).values, first
+    return library().top_values(maps, prev, int(keep))
 
 
 def formula_texts(hist: torch.Tensor, atom_text: torch.Tensor, atom_offsets: torch.Tensor):
