@@ -7,7 +7,8 @@
 // A neuron's pool is its B * 4K candidates plus its B current beam formulas. Each is scored with its
 // exact AUC (sign * AUC; -inf for candidates not kept: not admissible, mask unchanged, atom outside
 // the neuron's extension set, or an empty beam slot), and only the columns whose score reaches the
-// neuron's k-th best are returned, ties included -- the scores never leave the kernel otherwise.
+// neuron's k-th best distinct score value are returned, ties included -- so at least k distinct
+// masks (and texts) come back whenever the pool has them; the scores never leave the kernel otherwise.
 //
 // Pool columns: see pool_candidate_column / pool_beam_column below.
 #pragma once
@@ -15,8 +16,11 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <tuple>
+#include <vector>
 
 #include "macros.h"
 
@@ -30,10 +34,12 @@ namespace invert_fast {
 // ext:         [Db, 2K] bool, atoms allowed to extend the neuron's beams
 // n:           samples N;  p_lo, p_hi: admissible mask sizes are p_lo <= P <= p_hi
 // sign:        +1 scores AUC (mode positive), -1 scores -AUC (mode negative)
-// k:           how many of the best scores set each neuron's threshold (ties at it are all kept)
+// k:           how many of the best distinct score values set each neuron's threshold (all columns
+//              scoring at least the k-th best distinct value are kept)
 // returns:     indptr [Db + 1] int64, cols [M] int64 (ascending per neuron), vals [M] float64 scores,
-//              valid [Db] int64 number of pool members with a finite score
-using SelectResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+//              valid [Db] int64 number of pool members with a finite score, s2 [M] and p [M] int64 the
+//              kept columns' doubled rank sums and sizes
+using SelectResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                   const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
@@ -101,15 +107,85 @@ struct BeamRow {
   int64_t sb, pb;  // the beam formula's rank sum and size
   bool valid;
 };
+// (rank sum, size) of b & c, b & ~c, b | c, b | ~c from X = (xs, xp) of b & c (inclusion-exclusion).
+INVERT_FAST_HD inline void candidate_sums(int64_t xs, int64_t xp, int64_t sb, int64_t pb, int64_t sc, int64_t pc,
+                                          int64_t n, int64_t s[4], int64_t p[4]) {
+  const int64_t total = n * (n + 1);
+  s[0] = xs, s[1] = sb - xs, s[2] = sb + sc - xs, s[3] = total - sc + xs;
+  p[0] = xp, p[1] = pb - xp, p[2] = pb + pc - xp, p[3] = n - pc + xp;
+}
+
+// A pool column's parts: a candidate (beam b, op, atom a) or, with op = -1, the current beam formula b.
+struct PoolColumn {
+  int64_t b, op, a;
+};
+INVERT_FAST_HD inline PoolColumn decode_pool_column(int64_t col, int64_t B, int64_t K) {
+  if (col >= pool_beam_column(0, B, K)) return {col - pool_beam_column(0, B, K), -1, -1};
+  const int64_t b = col / (4 * K), rem = col % (4 * K);
+  return {b, rem / (2 * K), rem % (2 * K)};
+}
+
 INVERT_FAST_HD inline void candidate_scores(int64_t xs, int64_t xp, const BeamRow& row, int64_t sc, int64_t pc,
                                             bool pos_ok, bool neg_ok, int64_t n, int64_t p_lo, int64_t p_hi,
                                             double sign, double out[4]) {
-  const int64_t total = n * (n + 1);
-  const int64_t s[4] = {xs, row.sb - xs, row.sb + sc - xs, total - sc + xs};
-  const int64_t p[4] = {xp, row.pb - xp, row.pb + pc - xp, n - pc + xp};
+  int64_t s[4], p[4];
+  candidate_sums(xs, xp, row.sb, row.pb, sc, pc, n, s, p);
   const bool ok[4] = {pos_ok, neg_ok, pos_ok, neg_ok};
   for (int i = 0; i < 4; ++i)
     out[i] = mask_score(s[i], p[i], row.valid && ok[i] && p[i] != row.pb, n, p_lo, p_hi, sign);
+}
+
+// (rank sum, size) of pool column col of neuron d (row-major [Db, B, K] x, x_p; [Db, B] beams;
+// [Db, K] concept sums; [K] concept sizes): what the selection needs of every kept column.
+INVERT_FAST_HD inline void pool_column_sums(int64_t col, int64_t d, int64_t B, int64_t K, const int64_t* x,
+                                            const int64_t* x_p, int64_t shift, const int64_t* beam_s,
+                                            const int64_t* beam_p, const int64_t* conc_s, const int64_t* conc_p,
+                                            int64_t n, int64_t* s_out, int64_t* p_out) {
+  const PoolColumn pc = decode_pool_column(col, B, K);
+  const int64_t r = d * B + pc.b;
+  if (pc.op < 0) {
+    *s_out = beam_s[r], *p_out = beam_p[r];
+    return;
+  }
+  const int64_t c = pc.a % K, v = x[r * K + c];
+  const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & ((int64_t{1} << shift) - 1) : x_p[r * K + c];
+  int64_t s[4], p[4];
+  candidate_sums(xs, xp, beam_s[r], beam_p[r], conc_s[d * K + c], conc_p[c], n, s, p);
+  const int i = static_cast<int>(pc.op * 2 + (pc.a >= K ? 1 : 0));
+  *s_out = s[i], *p_out = p[i];
+}
+
+// The k best distinct finite values of a stream, kept in a small ascending array: threshold() is the
+// k-th best distinct value seen (or -max while fewer than k distinct values came).
+struct DistinctTop {
+  int64_t k;
+  std::vector<double> top;  // ascending, distinct, at most k
+  int64_t finite = 0;
+  void push(double v) {
+    if (v == -INFINITY) return;
+    ++finite;
+    insert(v);
+  }
+  void insert(double v) {  // a finite value, already counted
+    if (full() && v <= top.front()) return;
+    auto it = std::lower_bound(top.begin(), top.end(), v);
+    if (it != top.end() && *it == v) return;
+    top.insert(it, v);
+    if (static_cast<int64_t>(top.size()) > k) top.erase(top.begin());
+  }
+  bool full() const { return static_cast<int64_t>(top.size()) == k; }
+  double front() const { return top.front(); }
+  double threshold() const { return full() ? top.front() : -std::numeric_limits<double>::max(); }
+};
+
+// True when the correctly rounded quotient a / den is surely below t, given a (exact) and b = t * den
+// (one rounding): a margin of 2^-48 covers both roundings, so a candidate is never dropped wrongly
+// (a near-tie is simply divided and compared exactly).
+inline bool below(double a, double b) {
+  constexpr double kMargin = 1.0 / 281474976710656.0;  // 2^-48
+  if (b > 0) return a < b * (1 - kMargin);
+  if (b < 0) return a < b * (1 + kMargin);
+  return a < 0;
 }
 
 }  // namespace invert_fast

@@ -73,14 +73,30 @@ INVERT_FAST_HD inline PairFormula pair_formula(int v, int64_t i, int64_t j, int6
   const int64_t op = v >= 4 ? 1 : 0;
   int64_t s = 0, p = 0;
   switch (v) {
-    case 0: s = xs, p = xp; break;
-    case 1: s = si - xs, p = pi - xp; break;
-    case 2: s = sj - xs, p = pj - xp; break;
-    case 3: s = total - si - sj + xs, p = n - pi - pj + xp; break;
-    case 4: s = si + sj - xs, p = pi + pj - xp; break;
-    case 5: s = total - sj + xs, p = n - pj + xp; break;
-    case 6: s = total - si + xs, p = n - pi + xp; break;
-    default: s = total - xs, p = n - xp; break;
+    case 0:
+      s = xs, p = xp;
+      break;
+    case 1:
+      s = si - xs, p = pi - xp;
+      break;
+    case 2:
+      s = sj - xs, p = pj - xp;
+      break;
+    case 3:
+      s = total - si - sj + xs, p = n - pi - pj + xp;
+      break;
+    case 4:
+      s = si + sj - xs, p = pi + pj - xp;
+      break;
+    case 5:
+      s = total - sj + xs, p = n - pj + xp;
+      break;
+    case 6:
+      s = total - si + xs, p = n - pi + xp;
+      break;
+    default:
+      s = total - xs, p = n - xp;
+      break;
   }
   const int64_t b = neg_i ? K + i : i, a = neg_j ? K + j : j;
   return {s, p, pool_candidate_column(b, op, a, K), neg_i ? n - pi : pi, neg_j ? n - pj : pj};
@@ -89,6 +105,26 @@ INVERT_FAST_HD inline PairFormula pair_formula(int v, int64_t i, int64_t j, int6
 // The score of a pair formula: sign * AUC, or -inf when not admissible or equal to one of its atoms.
 INVERT_FAST_HD inline double pair_score(const PairFormula& f, int64_t n, int64_t p_lo, int64_t p_hi, double sign) {
   return mask_score(f.s, f.p, f.p != f.p_b && f.p != f.p_a, n, p_lo, p_hi, sign);
+}
+
+// (rank sum, size) of pair-pool column col of neuron d: an atom alone, or one of the eight formulas of
+// its two atoms (x, x_p: [Db, K, K]; conc_s [Db, K]; conc_p [K]).
+INVERT_FAST_HD inline void pair_column_sums(int64_t col, int64_t d, int64_t K, const int64_t* x, const int64_t* x_p,
+                                            int64_t shift, const int64_t* conc_s, const int64_t* conc_p, int64_t n,
+                                            int64_t* s_out, int64_t* p_out) {
+  const PoolColumn pc = decode_pool_column(col, 2 * K, K);
+  const int64_t* sd = conc_s + d * K;
+  if (pc.op < 0) {
+    const int64_t c = pc.b % K;
+    *s_out = pc.b < K ? sd[c] : n * (n + 1) - sd[c];
+    *p_out = pc.b < K ? conc_p[c] : n - conc_p[c];
+    return;
+  }
+  const int64_t i = pc.b % K, j = pc.a % K, r = (d * K + i) * K + j, v = x[r];
+  const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & ((int64_t{1} << shift) - 1) : x_p[r];
+  const int t = static_cast<int>(pc.op * 4 + (pc.b >= K ? 2 : 0) + (pc.a >= K ? 1 : 0));
+  const PairFormula f = pair_formula(t, i, j, K, xs, xp, sd[i], conc_p[i], sd[j], conc_p[j], n);
+  *s_out = f.s, *p_out = f.p;
 }
 
 }  // namespace invert_fast

@@ -25,10 +25,10 @@ inline void check_pair_sums_input(const at::Tensor& weights, const at::Tensor& i
   TORCH_CHECK_VALUE(indptr.dim() == 1 && indptr.size(0) == weights.size(0) + 1, "pair_sums: indptr must be [G + 1] = [",
                     weights.size(0) + 1, "], got shape ", indptr.sizes());
   TORCH_CHECK_VALUE(concepts.dim() == 1, "pair_sums: concepts must be [nnz], got shape ", concepts.sizes());
-  TORCH_CHECK_TYPE(weights.scalar_type() == at::kLong && indptr.scalar_type() == at::kLong &&
-                       concepts.scalar_type() == at::kLong,
-                   "pair_sums: weights, indptr and concepts must be int64, got ", weights.scalar_type(), ", ",
-                   indptr.scalar_type(), " and ", concepts.scalar_type());
+  TORCH_CHECK_TYPE(
+      weights.scalar_type() == at::kLong && indptr.scalar_type() == at::kLong && concepts.scalar_type() == at::kLong,
+      "pair_sums: weights, indptr and concepts must be int64, got ", weights.scalar_type(), ", ", indptr.scalar_type(),
+      " and ", concepts.scalar_type());
   TORCH_CHECK_VALUE(K >= 0, "pair_sums: K must be >= 0, got ", K);
   TORCH_CHECK_VALUE(weights.device() == indptr.device() && weights.device() == concepts.device(),
                     "pair_sums: all tensors must be on one device, got ", weights.device(), ", ", indptr.device(),

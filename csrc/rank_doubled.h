@@ -25,6 +25,12 @@ at::Tensor rank_doubled_cuda(const at::Tensor& x);
 std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cpu(const at::Tensor& x);
 std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cuda(const at::Tensor& x);
 
+// The ranks' sums per region, without the [N, D] ranks: out[g, d] = sum of doubled mid-ranks of the
+// samples of region g (region_of [N] int64 in [0, G)); and the tie terms as rank_doubled_ties.
+// returns: ([G, D] int64, [D] float64)
+std::tuple<at::Tensor, at::Tensor> rank_region_sums_cpu(const at::Tensor& x, const at::Tensor& region_of, int64_t G);
+std::tuple<at::Tensor, at::Tensor> rank_region_sums_cuda(const at::Tensor& x, const at::Tensor& region_of, int64_t G);
+
 // Largest N whose doubled ranks (<= 2N) and sample indices fit int32.
 constexpr int64_t kMaxRankSamples = (int64_t{1} << 30) - 1;
 
@@ -37,6 +43,17 @@ inline void check_rank_doubled_input(const at::Tensor& x) {
                    "rank_doubled: x must be float16, bfloat16, float32 or float64, got ", st);
   TORCH_CHECK_VALUE(x.size(0) <= kMaxRankSamples, "rank_doubled: at most ", kMaxRankSamples,
                     " samples are supported (doubled ranks are int32), got N = ", x.size(0));
+}
+
+inline void check_rank_region_sums_input(const at::Tensor& x, const at::Tensor& region_of, int64_t G) {
+  check_rank_doubled_input(x);
+  TORCH_CHECK_VALUE(region_of.dim() == 1 && region_of.size(0) == x.size(0),
+                    "rank_region_sums: region_of must be [N] = [", x.size(0), "], got shape ", region_of.sizes());
+  TORCH_CHECK_TYPE(region_of.scalar_type() == at::kLong, "rank_region_sums: region_of must be int64, got ",
+                   region_of.scalar_type());
+  TORCH_CHECK_VALUE(G >= 0 && G <= (int64_t{1} << 31) - 1, "rank_region_sums: G must be in [0, 2^31), got ", G);
+  TORCH_CHECK_VALUE(region_of.device() == x.device(), "rank_region_sums: x and region_of must be on one device, got ",
+                    x.device(), " and ", region_of.device());
 }
 
 // nan_counts: [D] int64 on the CPU. Names the first neuron that has NaN values.

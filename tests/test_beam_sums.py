@@ -67,7 +67,7 @@ def test_beam_step_select_keeps_ties_and_counts_valid():
     valid = torch.ones(d, b, dtype=torch.bool)
     ext = torch.ones(d, 2 * k, dtype=torch.bool)
     lo, hi = size_bounds(n, 0.0, 0.5)
-    indptr, cols, vals, nvalid = ops.beam_step_select(
+    indptr, cols, vals, nvalid, s2_kept, p_kept = ops.beam_step_select(
         xs, xp, 0, beam_s, beam_p, valid, conc_s, cs.counts, ext, n, lo, hi, 1.0, 4
     )
     # brute force: every pool member's score
@@ -92,10 +92,14 @@ def test_beam_step_select_keeps_ties_and_counts_valid():
         ],
         1,
     )
+    s_pool = torch.cat([s.reshape(d, -1), beam_s], 1)
+    p_pool = torch.cat([p.reshape(d, -1), beam_p], 1)
     for i in range(d):
         row = pool[i]
-        thr = torch.topk(row, 4).values[-1]
+        thr = torch.unique(row[row > float("-inf")]).sort(descending=True).values[3]  # the 4th best distinct score
         want = (row >= thr).nonzero().flatten()
-        assert cols[indptr[i] : indptr[i + 1]].tolist() == want.tolist()
-        assert torch.equal(vals[indptr[i] : indptr[i + 1]], row[want])
+        got = slice(int(indptr[i]), int(indptr[i + 1]))
+        assert cols[got].tolist() == want.tolist()
+        assert torch.equal(vals[got], row[want])
+        assert torch.equal(s2_kept[got], s_pool[i, want]) and torch.equal(p_kept[got], p_pool[i, want])
         assert nvalid[i].item() == int((row > float("-inf")).sum())

@@ -44,6 +44,7 @@ def samples(device):
     return {
         "rank_doubled": (t(x),),
         "rank_doubled_ties": (t(x),),
+        "rank_region_sums": (t(x), t(space.regions.region_of), space.regions.num_regions),
         "csr_gather_sum": (t(ranks), t(space.regions.sample_indptr), t(space.regions.sample_indices)),
         "weighted_row_sums": (t(torch.tensor([0, 2, 3])), t(torch.tensor([0, 1, 1])), t(torch.tensor([5, 7, 9])), t(space.member_t)),
         "beam_step_select": (
@@ -53,6 +54,14 @@ def samples(device):
         ),
         "pair_step_select": (t(pair), t(torch.empty(0, dtype=torch.int64)), space.shift, t(conc), t(space.counts), 90, 1, 45, 1.0, 5),
         "pair_sums": (t(w), t(space.region_indptr), t(space.region_concepts), k),
+        "csr_gather_or": (t(space.member_t.long()), t(torch.tensor([0, 2, 3])), t(torch.tensor([0, 4, 2]))),
+        "bits_transpose": (t(torch.randint(-(2**62), 2**62, (70, 2), generator=g)), 100),
+        "select_step": (
+            torch.tensor([0, 0, 1, 1]), torch.tensor([0, 2 * 4 * 2 + 1, 3, 2 * 4 * 2]), torch.tensor([40, 50, 30, 44]),
+            torch.tensor([3, 4, 2, 3]), torch.tensor([[[0, -1], [3, -1]]]), torch.ones(1, 2, dtype=torch.int64),
+            torch.tensor([[[5], [9]]]), torch.tensor([[1], [2], [4], [8]]), atom_text, atom_offsets, 2, 10, 1.0, 2,
+            True, 2,
+        ),
         "and_popcount": (t(torch.randint(-(2**40), 2**40, (5, 3, 2), generator=g)), t(torch.randint(-(2**40), 2**40, (5, 4, 2), generator=g))),
         "upsample_threshold": (t(maps), t(torch.full((3,), 0.7)), 9, 11),
         "top_values": (t(maps), t(torch.zeros(3, 0)), 7),
@@ -64,7 +73,11 @@ def samples(device):
     }  # fmt: skip
 
 
-CPU_ONLY = {"formula_texts", "select_labels"}  # host work on the few gathered candidates (see ops.select_labels)
+CPU_ONLY = {
+    "formula_texts",
+    "select_labels",
+    "select_step",
+}  # host work on the few gathered candidates (see ops.select_labels)
 
 
 def test_every_operator_has_an_opcheck_entry():

@@ -1,5 +1,5 @@
 // CPU kernel of beam_step_select: one task per neuron scores its pool into a cache-resident buffer,
-// finds the k-th best score with nth_element and emits the columns at or above it.
+// finds the k-th best distinct score in one pass (DistinctTop) and emits the columns at or above it.
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -37,37 +37,45 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   std::vector<std::vector<double>> vals(static_cast<size_t>(D));
   std::vector<int64_t> valid(static_cast<size_t>(D));
   at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {
-    std::vector<double> score(static_cast<size_t>(C)), finite;
+    std::vector<double> score(static_cast<size_t>(C));
     for (int64_t d = d0; d < d1; ++d) {
       const int64_t* sc_row = cs_ + d * K;
       const bool* ext_row = ex_ + d * 2 * K;
+      DistinctTop top{k};
+      // The score of one candidate, or -inf: not kept, or surely below the running threshold (the k-th
+      // best distinct score so far; the final one is no lower), decided without the division.
+      auto scored = [&](int64_t s, int64_t p, bool keep) -> double {
+        if (!keep || p < p_lo || p > p_hi) return -INFINITY;
+        ++top.finite;
+        const int64_t num = s - p * (p + 1), den = 2 * p * (n - p);
+        if (top.full() && below(sign * static_cast<double>(num), top.front() * static_cast<double>(den))) {
+          return -INFINITY;
+        }
+        const double v = sign * (static_cast<double>(num) / static_cast<double>(den));
+        top.insert(v);
+        return v;
+      };
       for (int64_t b = 0; b < B; ++b) {
         const int64_t r = d * B + b;
-        const BeamRow row{bs_[r], bp_[r], bv_[r]};
+        const int64_t sb = bs_[r], pb = bp_[r];
+        const bool ok = bv_[r];
         double* and_row = score.data() + pool_candidate_column(b, 0, 0, K);
         double* or_row = score.data() + pool_candidate_column(b, 1, 0, K);
         for (int64_t c = 0; c < K; ++c) {
           const int64_t v = x_[r * K + c];
           const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & mask : xp_[r * K + c];
-          double out[4];
-          candidate_scores(xs, xp, row, sc_row[c], cp_[c], ext_row[c], ext_row[K + c], n, p_lo, p_hi, sign, out);
-          and_row[c] = out[0];
-          and_row[K + c] = out[1];
-          or_row[c] = out[2];
-          or_row[K + c] = out[3];
+          int64_t cs[4], cps[4];
+          candidate_sums(xs, xp, sb, pb, sc_row[c], cp_[c], n, cs, cps);
+          const bool pos = ok && ext_row[c], neg = ok && ext_row[K + c];
+          and_row[c] = scored(cs[0], cps[0], pos && cps[0] != pb);
+          and_row[K + c] = scored(cs[1], cps[1], neg && cps[1] != pb);
+          or_row[c] = scored(cs[2], cps[2], pos && cps[2] != pb);
+          or_row[K + c] = scored(cs[3], cps[3], neg && cps[3] != pb);
         }
-        score[pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
+        score[pool_beam_column(b, B, K)] = scored(sb, pb, ok);
       }
-      finite.clear();
-      for (const double s : score) {
-        if (s != -INFINITY) finite.push_back(s);
-      }
-      valid[d] = static_cast<int64_t>(finite.size());
-      double thr = -std::numeric_limits<double>::max();
-      if (static_cast<int64_t>(finite.size()) > k) {
-        std::nth_element(finite.begin(), finite.begin() + (k - 1), finite.end(), std::greater<double>());
-        thr = finite[k - 1];
-      }
+      valid[d] = top.finite;
+      const double thr = top.threshold();
       for (int64_t j = 0; j < C; ++j) {
         if (score[j] >= thr) {
           cols[d].push_back(j);
@@ -83,12 +91,21 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   at::Tensor out_cols = at::empty({ip[D]}, x.options());
   at::Tensor out_vals = at::empty({ip[D]}, x.options().dtype(at::kDouble));
   at::Tensor out_valid = at::empty({D}, x.options());
+  at::Tensor out_s = at::empty({ip[D]}, x.options()), out_p = at::empty({ip[D]}, x.options());
   for (int64_t d = 0; d < D; ++d) {
     std::copy(cols[d].begin(), cols[d].end(), out_cols.data_ptr<int64_t>() + ip[d]);
     std::copy(vals[d].begin(), vals[d].end(), out_vals.data_ptr<double>() + ip[d]);
     out_valid.data_ptr<int64_t>()[d] = valid[d];
   }
-  return {indptr, out_cols, out_vals, out_valid};
+  int64_t* os = out_s.data_ptr<int64_t>();
+  int64_t* op = out_p.data_ptr<int64_t>();
+  const int64_t* oc = out_cols.const_data_ptr<int64_t>();
+  for (int64_t d = 0; d < D; ++d) {
+    for (int64_t j = ip[d]; j < ip[d + 1]; ++j) {
+      pool_column_sums(oc[j], d, B, K, x_, xp_, shift, bs_, bp_, cs_, cp_, n, os + j, op + j);
+    }
+  }
+  return {indptr, out_cols, out_vals, out_valid, out_s, out_p};
 }
 
 TORCH_LIBRARY_IMPL(invert_fast, CPU, m) { m.impl("beam_step_select", &beam_step_select_cpu); }

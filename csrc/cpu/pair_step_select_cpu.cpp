@@ -1,6 +1,6 @@
 // CPU kernel of pair_step_select: one task per neuron streams its 8 K (K - 1) / 2 + 2K candidates
-// through a running threshold (a buffer of the best, cut back to the k-th best whenever it grows
-// past 4k), so the full pool never exists in memory.
+// through a running threshold (the k-th best distinct score so far; a buffer of the candidates at or
+// above it, purged as it rises), so the full pool never exists in memory.
 #include <ATen/Parallel.h>
 #include <ATen/ops/empty.h>
 #include <torch/library.h>
@@ -15,27 +15,22 @@
 namespace invert_fast {
 namespace {
 
-// Keeps the candidates scoring at least the k-th best seen so far (ties included).
+// Keeps the candidates scoring at least the k-th best distinct value seen so far (ties included): the
+// buffer is purged of entries below the threshold whenever it grows past a few times k.
 struct TopStream {
-  int64_t k;
-  double thr = -std::numeric_limits<double>::infinity();
+  DistinctTop top;
   std::vector<std::pair<double, int64_t>> buf;
-  std::vector<double> scratch;
-  int64_t finite = 0;
 
+  explicit TopStream(int64_t k) : top{k} {}
   void push(double score, int64_t col) {
     if (score == -INFINITY) return;
-    ++finite;
-    if (score < thr) return;
+    top.push(score);
+    if (score < top.threshold()) return;
     buf.emplace_back(score, col);
-    if (static_cast<int64_t>(buf.size()) > 4 * k + 64) cut();
+    if (static_cast<int64_t>(buf.size()) > 8 * top.k + 256) cut();
   }
   void cut() {
-    if (static_cast<int64_t>(buf.size()) <= k) return;
-    scratch.resize(buf.size());
-    for (size_t i = 0; i < buf.size(); ++i) scratch[i] = buf[i].first;
-    std::nth_element(scratch.begin(), scratch.begin() + (k - 1), scratch.end(), std::greater<double>());
-    thr = std::max(thr, scratch[k - 1]);
+    const double thr = top.threshold();
     buf.erase(std::remove_if(buf.begin(), buf.end(), [&](const auto& e) { return e.first < thr; }), buf.end());
   }
 };
@@ -58,7 +53,7 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   std::vector<int64_t> valid(static_cast<size_t>(D));
   at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {
     for (int64_t d = d0; d < d1; ++d) {
-      TopStream top{k};
+      TopStream top(k);
       const int64_t* sd = cs_ + d * K;
       const int64_t total = n * (n + 1);
       for (int64_t a = 0; a < 2 * K; ++a) {  // the atoms themselves
@@ -81,7 +76,7 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
       top.cut();
       std::sort(top.buf.begin(), top.buf.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
       kept[d] = std::move(top.buf);
-      valid[d] = top.finite;
+      valid[d] = top.top.finite;
     }
   });
   at::Tensor indptr = at::empty({D + 1}, x.options());
@@ -91,14 +86,18 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   at::Tensor cols = at::empty({ip[D]}, x.options());
   at::Tensor vals = at::empty({ip[D]}, x.options().dtype(at::kDouble));
   at::Tensor out_valid = at::empty({D}, x.options());
+  at::Tensor out_s = at::empty({ip[D]}, x.options()), out_p = at::empty({ip[D]}, x.options());
   for (int64_t d = 0; d < D; ++d) {
     for (size_t i = 0; i < kept[d].size(); ++i) {
-      cols.data_ptr<int64_t>()[ip[d] + i] = kept[d][i].second;
-      vals.data_ptr<double>()[ip[d] + i] = kept[d][i].first;
+      const int64_t j = ip[d] + static_cast<int64_t>(i);
+      cols.data_ptr<int64_t>()[j] = kept[d][i].second;
+      vals.data_ptr<double>()[j] = kept[d][i].first;
+      pair_column_sums(kept[d][i].second, d, K, x_, xp_, shift, cs_, cp_, n, out_s.data_ptr<int64_t>() + j,
+                       out_p.data_ptr<int64_t>() + j);
     }
     out_valid.data_ptr<int64_t>()[d] = valid[d];
   }
-  return {indptr, cols, vals, out_valid};
+  return {indptr, cols, vals, out_valid, out_s, out_p};
 }
 
 TORCH_LIBRARY_IMPL(invert_fast, CPU, m) { m.impl("pair_step_select", &pair_step_select_cpu); }

@@ -1,7 +1,5 @@
-// CPU kernel of select_labels: candidates are bucketed by neuron; one task per neuron groups its
-// candidates by mask (distinct) or text, keeps each group's shortest, first-in-text-order formula, and
-// partially sorts the representatives by (exact score, length, text). Texts are built only where
-// lengths tie, so a tie group of hundreds of equal masks led by a shorter formula costs no text.
+// CPU kernel of select_labels: candidates are bucketed by neuron; one task per neuron copies its bucket
+// into scratch arrays and runs the shared selection (csrc/selection.h).
 #include <ATen/Parallel.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/zeros.h>
@@ -14,22 +12,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../exact_score.h"
-#include "../formula_texts.h"
 #include "../select_labels.h"
+#include "../selection.h"
 
 namespace invert_fast {
-namespace {
-
-uint64_t hash_words(const int64_t* w, int64_t W) {
-  uint64_t h = 0x9E3779B97F4A7C15ull;
-  for (int64_t i = 0; i < W; ++i) {
-    h ^= static_cast<uint64_t>(w[i]) + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-  }
-  return h;
-}
-
-}  // namespace
 
 SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor& s2, const at::Tensor& p,
                                      const at::Tensor& hist, const at::Tensor& words, const at::Tensor& atom_text,
@@ -68,95 +54,23 @@ SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor&
   int64_t* lens = lengths.data_ptr<int64_t>();
 
   at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {
-    std::vector<Score> score;
-    std::vector<int64_t> len, idx, reps;
-    std::vector<std::string> text;
-    std::vector<char> has_text;
-    std::vector<std::pair<uint64_t, int64_t>> keyed;  // (mask hash, candidate)
-    std::vector<int64_t> group;
+    Candidates c;
+    SelectScratch scratch;
+    std::vector<int64_t> chosen(static_cast<size_t>(B)), chosen_len(static_cast<size_t>(B));
     for (int64_t d = d0; d < d1; ++d) {
-      const int64_t c0 = start[d], c1 = start[d + 1], m = c1 - c0;
+      const int64_t c0 = start[d], m = start[d + 1] - c0;
       if (m == 0) continue;
-      score.resize(m);
-      len.assign(m, -1);
-      text.assign(m, std::string());
-      has_text.assign(m, 0);
+      c.resize(m, T, W);
       for (int64_t i = 0; i < m; ++i) {
-        const int64_t c = order[c0 + i];
-        score[i] = mask_auc(sp[c], pp[c], n);
+        const int64_t k = order[c0 + i];
+        c.score[i] = mask_auc(sp[k], pp[k], n);
+        std::memcpy(c.hist.data() + i * T, hp + k * T, static_cast<size_t>(T) * sizeof(int64_t));
+        std::memcpy(c.words.data() + i * W, wp + k * W, static_cast<size_t>(W) * sizeof(int64_t));
       }
-      auto length_of = [&](int64_t i) {
-        if (len[i] < 0) len[i] = canonical_length(hp + order[c0 + i] * T, T, k2);
-        return len[i];
-      };
-      auto text_of = [&](int64_t i) -> const std::string& {
-        if (!has_text[i]) {
-          int64_t l = 0;
-          text[i] = canonical_text(hp + order[c0 + i] * T, T, atoms, &l);
-          len[i] = l;
-          has_text[i] = 1;
-        }
-        return text[i];
-      };
-      // (length, text) order, texts built only when lengths tie.
-      auto shorter = [&](int64_t a, int64_t b) {
-        const int64_t la = length_of(a), lb = length_of(b);
-        if (la != lb) return la < lb;
-        const std::string &ta = text_of(a), &tb = text_of(b);
-        if (ta != tb) return ta < tb;
-        return a < b;
-      };
-      auto better = [&](int64_t a, int64_t b) {
-        const int c = compare_scores(score[a], score[b], sign);
-        return c != 0 ? c > 0 : shorter(a, b);
-      };
-      // One representative per mask (distinct) or per text: the shortest, then the first in text order.
-      // Equal masks have equal scores, so each group's representative is its first in the full order.
-      reps.clear();
-      if (distinct) {
-        // Sort by mask hash; a run of equal hashes splits into groups of exactly equal masks (hash
-        // collisions are rare, so a run is nearly always one group).
-        keyed.resize(m);
-        for (int64_t i = 0; i < m; ++i) keyed[i] = {hash_words(wp + order[c0 + i] * W, W), i};
-        std::sort(keyed.begin(), keyed.end());
-        for (int64_t r0 = 0; r0 < m;) {
-          int64_t r1 = r0 + 1;
-          while (r1 < m && keyed[r1].first == keyed[r0].first) ++r1;
-          for (int64_t u = r0; u < r1; ++u) {
-            if (keyed[u].second < 0) continue;  // already in a group of this run
-            const int64_t* w0 = wp + order[c0 + keyed[u].second] * W;
-            group.assign(1, keyed[u].second);
-            for (int64_t v = u + 1; v < r1; ++v) {
-              if (keyed[v].second >= 0 && std::memcmp(wp + order[c0 + keyed[v].second] * W, w0,
-                                                      static_cast<size_t>(W) * sizeof(int64_t)) == 0) {
-                group.push_back(keyed[v].second);
-                keyed[v].second = -1;
-              }
-            }
-            // The group's representative: shortest first (no text needed), then first in text order.
-            int64_t minl = length_of(group[0]);
-            for (const int64_t g : group) minl = std::min(minl, length_of(g));
-            int64_t best = -1;
-            for (const int64_t g : group) {
-              if (length_of(g) == minl && (best < 0 || shorter(g, best))) best = g;
-            }
-            reps.push_back(best);
-          }
-          r0 = r1;
-        }
-      } else {
-        std::unordered_map<std::string, int64_t> by_text;
-        for (int64_t i = 0; i < m; ++i) {
-          auto it = by_text.emplace(text_of(i), i);
-          if (!it.second && i < it.first->second) it.first->second = i;
-        }
-        for (const auto& kv : by_text) reps.push_back(kv.second);
-      }
-      const int64_t take = std::min<int64_t>(B, static_cast<int64_t>(reps.size()));
-      std::partial_sort(reps.begin(), reps.begin() + take, reps.end(), better);
+      const int64_t take = select_best(m, c, atoms, sign, B, distinct, scratch, chosen.data(), chosen_len.data());
       for (int64_t j = 0; j < take; ++j) {
-        win[d * B + j] = order[c0 + reps[j]];
-        lens[d * B + j] = length_of(reps[j]);
+        win[d * B + j] = order[c0 + chosen[j]];
+        lens[d * B + j] = chosen_len[j];
       }
     }
   });

@@ -1,5 +1,6 @@
 // CUDA kernel of beam_step_select: a thread per (neuron, beam, concept) scores its 4 candidates into
-// a [Db, C] buffer; the threshold and the kept columns then come from ATen's topk and nonzero.
+// a [Db, C] buffer; the threshold (the k-th best distinct score) and the kept columns then come from ATen's sort and
+// nonzero.
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/cumsum.h>
@@ -7,7 +8,6 @@
 #include <ATen/ops/ge.h>
 #include <ATen/ops/gt.h>
 #include <ATen/ops/nonzero.h>
-#include <ATen/ops/topk.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "../beam_step_select.h"
+#include "distinct_threshold.cuh"
 
 namespace invert_fast {
 namespace {
@@ -53,6 +54,18 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
   if (c == 0) score[d * C + pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
 }
 
+// (rank sum, size) of each kept column: a thread per kept (neuron, column).
+__global__ void kept_sums_kernel(const int64_t* __restrict__ where,  // [M, 2] (neuron, column)
+                                 const int64_t* __restrict__ x, const int64_t* __restrict__ xp, int64_t shift,
+                                 const int64_t* __restrict__ bs, const int64_t* __restrict__ bp,
+                                 const int64_t* __restrict__ cs, const int64_t* __restrict__ cp,
+                                 int64_t* __restrict__ s_out, int64_t* __restrict__ p_out, int64_t M, int64_t B,
+                                 int64_t K, int64_t n) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (j >= M) return;
+  pool_column_sums(where[2 * j + 1], where[2 * j], B, K, x, xp, shift, bs, bp, cs, cp, n, s_out + j, p_out + j);
+}
+
 }  // namespace
 
 SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
@@ -81,16 +94,25 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   }
   if (D == 0 || C == 0) {
     return {at::zeros({D + 1}, x.options()), at::empty({0}, x.options()), at::empty({0}, score.options()),
-            at::zeros({D}, x.options())};
+            at::zeros({D}, x.options()),     at::empty({0}, x.options()), at::empty({0}, x.options())};
   }
-  const at::Tensor thr = std::get<0>(at::topk(score, std::min(k, C), 1))
-                             .narrow(1, std::min(k, C) - 1, 1)
-                             .clamp_min(-std::numeric_limits<double>::max());
+  const at::Tensor thr = kth_distinct_threshold(score, k);
   const at::Tensor hit = at::ge(score, thr);
-  const at::Tensor where = at::nonzero(hit);  // [M, 2] row-major: neurons ascending, columns ascending
+  const at::Tensor where = at::nonzero(hit).contiguous();  // [M, 2] row-major: neurons, then columns ascending
   const at::Tensor indptr = at::cat({at::zeros({1}, x.options()), at::cumsum(hit.sum(1), 0)});
   const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);
-  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid};
+  const int64_t M = where.size(0);
+  at::Tensor s_out = at::empty({M}, x.options()), p_out = at::empty({M}, x.options());
+  if (M > 0) {
+    kept_sums_kernel<<<static_cast<unsigned>((M + kThreads - 1) / kThreads), kThreads, 0,
+                       at::cuda::getCurrentCUDAStream()>>>(
+        where.const_data_ptr<int64_t>(), xc.const_data_ptr<int64_t>(),
+        shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift, bs.const_data_ptr<int64_t>(),
+        bp.const_data_ptr<int64_t>(), cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(),
+        s_out.data_ptr<int64_t>(), p_out.data_ptr<int64_t>(), M, B, K, n);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid, s_out, p_out};
 }
 
 TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("beam_step_select", &beam_step_select_cuda); }

@@ -1,6 +1,6 @@
 // CUDA kernel of pair_step_select: a thread per (neuron, pair of concepts) scores its eight formulas
 // (and the first K threads of a neuron its atoms) into a [Db, 2K * 4K + 2K] buffer initialised to
-// -inf; the threshold and the kept columns then come from ATen's topk and nonzero, as in
+// -inf; the threshold (the k-th best distinct score) and the kept columns then come from ATen's sort and nonzero, as in
 // beam_step_select.
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/cat.h>
@@ -9,7 +9,6 @@
 #include <ATen/ops/ge.h>
 #include <ATen/ops/gt.h>
 #include <ATen/ops/nonzero.h>
-#include <ATen/ops/topk.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -17,6 +16,7 @@
 #include <limits>
 
 #include "../pair_step_select.h"
+#include "distinct_threshold.cuh"
 
 namespace invert_fast {
 namespace {
@@ -51,6 +51,17 @@ __global__ void pair_scores_kernel(const int64_t* __restrict__ x,   // [Db, K, K
   }
 }
 
+// (rank sum, size) of each kept column: a thread per kept (neuron, column).
+__global__ void kept_pair_sums_kernel(const int64_t* __restrict__ where,  // [M, 2] (neuron, column)
+                                      const int64_t* __restrict__ x, const int64_t* __restrict__ xp, int64_t shift,
+                                      const int64_t* __restrict__ cs, const int64_t* __restrict__ cp,
+                                      int64_t* __restrict__ s_out, int64_t* __restrict__ p_out, int64_t M, int64_t K,
+                                      int64_t n) {
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (j >= M) return;
+  pair_column_sums(where[2 * j + 1], where[2 * j], K, x, xp, shift, cs, cp, n, s_out + j, p_out + j);
+}
+
 }  // namespace
 
 SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& conc_s,
@@ -61,8 +72,9 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   const int64_t D = x.size(0), K = x.size(1), C = pair_pool_width(K);
   if (D == 0 || K == 0) {
-    return {at::zeros({D + 1}, x.options()), at::empty({0}, x.options()),
-            at::empty({0}, x.options().dtype(at::kDouble)), at::zeros({D}, x.options())};
+    return {
+        at::zeros({D + 1}, x.options()), at::empty({0}, x.options()), at::empty({0}, x.options().dtype(at::kDouble)),
+        at::zeros({D}, x.options()),     at::empty({0}, x.options()), at::empty({0}, x.options())};
   }
   at::Tensor score = at::full({D, C}, -std::numeric_limits<double>::infinity(), x.options().dtype(at::kDouble));
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous();
@@ -71,17 +83,24 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   TORCH_CHECK_VALUE(blocks <= 2147483647, "pair_step_select: too many pairs for one launch, got ", items);
   pair_scores_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
       xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
-      cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), score.data_ptr<double>(), D, K, n, p_lo, p_hi,
-      sign);
+      cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), score.data_ptr<double>(), D, K, n, p_lo, p_hi, sign);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const at::Tensor thr = std::get<0>(at::topk(score, std::min(k, C), 1))
-                             .narrow(1, std::min(k, C) - 1, 1)
-                             .clamp_min(-std::numeric_limits<double>::max());
+  const at::Tensor thr = kth_distinct_threshold(score, k);
   const at::Tensor hit = at::ge(score, thr);
-  const at::Tensor where = at::nonzero(hit);  // [M, 2] row-major: neurons ascending, columns ascending
+  const at::Tensor where = at::nonzero(hit).contiguous();  // [M, 2] row-major: neurons, then columns ascending
   const at::Tensor indptr = at::cat({at::zeros({1}, x.options()), at::cumsum(hit.sum(1), 0)});
   const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);
-  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid};
+  const int64_t M = where.size(0);
+  at::Tensor s_out = at::empty({M}, x.options()), p_out = at::empty({M}, x.options());
+  if (M > 0) {
+    kept_pair_sums_kernel<<<static_cast<unsigned>((M + kThreads - 1) / kThreads), kThreads, 0,
+                            at::cuda::getCurrentCUDAStream()>>>(
+        where.const_data_ptr<int64_t>(), xc.const_data_ptr<int64_t>(),
+        shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift, cs.const_data_ptr<int64_t>(),
+        cp.const_data_ptr<int64_t>(), s_out.data_ptr<int64_t>(), p_out.data_ptr<int64_t>(), M, K, n);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid, s_out, p_out};
 }
 
 TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("pair_step_select", &pair_step_select_cuda); }

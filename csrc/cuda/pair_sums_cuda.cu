@@ -40,7 +40,8 @@ at::Tensor pair_sums_cuda(const at::Tensor& weights, const at::Tensor& indptr, c
   const int64_t G = weights.size(0), D = weights.size(1);
   at::Tensor out = at::zeros({D, K, K}, weights.options());
   if (D == 0 || K == 0 || G == 0) return out;
-  TORCH_CHECK_VALUE(G <= 2147483647 && D <= 65535, "pair_sums: CUDA grid limits exceeded, got G = ", G, " and Db = ", D);
+  TORCH_CHECK_VALUE(G <= 2147483647 && D <= 65535, "pair_sums: CUDA grid limits exceeded, got G = ", G,
+                    " and Db = ", D);
   const at::Tensor w = weights.contiguous(), ptr = indptr.contiguous(), idx = concepts.contiguous();
   const dim3 grid(static_cast<unsigned>(G), static_cast<unsigned>(D));
   pair_sums_kernel<<<grid, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(

@@ -115,9 +115,26 @@ std::tuple<at::Tensor, at::Tensor> rank_doubled_ties_cuda(const at::Tensor& x) {
 
 at::Tensor rank_doubled_cuda(const at::Tensor& x) { return std::get<0>(rank_doubled_ties_cuda(x)); }
 
+// The ranks on the device, then summed per region by an integer index_add (exact, order-independent).
+std::tuple<at::Tensor, at::Tensor> rank_region_sums_cuda(const at::Tensor& x, const at::Tensor& region_of, int64_t G) {
+  check_rank_region_sums_input(x, region_of, G);
+  TORCH_INTERNAL_ASSERT(x.device().is_cuda());
+  const c10::cuda::OptionalCUDAGuard guard(x.device());
+  if (region_of.numel() > 0) {
+    const int64_t lo = region_of.min().item<int64_t>(), hi = region_of.max().item<int64_t>();
+    TORCH_CHECK_VALUE(lo >= 0 && hi < G, "rank_region_sums: region_of must lie in [0, ", G, "), got values from ", lo,
+                      " to ", hi);
+  }
+  auto [ranks, ties] = rank_doubled_ties_cuda(x);
+  at::Tensor out = at::zeros({G, x.size(1)}, x.options().dtype(at::kLong));
+  out.index_add_(0, region_of, ranks.to(at::kLong));
+  return {out, ties};
+}
+
 TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) {
   m.impl("rank_doubled", &rank_doubled_cuda);
   m.impl("rank_doubled_ties", &rank_doubled_ties_cuda);
+  m.impl("rank_region_sums", &rank_region_sums_cuda);
 }
 
 }  // namespace invert_fast

@@ -20,7 +20,7 @@ namespace {
 constexpr int kThreads = 256;
 
 template <typename scalar_t>
-__global__ void first_nan_kernel(const scalar_t* __restrict__ maps,  // [n, D, h, w]
+__global__ void first_nan_kernel(const scalar_t* __restrict__ maps,       // [n, D, h, w]
                                  unsigned long long* __restrict__ first,  // [D]
                                  int64_t n, int64_t D, int64_t hw) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;

@@ -58,6 +58,17 @@ def region_rank_sums(ranks: torch.Tensor, regions: Regions, perm: torch.Tensor |
     return ops.csr_gather_sum(ranks, regions.sample_indptr, indices)
 
 
+def ranked_region_sums(x: torch.Tensor, regions: Regions) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank x [N, D] and sum the doubled ranks per region: ([G, D] int32/int64 sums, [D] tie terms).
+
+    Where regions are much fewer than samples, the sums are accumulated while ranking
+    (ops.rank_region_sums) and the [N, D] ranks never exist; otherwise ranks, then region_rank_sums."""
+    if not regions.identity and 2 * regions.num_regions <= regions.n_samples:
+        return ops.rank_region_sums(x, regions.region_of, regions.num_regions)
+    ranks, ties = ops.rank_doubled_ties(x)
+    return region_rank_sums(ranks, regions), ties
+
+
 def concept_rank_sums(
     region_sums: torch.Tensor, regions: Regions, method: str = "sparse", per_sample_max: int | None = None
 ) -> torch.Tensor:
@@ -168,7 +179,7 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
         return out.fill_(float("nan"))
     step = _neuron_batch(n, regions.num_regions, k, d, chosen == "dense", max_memory)
     for d0 in range(0, d, step):
-        ranks = ops.rank_doubled(x[:, d0 : d0 + step])
-        s2 = concept_rank_sums(region_rank_sums(ranks, regions), regions, chosen)  # [K, Dc]
+        region_sums, _ = ranked_region_sums(x[:, d0 : d0 + step], regions)
+        s2 = concept_rank_sums(region_sums, regions, chosen)  # [K, Dc]
         out[d0 : d0 + step] = auc_from_rank_sums(s2.t(), concepts.counts, n)
     return out

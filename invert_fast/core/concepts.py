@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from .. import ops
 from .bits import num_words, pack_bits, popcount, unpack_bits
 from .validate import as_binary_labels, to_tensor, validate_names
 
@@ -83,13 +85,23 @@ class ConceptSet:
             raise ValueError(f"y: expected a 1-D array of class indices [N], got shape {tuple(y.shape)}")
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise TypeError(f"y: expected integer class indices, got dtype {y.dtype}")
-        c = len(validate_names(names, len(names)))
+        names = validate_names(names, len(names))
+        c = len(names)
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
             raise ValueError(
                 f"y: class indices must lie in [0, {c}) for {c} names, got values from {int(y.min())} to {int(y.max())}"
             )
-        onehot = y.long().unsqueeze(1) == torch.arange(c, device=y.device)
-        return cls(onehot, names, descriptions)
+        # Pack directly: sample n sets bit n % 64 of word n // 64 of its class's row. The bits of one
+        # (class, word) are distinct, so adding them is OR (bit 63 wraps to the sign bit, as packed).
+        n = y.numel()
+        bits = torch.zeros(c, num_words(n), dtype=torch.int64, device=y.device)
+        samples = torch.arange(n, device=y.device)
+        bits.index_put_(
+            (y.long(), samples // 64), torch.bitwise_left_shift(torch.ones_like(samples), samples % 64), True
+        )
+        out = cls.__new__(cls)
+        out._set(bits, n, names, descriptions)
+        return out
 
     @classmethod
     def from_csv(cls, path) -> ConceptSet:
@@ -198,6 +210,17 @@ class ConceptSet:
         k = len(self)
         if isinstance(key, str):
             return [self.index(key)]
+        if isinstance(key, list | tuple) and all(type(v) is int or type(v) is str for v in key):
+            # The common case (names or positions), without a call per item.
+            out = []
+            for v in key:
+                if type(v) is str:
+                    out.append(self.index(v))
+                elif -k <= v < k:
+                    out.append(v % k)
+                else:
+                    raise IndexError(f"concept index {v} is out of range for {k} concepts")
+            return out
         if isinstance(key, int):
             if not -k <= key < k:
                 raise IndexError(f"concept index {key} is out of range for {k} concepts")
@@ -255,7 +278,7 @@ class ConceptSet:
             raise TypeError(f"unions: expected a mapping name -> members, got {type(unions).__name__}")
         new_names = list(unions)
         validate_names(list(self._names) + new_names, len(self) + len(new_names), "names (existing + unions)")
-        rows = []
+        members_of = []
         for name, members in unions.items():
             if isinstance(members, str) or not isinstance(members, Iterable):
                 raise TypeError(
@@ -264,11 +287,13 @@ class ConceptSet:
             pos = self._positions(list(members))
             if not pos:
                 raise ValueError(f"unions[{name!r}]: a union needs at least one member, got none")
-            row = self._bits[pos[0]].clone()
-            for p in pos[1:]:
-                row |= self._bits[p]
-            rows.append(row)
-        bits = torch.cat([self._bits, torch.stack(rows)]) if rows else self._bits
+            members_of.append(pos)
+        bits = self._bits
+        if members_of:
+            # Every union's OR of member masks in one pass (ops.csr_gather_or).
+            indptr = torch.tensor([0, *itertools.accumulate(len(pos) for pos in members_of)], device=self.device)
+            members = torch.tensor([p for pos in members_of for p in pos], dtype=torch.int64, device=self.device)
+            bits = torch.cat([self._bits, ops.csr_gather_or(self._bits, indptr, members)])
         new_desc = normalize_descriptions(descriptions, tuple(new_names))
         out = ConceptSet.__new__(ConceptSet)
         out._set(bits, self._n, list(self._names) + new_names, list(self._descriptions) + list(new_desc))

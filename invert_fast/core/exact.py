@@ -28,7 +28,7 @@ from .. import ops
 from ..ops import PoolLayout
 from .order import exact_subrank, float_key
 from .params import SearchParams
-from .space import Beams, RegionSpace, extend, gather_dense, select_winners, sign_int
+from .space import Beams, RegionSpace, atom_chooser, atom_gather, extend, select_winners, sign_int, step_chooser
 
 EXACT_MAX_L = 3
 
@@ -151,48 +151,30 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
         whole = nd.numel() == db
         pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
         xp = empty if shift else pick(x_p).contiguous()
-        indptr, cols, vals, valid = ops.pair_step_select(
+        indptr, cols, _vals, valid, s2, p = ops.pair_step_select(
             pick(x), xp, shift, pick(s2_c), space.counts, n, bounds[0], bounds[1], sign, kk
         )
         counts = indptr.diff()
-        return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
+        return torch.repeat_interleave(nd, counts), cols, counts, valid, s2, p
 
-    def candidates(d_t, j_t):
-        is_old, b, op, a = pool.decode_tensor(j_t)
-        a = a.clamp(min=0)
-        i, j, ni, nj = b % k, a % k, b >= k, a >= k
-        xv = x[d_t, i, j]
-        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[d_t, i, j])
-        si, sj, pi, pj = s2_c[d_t, i], s2_c[d_t, j], space.counts[i], space.counts[j]
-        total = n * (n + 1)
-        w = torch.where  # the eight formulas by inclusion-exclusion (csrc/pair_step_select.h)
-        s_and = w(ni, w(nj, total - si - sj + xs, sj - xs), w(nj, si - xs, xs))
-        p_and = w(ni, w(nj, n - pi - pj + xp, pj - xp), w(nj, pi - xp, xp))
-        s_or = w(ni, w(nj, total - xs, total - si + xs), w(nj, total - sj + xs, si + sj - xs))
-        p_or = w(ni, w(nj, n - xp, n - pi + xp), w(nj, n - pj + xp, pi + pj - xp))
-        is_or = op == 1
-        s2 = w(is_old, atom_s2[d_t, b], w(is_or, s_or, s_and))
-        p = w(is_old, atom_p[b], w(is_or, p_or, p_and))
-        hist = torch.full((j_t.numel(), params.L), -1, dtype=torch.int64, device=dev)
-        hist[:, 0] = b
-        hist[:, 1] = w(is_old, -1, (op + 1) * (2 * k) + a)
-        bw, aw = space.atom_words[b], space.atom_words[a]
-        words = w(is_old.unsqueeze(1), bw, w(is_or.unsqueeze(1), bw | aw, bw & aw))
-        return s2, p, hist, words
-
-    # Each gather streams every pair again: take a wide first net so that few neurons need a second.
-    win, _ = select_winners(gather, candidates, db, space, params, top, first=16)
+    # The beams of the pair pool are the 2K atoms, the same for every neuron.
+    atoms = torch.arange(2 * k, device=dev)
+    hist0 = torch.full((1, 2 * k, params.L), -1, dtype=torch.int64, device=dev)
+    hist0[0, :, 0] = atoms
+    choose = step_chooser(space, params, hist0, torch.ones(1, 2 * k, dtype=torch.int64), space.atom_words[None], db)
+    win, win_s, win_p, _ = select_winners(gather, choose, db, space, params, top)
     out = Beams(db, top, params.L, space.regions.num_regions, dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():
         j_t = win[d_t, r_t]
-        s2, p, hist, _ = candidates(d_t, j_t)
         is_old, b, op, a = pool.decode_tensor(j_t)
-        out.hist[d_t, r_t] = hist
+        a = a.clamp(min=0)
+        out.hist[d_t, r_t, 0] = b
+        out.hist[d_t, r_t, 1] = torch.where(is_old, -1, (op + 1) * (2 * k) + a)
         out.ntok[d_t, r_t] = 1 + (~is_old).long()
-        out.s2[d_t, r_t], out.pos[d_t, r_t] = s2, p
+        out.s2[d_t, r_t], out.pos[d_t, r_t] = win_s[d_t, r_t], win_p[d_t, r_t]
         out.valid[d_t, r_t] = True
-        mb, ma = space.atom_masks(b), space.atom_masks(a.clamp(min=0))
+        mb, ma = space.atom_masks(b), space.atom_masks(a)
         out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), mb, torch.where((op == 1).unsqueeze(1), mb | ma, mb & ma))
     return out
 
@@ -287,12 +269,9 @@ def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: 
     auc = (atom_s2 - atom_p * (atom_p + 1)).double() / (2 * atom_p * (n - atom_p)).clamp(min=1).double()
     score = torch.where(ok, params.sign * auc, -math.inf)
 
-    def atoms_of(d_t, j_t):
-        hist = torch.full((j_t.numel(), params.L), -1, dtype=torch.int64, device=j_t.device)
-        hist[:, 0] = j_t
-        return atom_s2[d_t, j_t], atom_p[j_t], hist, space.atom_words[j_t]
-
-    win, _ = select_winners(gather_dense(score), atoms_of, db, space, params, top)
+    win, _, _, _ = select_winners(
+        atom_gather(score, atom_s2, atom_p), atom_chooser(space, params, db), db, space, params, top
+    )
     beams = Beams(db, top, params.L, space.regions.num_regions, atom_s2.device)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():

@@ -10,6 +10,7 @@ that are not plain words are written as JSON strings, e.g. `sneaker | ("ankle bo
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 
@@ -35,23 +36,30 @@ class Formula:
         ('(a & b) | ~c', True, 3)
     """
 
-    __slots__ = ("op", "name", "negated", "args", "length", "_text", "_hash", "_parts")
+    __slots__ = ("op", "name", "negated", "args", "length", "_text", "_hash", "_disp")
 
     def __init__(self, op: str, name: str | None = None, negated: bool = False, args: tuple[Formula, ...] = ()):
         self.op, self.name, self.negated, self.args = op, name, negated, args
         if op == "atom":
             self.length = 1
-            self._text = ("~" if negated else "") + quote_name(name)
-            self._parts = None
+            self._text = self._disp = ("~" if negated else "") + quote_name(name)
         else:
-            self.length = sum(a.length for a in args)
-            # (sort key, display) of each operand: operands sort by their own text, compound ones show in ().
-            self._parts = [(a._text, a._display()) for a in args]
-            self._text = _SEP[op].join(d for _, d in self._parts)
+            # Operands sort by their own text (args come sorted); compound ones show in parentheses.
+            length = 0
+            for a in args:
+                length += a.length
+            self.length = length
+            self._text = _SEP[op].join([a._disp for a in args])
+            self._disp = "(" + self._text + ")"
         self._hash = hash(self._text)
 
     def _display(self) -> str:
-        return self._text if self.op == "atom" else f"({self._text})"
+        return self._disp
+
+    @property
+    def _parts(self) -> list[tuple[str, str]] | None:
+        """(sort key, display) of each operand; None for an atom."""
+        return None if self.op == "atom" else [(a._text, a._disp) for a in self.args]
 
     # --- construction -------------------------------------------------------------------------
     @staticmethod
@@ -86,6 +94,22 @@ class Formula:
         else:
             parts = sorted([(self._text, self._display()), (atom._text, atom._text)])
         return _SEP[op].join(d for _, d in parts)
+
+    def joined(self, op: str, atom: Formula) -> Formula:
+        """self & atom (op "and") or self | atom (op "or"): the same formula as the operators build,
+        without flattening and sorting from scratch (the search builds its labels this way)."""
+        key = atom._text
+        if self.op == op:
+            keys = [a._text for a in self.args]
+            if key in keys:
+                return self
+            i = bisect.bisect_left(keys, key)
+            args = (*self.args[:i], atom, *self.args[i:])
+        elif self._text == key:
+            return self
+        else:
+            args = (self, atom) if self._text < key else (atom, self)
+        return Formula(op, args=args)
 
     def __and__(self, other: Formula) -> Formula:
         return Formula._join("and", (self, _check(other)))

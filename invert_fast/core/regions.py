@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .bits import gather_bits, unpack_bits
+from .. import ops
+from .bits import gather_bits
 
-_ID_BITS = 31  # concepts folded in per round: region ids (< 2^30) * 2^31 + chunk stays below 2^62
+# Odd 64-bit multipliers of the concept-vector hash (fixed: regions are numbered the same every run).
+HASH_MULT = torch.randint(-(2**62), 2**62, (1 << 12,), generator=torch.Generator().manual_seed(2026)) | 1
 
 
 @dataclass(frozen=True)
@@ -74,24 +76,31 @@ class Regions:
 def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 26) -> Regions:
     """Group samples by their concept vector.
 
+    Each sample's concept vector, packed (ops.bits_transpose: [N, ceil(K / 64)]), is hashed to one
+    int64; samples are grouped by hash, and every group is checked word for word against its first
+    sample, so the grouping is exact (on a hash collision the rows are sorted instead).
+
     Args:
         bits: [K, W] int64 packed concept masks.
         n: number of samples N.
-        chunk_elems: bound on the temporary [concepts, samples] bool blocks.
+        chunk_elems: bound on the temporary [concepts, regions] bool blocks.
 
     Returns:
         Regions on bits' device.
     """
     device = bits.device
     k = bits.shape[0]
-    ids = torch.zeros(n, dtype=torch.int64, device=device)
-    weights = 2 ** torch.arange(_ID_BITS, dtype=torch.int64, device=device)
-    # Fold concepts into the region id 31 at a time, renumbering densely after each round, so the
-    # id stays exact in int64 whatever K is.
-    for k0 in range(0, k, _ID_BITS):
-        block = unpack_bits(bits[k0 : k0 + _ID_BITS], n)  # [c, N]
-        chunk = (block.long() * weights[: block.shape[0], None]).sum(0)
-        _, ids = torch.unique(ids * (2**_ID_BITS) + chunk, return_inverse=True)
+    if k == 0 or n == 0:
+        ids = torch.zeros(n, dtype=torch.int64, device=device)
+    else:
+        rows = ops.bits_transpose(bits, n)  # [N, J]
+        mult = HASH_MULT[: rows.shape[1]].to(device)
+        h = (rows * mult).sum(1)  # wraps modulo 2^64
+        _, ids = torch.unique(h, return_inverse=True)
+        first = torch.zeros(int(ids.max()) + 1, dtype=torch.int64, device=device)
+        first[ids.flip(0)] = torch.arange(n - 1, -1, -1, device=device)  # each group's first sample
+        if not bool((rows == rows[first[ids]]).all()):
+            _, ids = torch.unique(rows, dim=0, return_inverse=True)  # a hash collision: exact, slower
     g = int(ids.max()) + 1 if n else 0
     if g == n:
         # Every sample alone: number regions as samples so per-region sums are the ranks themselves.

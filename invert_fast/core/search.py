@@ -22,13 +22,13 @@ import numpy as np
 import torch
 
 from .. import ops
-from .auroc import auc_from_rank_sums, concept_rank_sums, default_max_memory, region_rank_sums
+from .auroc import auc_from_rank_sums, concept_rank_sums, default_max_memory, ranked_region_sums, region_rank_sums
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
-from .space import NEG_INF, Beams, RegionSpace, extend, gather_dense, select_winners, sign_int
+from .space import NEG_INF, Beams, RegionSpace, atom_chooser, atom_gather, extend, select_winners, sign_int
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
 from .validate import as_activations, check_positive_int, to_tensor
 
@@ -156,9 +156,10 @@ def explain(
     step = max(1, min(d_total, 4096, max_memory // per_neuron))
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
-        # One dense copy of the batch: strided inputs (a column slice, a transposed store) are slow to rank.
         xb = as_activations(store.read(d0, d0 + step)) if store is not None else x[:, d0 : d0 + step]
-        xb = xb.to(dev).contiguous()
+        xb = xb.to(dev)
+        if xb.stride(1) != 1:  # a transposed layout is slow to rank (a row per page): one dense copy
+            xb = xb.contiguous()
         per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
@@ -249,8 +250,12 @@ def explain_batch(
             return exact_search(rs, space, params, max_work=max_work)
         return _search(rs, space, params)
 
-    ranks, ties = ops.rank_doubled_ties(x)
-    region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
+    permuted = plan is not None and plan.count > 0
+    if permuted:  # the permutations permute these ranks
+        ranks, ties = ops.rank_doubled_ties(x)
+        region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
+    else:
+        region_sums, ties = ranked_region_sums(x, space.regions)
     beams = run(region_sums)
     bound, certified = _certify(beams, region_sums, space, params, max_work)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
@@ -259,7 +264,7 @@ def explain_batch(
     s2, pos, valid = beams.s2.cpu(), beams.pos.cpu(), beams.valid.cpu()
     pvals, log10 = mannwhitney_pvalues(s2, pos, n, ties_c, params.alternative)
     p_search = torch.full_like(pvals, float("nan"))
-    if plan is not None and plan.count:
+    if permuted:
         two_sided = log10 if params.alternative == "two-sided" else mannwhitney_pvalues(s2, pos, n, ties_c)[1]
         hits = torch.zeros_like(pos)
         for perm in plan:
@@ -269,7 +274,7 @@ def explain_batch(
             t = t.masked_fill(~null.valid.cpu(), float("inf")).min(1).values  # [Db]: T of this permutation
             hits += t.unsqueeze(1) <= two_sided
         p_search = ((1 + hits).double() / (1 + plan.count)).masked_fill(~valid, float("nan"))
-    del ranks
+        del ranks
     hist = beams.hist.cpu().tolist()
     auc_l, pos_l, p_l, log_l, ps_l, ok, bound_l, cert_l = (
         t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search, valid, bound, certified)
@@ -341,12 +346,9 @@ def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams)
     atom_score = torch.where(ok_atom, sign * auc_from_rank_sums(atom_s2, atom_p, n), NEG_INF)  # admissible: no NaN
     db = region_sums.shape[1]
 
-    def atoms_of(d_t, j_t):
-        hist = torch.full((j_t.numel(), params.L), -1, dtype=torch.int64, device=j_t.device)
-        hist[:, 0] = j_t
-        return atom_s2[d_t, j_t], atom_p[j_t], hist, space.atom_words[j_t]
-
-    win, _ = select_winners(gather_dense(atom_score), atoms_of, db, space, params)
+    win, _, _, _ = select_winners(
+        atom_gather(atom_score, atom_s2, atom_p), atom_chooser(space, params, db), db, space, params
+    )
     beams = Beams(db, B, params.L, space.regions.num_regions, region_sums.device)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():

@@ -95,7 +95,7 @@ class RegionSpace:
             f = self.atoms[hist[0]]
             for t in hist[1:]:
                 op, a = divmod(t, k2)
-                f = f & self.atoms[a] if op == AND else f | self.atoms[a]
+                f = f.joined("and" if op == AND else "or", self.atoms[a])
             self._formulas[key] = f
         return f
 
@@ -188,63 +188,113 @@ def sign_int(sign: float) -> int:
 
 
 def select_winners(
-    gather, candidates, db: int, space: RegionSpace, params: SearchParams, out: int | None = None, first: int = 2
+    gather, choose, db: int, space: RegionSpace, params: SearchParams, out: int | None = None, first: int = 1
 ):
     """Each neuron's B best labels among scored candidates (columns of a score matrix or pool).
 
-    Per neuron, every candidate whose float score reaches the 2B-th best is gathered, ties included
-    (every candidate whose exact score reaches the 2B-th best exact score is then among them); the
-    exact selection (ops.select_labels: exact AUC, length, canonical text, one per mask with distinct)
-    picks the winners. Neurons left with fewer than B labels while unseen candidates remain widen the
-    net (4x) and are selected again.
+    Per neuron, every candidate whose float score reaches the k-th best distinct float score is gathered
+    (so the candidates of the k best distinct exact scores are among them, and at least k distinct masks
+    and texts when the pool has them); the exact selection (ops.select_step / select_labels: exact AUC, length, canonical text, one per mask with
+    distinct) picks the winners. Neurons left with fewer than B labels while unseen candidates remain
+    widen the net past everything gathered and are selected again.
 
     Args:
-        gather: gather(neurons, k) -> (d, cols, vals, gathered, valid): for the given neurons [T]
-            (int64), every candidate column whose score reaches the neuron's k-th best (d, cols [M]
-            int64, vals [M] float64), and per neuron the number gathered and the number of finite scores.
-        candidates: candidates(d, cols) -> (s2, p, hist [M, L], words [M, W]) of those columns.
+        gather: gather(neurons, k) -> (d, cols, gathered, valid, s2, p): for the given neurons [T] (int64),
+            every candidate column whose score reaches the neuron's k-th best (d, cols [M] int64), per
+            neuron the number gathered and the number of finite scores, and the columns' sums [M].
+        choose: choose(d, cols, s2, p, B) -> (winners [Db, B] indices into the M candidates, lengths).
         db: neurons; space, params: the search's; out: labels per neuron (default params.B).
-        first: the first gather takes the first * out best scores (more where each gather is costly).
+        first: the first gather takes the first * out best distinct scores.
 
     Returns:
-        (columns [Db, B] int64 best first, -1 padding; lengths [Db, B] int64).
+        (columns, s2, p, lengths), each [Db, B] int64, best first, -1 / 0 padding.
     """
     B = out if out is not None else params.B
     dev = space.counts.device
     win = torch.full((db, B), -1, dtype=torch.int64, device=dev)
-    lens = torch.zeros(db, B, dtype=torch.int64, device=dev)
+    win_s, win_p, lens = (torch.zeros(db, B, dtype=torch.int64, device=dev) for _ in range(3))
     todo = torch.arange(db, device=dev)
     k = first * B
     while todo.numel():
-        d_t, cols, _vals, gathered, valid = gather(todo, k)
-        s2, p, hist, words = candidates(d_t, cols)
-        idx, ln = ops.select_labels(
-            d_t, s2, p, hist, words if params.distinct else words[:, :0], space.atom_text, space.atom_offsets,
-            space.n, params.sign, B, params.distinct, db,
-        )  # fmt: skip
+        d_t, cols, gathered, valid, s2, p = gather(todo, k)
+        idx, ln = choose(d_t, cols, s2, p, B)
         got = idx[todo] >= 0
         if cols.numel():
-            win[todo] = torch.where(got, cols[idx[todo].clamp(min=0)], -1)
+            pick = idx[todo].clamp(min=0)
+            win[todo] = torch.where(got, cols[pick], -1)
+            win_s[todo], win_p[todo] = torch.where(got, s2[pick], 0), torch.where(got, p[pick], 0)
         lens[todo] = ln[todo]
         short = got.sum(1) < B
         todo_mask = short & (gathered.to(dev) < valid.to(dev))
         # Widen past everything gathered so far: a tie group of equal masks can hold hundreds.
         k = max(4 * k, int(gathered.max()) + 2 * B) if bool(todo_mask.any()) else k
         todo = todo[todo_mask]
-    return win, lens
+    return win, win_s, win_p, lens
 
 
-def gather_dense(score: torch.Tensor):
-    """gather() for a dense [Db, C] score matrix (-inf: not a candidate)."""
+def step_chooser(space: RegionSpace, params: SearchParams, hist, ntok, words, db: int):
+    """choose() for pool columns of beams with histories hist [Db or 1, Bb, T], ntok, words (ops.select_step)."""
+
+    def choose(d_t, cols, s2, p, B):
+        return ops.select_step(
+            d_t, cols, s2, p, hist, ntok, words, space.atom_words, space.atom_text, space.atom_offsets,
+            space.k, space.n, params.sign, B, params.distinct, db,
+        )  # fmt: skip
+
+    return choose
+
+
+def atom_gather(score: torch.Tensor, atom_s2: torch.Tensor, atom_p: torch.Tensor):
+    """gather() over the 2K atoms: score [Db, 2K] (-inf: not a candidate), atom sums [Db, 2K] and sizes [2K]."""
 
     def gather(neurons, k):
-        sub = score[neurons.to(score.device)]
-        thr = torch.topk(sub, min(k, sub.shape[1]), dim=1).values[:, -1:].clamp(min=-torch.finfo(torch.float64).max)
-        hit = sub >= thr
+        nd = neurons.to(score.device)
+        sub = score[nd]
+        hit = sub >= kth_distinct(sub, k)
         rows, cols = hit.nonzero().unbind(1)
-        return neurons.to(score.device)[rows], cols, sub[rows, cols], hit.sum(1), (sub > NEG_INF).sum(1)
+        d = nd[rows]
+        return d, cols, hit.sum(1), (sub > NEG_INF).sum(1), atom_s2[d, cols], atom_p[cols]
 
     return gather
+
+
+def kth_distinct(score: torch.Tensor, k: int) -> torch.Tensor:
+    """[D, 1]: each row's k-th best distinct finite value of score [D, C], or -max where a row has fewer
+    (as the step kernels' thresholds: gathering every column at or above it yields k distinct masks).
+    The best 4k values of each row are looked at first; rows whose ties hide the k-th distinct value
+    there are sorted whole."""
+
+    def from_sorted(ordered):
+        new = torch.ones_like(ordered, dtype=torch.bool)
+        new[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        new &= ordered > NEG_INF
+        hit = new & (torch.cumsum(new.long(), 1) == k)
+        return ordered.gather(1, hit.int().argmax(1, keepdim=True)), hit.any(1, keepdim=True)
+
+    c = score.shape[1]
+    head = torch.topk(score, min(c, 4 * k), dim=1).values  # sorted, descending
+    thr, found = from_sorted(head)
+    # Not found in the head: either the row has fewer than k distinct values (its head ends at -inf or
+    # is the whole row) or ties fill the head; only the latter need the whole row.
+    more = ~found.squeeze(1) & (head[:, -1] > NEG_INF) & (head.shape[1] < c)
+    if bool(more.any()):
+        t2, f2 = from_sorted(torch.sort(score[more], dim=1, descending=True).values)
+        thr[more], found[more] = t2, f2
+    return torch.where(found, thr, torch.full_like(thr, -torch.finfo(torch.float64).max))
+
+
+def atom_chooser(space: RegionSpace, params: SearchParams, db: int):
+    """choose() for atom columns (histories of one token; masks the atoms')."""
+
+    def choose(d_t, cols, s2, p, B):
+        hist = torch.full((cols.numel(), params.L), -1, dtype=torch.int64, device=cols.device)
+        hist[:, 0] = cols
+        words = space.atom_words[cols] if params.distinct else space.atom_words[cols][:, :0]
+        return ops.select_labels(
+            d_t, s2, p, hist, words, space.atom_text, space.atom_offsets, space.n, params.sign, B, params.distinct, db,
+        )  # fmt: skip
+
+    return choose
 
 
 def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, out=None) -> Beams:
@@ -272,7 +322,7 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
         nd = neurons.to(dev)
         whole = nd.numel() == db
         pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
-        indptr, cols, vals, valid = ops.beam_step_select(
+        indptr, cols, _vals, valid, s2, p = ops.beam_step_select(
             pick(x),
             x_p if shift else pick(x_p),
             shift,
@@ -289,50 +339,27 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
             kk,
         )
         counts = indptr.diff()
-        return torch.repeat_interleave(nd, counts), cols, vals, counts, valid
+        return torch.repeat_interleave(nd, counts), cols, counts, valid, s2, p
 
-    def pool_sums(d_t, j_t):
-        """(doubled rank sum, size) of pool columns j_t of neurons d_t, by inclusion-exclusion."""
-        is_old, b, op, a = pool.decode_tensor(j_t)
-        a = a.clamp(min=0)
-        c, neg = a % k, a >= k
-        xv = x[d_t, b, c]
-        xs, xp = (xv >> shift, xv & (2**shift - 1)) if shift else (xv, x_p[d_t, b, c])
-        sb, pb = beams.s2[d_t, b], beams.pos[d_t, b]
-        sc, pc = s2_c[d_t, c], space.counts[c]
-        total = n * (n + 1)
-        is_or = op == 1
-        s_new = torch.where(is_or, torch.where(neg, total - sc + xs, sb + sc - xs), torch.where(neg, sb - xs, xs))
-        p_new = torch.where(is_or, torch.where(neg, n - pc + xp, pb + pc - xp), torch.where(neg, pb - xp, xp))
-        return torch.where(is_old, sb, s_new), torch.where(is_old, pb, p_new)
-
-    def candidates(d_t, j_t):
-        is_old, b, op, a = pool.decode_tensor(j_t)
-        s2, p = pool_sums(d_t, j_t)
-        # History: the beam formula's, plus (op, atom) for a new candidate.
-        hist = beams.hist[d_t, b].clone()
-        nt = beams.ntok[d_t, b]
-        new = (~is_old).nonzero().flatten()
-        hist[new, nt[new]] = (op[new] + 1) * (2 * k) + a[new]
-        bw, aw = beams.words[d_t, b], space.atom_words[a.clamp(min=0)]
-        grown = torch.where((op == 1).unsqueeze(1), bw | aw, bw & aw)
-        words = torch.where(is_old.unsqueeze(1), bw, grown)
-        return s2, p, hist, words
-
-    win, _ = select_winners(gather, candidates, db, space, params, B)
+    choose = step_chooser(space, params, beams.hist, beams.ntok, beams.words, db)
+    win, win_s, win_p, _ = select_winners(gather, choose, db, space, params, B)
     out = Beams(db, B, beams.hist.shape[2], beams.mask.shape[2], dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():
         j_t = win[d_t, r_t]
-        s_new, p_new, hist, _ = candidates(d_t, j_t)
         is_old, b, op, a = pool.decode_tensor(j_t)
+        a = a.clamp(min=0)
+        hist = beams.hist[d_t, b].clone()  # the beam's history, plus (op, atom) for a new formula
+        nt = beams.ntok[d_t, b]
+        new = (~is_old).nonzero().flatten()
+        hist[new, nt[new]] = (op[new] + 1) * (2 * k) + a[new]
         out.hist[d_t, r_t] = hist
-        out.ntok[d_t, r_t] = beams.ntok[d_t, b] + (~is_old).long()
-        out.s2[d_t, r_t] = s_new
-        out.pos[d_t, r_t] = p_new
+        out.ntok[d_t, r_t] = nt + (~is_old).long()
+        out.s2[d_t, r_t] = win_s[d_t, r_t]
+        out.pos[d_t, r_t] = win_p[d_t, r_t]
         out.valid[d_t, r_t] = True
         base = beams.mask[d_t, b]  # [E, G]
-        am = space.atom_masks(a.clamp(min=0))
+        am = space.atom_masks(a)
         grown = torch.where((op == 1).unsqueeze(1), base | am, base & am)
         out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), base, grown)
     return out

@@ -33,9 +33,21 @@ def register() -> None:
     def _rank_doubled_ties(x):
         return x.new_empty(x.shape, dtype=torch.int32), x.new_empty((x.shape[1],), dtype=torch.float64)
 
+    @reg("invert_fast::rank_region_sums")
+    def _rank_region_sums(x, region_of, G):
+        return x.new_empty((G, x.shape[1]), dtype=torch.int64), x.new_empty((x.shape[1],), dtype=torch.float64)
+
     @reg("invert_fast::csr_gather_sum")
     def _csr_gather_sum(values, indptr, indices):
         return values.new_empty((indptr.shape[0] - 1, values.shape[1]), dtype=torch.int64)
+
+    @reg("invert_fast::csr_gather_or")
+    def _csr_gather_or(values, indptr, indices):
+        return values.new_empty((indptr.shape[0] - 1, values.shape[1]))
+
+    @reg("invert_fast::bits_transpose")
+    def _bits_transpose(bits, n):
+        return bits.new_empty((n, (bits.shape[0] + 63) // 64))
 
     @reg("invert_fast::weighted_row_sums")
     def _weighted_row_sums(indptr, indices, weights, table):
@@ -48,6 +60,8 @@ def register() -> None:
             x.new_empty((m,), dtype=torch.int64),
             x.new_empty((m,), dtype=torch.float64),
             x.new_empty((d,), dtype=torch.int64),
+            x.new_empty((m,), dtype=torch.int64),
+            x.new_empty((m,), dtype=torch.int64),
         )
 
     @reg("invert_fast::beam_step_select")
@@ -85,6 +99,27 @@ def register() -> None:
             hist.new_empty((m + 1,), dtype=torch.int64),
             hist.new_empty((m,), dtype=torch.int64),
         )
+
+    @reg("invert_fast::select_step")
+    def _select_step(
+        neuron,
+        cols,
+        s2,
+        p,
+        beam_hist,
+        beam_ntok,
+        beam_words,
+        atom_words,
+        atom_text,
+        atom_offsets,
+        K,
+        n,
+        sign,
+        B,
+        distinct,
+        D,
+    ):  # noqa: E501
+        return neuron.new_empty((D, B), dtype=torch.int64), neuron.new_empty((D, B), dtype=torch.int64)
 
     @reg("invert_fast::select_labels")
     def _select_labels(neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D):

@@ -44,6 +44,24 @@ def rank_doubled_ties(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return library().rank_doubled_ties(x)
 
 
+def rank_region_sums(x: torch.Tensor, region_of: torch.Tensor, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The doubled mid-ranks of every column summed per region, without materialising [N, D] ranks.
+
+    Args:
+        x: [N, D] floating tensor, no NaN; region_of: [N] int64 region of each sample, in [0, g); g: regions.
+
+    Returns:
+        sums [g, D] int64 (sums[r, d] = sum of 2 * midrank over the samples of region r), tie_sum [D]
+        float64 (as rank_doubled_ties).
+
+    Example:
+        >>> rank_region_sums(torch.tensor([[0.5], [0.1], [0.5]]), torch.tensor([0, 1, 0]), 2)[0].tolist()
+        [[10], [2]]
+    """
+    check_device(x, "rank_region_sums")
+    return library().rank_region_sums(x, region_of, int(g))
+
+
 def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Integer sums of selected rows: out[k] = values[indices[indptr[k]:indptr[k+1]]].sum(0).
 
@@ -62,6 +80,40 @@ def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Te
     """
     check_device(values, "csr_gather_sum")
     return library().csr_gather_sum(values, indptr, indices)
+
+
+def csr_gather_or(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Bitwise OR of selected rows: out[k] = OR of values[indices[indptr[k]:indptr[k+1]]] (unions of packed masks).
+
+    Args:
+        values: [M, C] int64; indptr: [K + 1] int64 CSR row pointer; indices: [nnz] int64 rows of values.
+
+    Returns:
+        [K, C] int64 (0 for an empty row).
+
+    Example:
+        >>> csr_gather_or(torch.tensor([[1], [4], [6]]), torch.tensor([0, 2, 3]), torch.tensor([0, 2, 1])).tolist()
+        [[7], [4]]
+    """
+    check_device(values, "csr_gather_or")
+    return library().csr_gather_or(values, indptr, indices)
+
+
+def bits_transpose(bits: torch.Tensor, n: int) -> torch.Tensor:
+    """Concept-major packed masks [K, W] as sample-major packed concept vectors [n, ceil(K / 64)].
+
+    Args:
+        bits: [K, W] int64 (sample s at bit s % 64 of word s // 64); n: samples (<= 64 W).
+
+    Returns:
+        [n, ceil(K / 64)] int64: row s holds concept k at bit k % 64 of word k // 64.
+
+    Example:
+        >>> bits_transpose(torch.tensor([[0b101], [0b110]]), 3).tolist()   # 2 concepts, 3 samples
+        [[1], [2], [3]]
+    """
+    check_device(bits, "bits_transpose")
+    return library().bits_transpose(bits, int(n))
 
 
 def weighted_row_sums(indptr, indices, weights, table):
@@ -96,7 +148,8 @@ def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, 
     Returns:
         indptr [Db + 1], cols [M] (pool columns: (b * 2 + op) * 2K + atom, then B * 4K + b for the
         current beam), vals [M] float64 scores (sign * AUC) of every column reaching the neuron's
-        k-th best score, ties included; valid [Db] count of pool members with a finite score.
+        k-th best score, ties included; valid [Db] count of pool members with a finite score; s2 [M],
+        p [M] int64 the kept columns' doubled rank sums and sizes.
     """
     check_device(x, "beam_step_select")
     return library().beam_step_select(
@@ -129,7 +182,7 @@ def pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k):
     Returns:
         indptr [Db + 1], cols [M] (PoolLayout(2K, K) columns: atom b op atom a, or atom b alone),
         vals [M] float64 scores reaching the neuron's k-th best (ties included), valid [Db] count of
-        admissible formulas.
+        admissible formulas, s2 [M] and p [M] int64 the kept formulas' doubled rank sums and sizes.
     """
     check_device(x, "pair_step_select")
     return library().pair_step_select(
@@ -231,6 +284,44 @@ def formula_texts(hist: torch.Tensor, atom_text: torch.Tensor, atom_offsets: tor
     data, offsets, lengths = library().formula_texts(hist.cpu(), atom_text, atom_offsets)
     raw, off = bytes(data.numpy()), offsets.tolist()
     return [raw[off[i] : off[i + 1]].decode("utf-8") for i in range(len(off) - 1)], lengths
+
+
+def select_step(
+    neuron,
+    cols,
+    s2,
+    p,
+    beam_hist,
+    beam_ntok,
+    beam_words,
+    atom_words,
+    atom_text,
+    atom_offsets,
+    k,
+    n,
+    sign,
+    B,
+    distinct,
+    D,
+):  # noqa: E501
+    """Each neuron's best B formulas among the kept columns of a beam-step pool, in the search's exact
+    order; see csrc/select_step.h. Runs on the CPU (the kept columns are few); results on neuron's device.
+
+    Args:
+        neuron, cols, s2, p: [M] int64 kept columns (ops.beam_step_select / pair_step_select) and sums.
+        beam_hist: [Db or 1, Bb, T] int64 beam histories; beam_ntok: [Db or 1, Bb] tokens used;
+        beam_words: [Db or 1, Bb, W] packed region masks; atom_words: [2K, W]; atom_text, atom_offsets:
+        the 2K atom texts (CPU). k: K concepts; n, sign, B, distinct, D: as select_labels.
+
+    Returns:
+        winners [D, B] int64 indices into the M candidates best first (-1 padding), lengths [D, B] int64.
+    """
+    dev = neuron.device
+    cpu = [t.cpu() for t in (neuron, cols, s2, p, beam_hist, beam_ntok, beam_words, atom_words)]
+    w, lens = library().select_step(
+        *cpu, atom_text, atom_offsets, int(k), int(n), float(sign), int(B), bool(distinct), int(D)
+    )
+    return w.to(dev), lens.to(dev)
 
 
 def select_labels(neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D):

@@ -1,0 +1,28 @@
+// Shared by the CUDA step kernels: each row's k-th best distinct finite score, the threshold of
+// beam_step_select and pair_step_select (the CPU kernels' DistinctTop, in ATen operations).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/full_like.h>
+#include <ATen/ops/ones_like.h>
+#include <ATen/ops/sort.h>
+#include <ATen/ops/where.h>
+
+#include <limits>
+
+namespace invert_fast {
+
+// score: [D, C] float64 (-inf: not a candidate);  returns [D, 1]: the k-th largest distinct finite value
+// of each row, or -max where a row has fewer than k distinct finite values (every finite column kept).
+inline at::Tensor kth_distinct_threshold(const at::Tensor& score, int64_t k) {
+  const int64_t C = score.size(1);
+  const at::Tensor sorted = std::get<0>(at::sort(score, 1, /*descending=*/true));
+  at::Tensor is_new = at::ones_like(sorted, sorted.options().dtype(at::kBool));
+  if (C > 1) is_new.narrow(1, 1, C - 1).copy_(sorted.narrow(1, 1, C - 1).ne(sorted.narrow(1, 0, C - 1)));
+  is_new = is_new.logical_and(sorted.gt(-std::numeric_limits<double>::infinity()));
+  const at::Tensor hit = is_new.logical_and(is_new.to(at::kLong).cumsum(1).eq(k));
+  const at::Tensor thr = sorted.gather(1, hit.to(at::kInt).argmax(1, /*keepdim=*/true));
+  return at::where(hit.any(1, /*keepdim=*/true), thr, at::full_like(thr, -std::numeric_limits<double>::max()));
+}
+
+}  // namespace invert_fast
