@@ -6,6 +6,7 @@ import torch
 
 import invert_fast as inv
 from invert_fast import ops
+from invert_fast.core.order import packed_rows
 from invert_fast.core.params import size_bounds
 from invert_fast.core.space import RegionSpace as _Space
 
@@ -46,7 +47,7 @@ def test_masked_sums_paths_match_naive(method, path, classes):
     gr = space.regions.num_regions
     weights = torch.randint(0, 2**30, (gr, 5), generator=g)
     mask = torch.rand(5, 3, gr, generator=g) < torch.tensor([0.1, 0.5, 0.9]).view(1, 3, 1)  # both sides of G/2
-    out = space.masked_sums(weights, mask, 2**30, path=path)
+    out = space.masked_sums(weights, packed_rows(mask), 2**30, path=path)
     member = space.member.long()  # [K, G]
     expected = torch.einsum("gd,dbg,kg->dbk", weights, mask.long(), member)
     assert torch.equal(out, expected)

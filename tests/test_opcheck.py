@@ -6,6 +6,7 @@ import torch
 
 import invert_fast as inv
 from invert_fast import ops
+from invert_fast.core.order import packed_rows
 
 from .helpers import CUDA, random_labels, tied
 
@@ -54,6 +55,7 @@ def samples(device):
         ),
         "pair_step_select": (t(pair), t(torch.empty(0, dtype=torch.int64)), space.shift, t(conc), t(space.counts), 90, 1, 45, 1.0, 5),
         "pair_sums": (t(w), t(space.region_indptr), t(space.region_concepts), k),
+        "masked_row_sums": (t(packed_rows(mask)), t(mask.sum(-1) * 2 > G), t(w), t(space.member_t)),
         "csr_gather_or": (t(space.member_t.long()), t(torch.tensor([0, 2, 3])), t(torch.tensor([0, 4, 2]))),
         "bits_transpose": (t(torch.randint(-(2**62), 2**62, (70, 2), generator=g)), 100),
         "select_step": (
@@ -114,3 +116,17 @@ def test_compile_fullgraph_auroc_core_equals_eager():
     assert torch.equal(compiled(x), core(x))
     y = random_labels(90, 4)
     assert torch.equal(compiled(x * 2), core(x * 2)) and y.shape == (90, 4)
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a GPU")
+@pytest.mark.parametrize("name", sorted(samples("cpu")))
+def test_cuda_twin_bit_identical_to_cpu(name):
+    # Every operator with a CUDA kernel returns the CPU kernel's outputs bit for bit on the same input.
+    if name in CPU_ONLY:
+        pytest.skip("a host operator")
+    op = getattr(torch.ops.invert_fast, name)
+    want, got = op(*samples("cpu")[name]), op(*samples("cuda")[name])
+    want, got = (want,) if isinstance(want, torch.Tensor) else want, (got,) if isinstance(got, torch.Tensor) else got
+    assert len(want) == len(got)
+    for a, b in zip(want, got, strict=True):
+        assert torch.equal(a, b.cpu()), name

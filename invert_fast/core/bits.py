@@ -70,18 +70,3 @@ def popcount(words: torch.Tensor) -> torch.Tensor:
     rows = words.reshape(1, -1, w)
     ones = torch.full((1, 1, w), -1, dtype=torch.int64, device=words.device)  # AND with all bits set
     return and_popcount(rows, ones)[:, 0].reshape(words.shape[:-1])
-
-
-def gather_bits(words: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
-    """Bits of selected samples of every row.
-
-    Args:
-        words: [K, W] int64 packed masks.
-        columns: [G] int64 sample numbers.
-
-    Returns:
-        [K, G] bool, out[k, g] = bit columns[g] of row k.
-    """
-    w = words[:, columns // 64]
-    # Arithmetic right shift keeps the wanted bit at position 0 for negative words too.
-    return ((w >> (columns % 64)) & 1).bool()

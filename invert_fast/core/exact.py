@@ -90,7 +90,7 @@ def exact_search(
 
     # Length 3: branch and bound over the prefixes (formulas of two atoms).
     _check_work(max_work, db * (2 * k) * (2 * k - 1), f"bounds of every formula of two atoms for {db} neurons")
-    hist, pmask = space.prefixes()  # [P, 3], [P, G]
+    hist, pmask, pwords = space.prefixes()  # [P, 3], [P, G], [P, W]
     n_prefix = hist.shape[0]
     if n_prefix == 0:
         return best
@@ -108,20 +108,20 @@ def exact_search(
     _check_work(max_work, int(counts.sum()) * (4 * k + 1), f"{int(counts.sum()):,} unpruned (neuron, prefix) pairs")
     width = top + int(counts.max())
     step = Beams(db, width, params.L, space.regions.num_regions, dev)
-    for name in ("hist", "ntok", "s2", "pos", "mask", "valid"):
+    for name in ("hist", "ntok", "s2", "pos", "words", "valid"):
         getattr(step, name)[:, :top] = getattr(best, name)
     d_t, j_t = keep.nonzero().unbind(1)
     slot = top + (torch.cumsum(keep.long(), 1) - 1)[d_t, j_t]
     step.hist[d_t, slot] = hist[j_t]
     step.ntok[d_t, slot] = 2
-    step.mask[d_t, slot] = pmask[j_t]
+    step.words[d_t, slot] = pwords[j_t]
     # Sums of every prefix: exact in float64 (every partial sum is an integer below 2^53).
     prefix_s2 = torch.mm(pmask.double(), region_sums.double()).round_().long()  # [P, Db]
     prefix_p = torch.mv(pmask.double(), space.regions.sizes.double()).round_().long()  # [P]
     step.s2[d_t, slot] = prefix_s2[j_t, d_t]
     step.pos[d_t, slot] = prefix_p[j_t]
     step.valid[d_t, slot] = True
-    x, x_p, shift = space.beam_concept_sums(region_sums, step.mask)
+    x, x_p, shift = space.beam_concept_sums(region_sums, step.words)
     return extend(step, x, x_p, shift, space, s2_c, ext, params, bounds, out=top)
 
 
@@ -174,8 +174,10 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
         out.ntok[d_t, r_t] = 1 + (~is_old).long()
         out.s2[d_t, r_t], out.pos[d_t, r_t] = win_s[d_t, r_t], win_p[d_t, r_t]
         out.valid[d_t, r_t] = True
-        mb, ma = space.atom_masks(b), space.atom_masks(a)
-        out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), mb, torch.where((op == 1).unsqueeze(1), mb | ma, mb & ma))
+        mb, ma = space.atom_words[b], space.atom_words[a]
+        out.words[d_t, r_t] = torch.where(
+            is_old.unsqueeze(1), mb, torch.where((op == 1).unsqueeze(1), mb | ma, mb & ma)
+        )
     return out
 
 
@@ -280,7 +282,7 @@ def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: 
         beams.ntok[d_t, r_t] = 1
         beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
         beams.pos[d_t, r_t] = atom_p[j_t]
-        beams.mask[d_t, r_t] = space.atom_masks(j_t)
+        beams.words[d_t, r_t] = space.atom_words[j_t]
         beams.valid[d_t, r_t] = True
     return beams
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import ops
-from .bits import gather_bits
+from .bits import popcount, unpack_bits
 
 # Odd 64-bit multipliers of the concept-vector hash (fixed: regions are numbered the same every run).
 HASH_MULT = torch.randint(-(2**62), 2**62, (1 << 12,), generator=torch.Generator().manual_seed(2026)) | 1
@@ -90,6 +90,7 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 26) -> R
     """
     device = bits.device
     k = bits.shape[0]
+    rows = None
     if k == 0 or n == 0:
         ids = torch.zeros(n, dtype=torch.int64, device=device)
     else:
@@ -111,12 +112,15 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 26) -> R
     sample_indptr[1:] = torch.cumsum(sizes, 0)
     reps = sample_indices[sample_indptr[:-1]]  # first sample of each region
 
-    # Concept -> regions CSR, built in blocks of concepts to bound the [K, G] temporary.
+    # Concept -> regions CSR: the representatives' concept vectors transposed back to packed concept
+    # masks over regions ([K, ceil(G / 64)]), unpacked in blocks of concepts to bound the [K, G] temporary.
+    region_bits = bits if g == n or rows is None else ops.bits_transpose(rows[reps], k)
     step = max(1, chunk_elems // max(g, 1))
     counts, cols = [], []
     for k0 in range(0, k, step):
-        member = gather_bits(bits[k0 : k0 + step], reps)  # [c, G]
-        counts.append(member.sum(1))
+        block = region_bits[k0 : k0 + step]
+        member = unpack_bits(block, g)  # [c, G]
+        counts.append(popcount(block))
         cols.append(member.nonzero()[:, 1])
     concept_indptr = torch.zeros(k + 1, dtype=torch.int64, device=device)
     if k:

@@ -357,7 +357,7 @@ def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams)
         beams.ntok[d_t, r_t] = 1
         beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
         beams.pos[d_t, r_t] = atom_p[j_t]
-        beams.mask[d_t, r_t] = space.atom_masks(j_t)
+        beams.words[d_t, r_t] = space.atom_words[j_t]
         beams.valid[d_t, r_t] = True
     ext = _extension_atoms(atom_s2, atom_p, space, params)
     for _length in range(2, params.L + 1):
@@ -397,5 +397,5 @@ def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: RegionS
 
 def _step(beams: Beams, region_sums, space: RegionSpace, s2_c, ext, params: SearchParams, bounds) -> Beams:
     """One step of the beam search: every beam formula joined with every extension atom."""
-    x, x_p, shift = space.beam_concept_sums(region_sums, beams.mask)  # [Db, B, K]
+    x, x_p, shift = space.beam_concept_sums(region_sums, beams.words)  # [Db, B, K]
     return extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds)

@@ -15,6 +15,7 @@ import torch
 from .. import ops
 from ..ops import PoolLayout
 from .auroc import choose_method, concept_rank_sums
+from .bits import num_words, popcount, unpack_bits
 from .concepts import ConceptSet
 from .formula import Formula
 from .order import packed_rows
@@ -63,7 +64,8 @@ class RegionSpace:
         extending such a prefix has the mask of a shorter one). Neuron independent; cached.
 
         Returns:
-            (hist [P, 3] int64 histories: atom a, then op * 2K + atom c, then -1; masks [P, G] bool).
+            (hist [P, 3] int64 histories: atom a, then op * 2K + atom c, then -1; masks [P, G] bool;
+            words [P, ceil(G / 64)] int64, the masks packed).
         """
         if self._prefixes is None:
             k2 = 2 * self.k
@@ -83,7 +85,7 @@ class RegionSpace:
             known = {tuple(w) for w in self.atom_words.tolist()}
             new = torch.tensor([tuple(w) not in known for w in words.tolist()], dtype=torch.bool, device=dev)
             keep = new & (cnt > 0) & (cnt < g)
-            self._prefixes = (hist[keep], masks[keep])
+            self._prefixes = (hist[keep], masks[keep], words[keep])
         return self._prefixes
 
     def formula(self, hist: list[int]) -> Formula:
@@ -103,23 +105,25 @@ class RegionSpace:
         """[E, G] region masks of atoms [E] (a < K: concept a; a >= K: NOT concept a - K)."""
         return self.member[atoms % self.k] ^ (atoms >= self.k).unsqueeze(1)
 
-    def masked_sums(self, weights: torch.Tensor, mask: torch.Tensor, per_sample_max: int, path=None) -> torch.Tensor:
-        """sum over regions of weights[g, d] * mask[d, b, g] * member[c, g].
+    def masked_sums(self, weights: torch.Tensor, words: torch.Tensor, per_sample_max: int, path=None) -> torch.Tensor:
+        """sum over regions of weights[g, d] * mask[d, b, g] * member[c, g], for packed masks `words`.
 
         Two ways, whichever touches less: concept-major (every concept's regions, for all beams at once:
-        a sparse gather or an exact float64 GEMM), or beam-major (each beam formula's own regions, or
-        those outside it subtracted from the total when that side is smaller): one weighted row of the
-        region -> concept table per region, cheap when formulas cover few regions (ImageNet classes).
+        a sparse gather or an exact float64 GEMM over the unpacked masks), or beam-major (each beam
+        formula's own regions, or those outside it subtracted from the total when that side is smaller:
+        ops.masked_row_sums walks the set bits of the packed masks, one weighted row of the region ->
+        concept table per region; cheap when formulas cover few regions, e.g. ImageNet classes).
 
         Args:
-            weights: [G, Db] int64; mask: [Db, B, G] bool.
+            weights: [G, Db] int64; words: [Db, B, ceil(G / 64)] int64 packed region masks (padding 0).
             path: None (cheaper one), "beam" or "concept" (for tests).
 
         Returns:
             [Db, B, K] int64.
         """
-        db, b, g = mask.shape
-        cnt = mask.sum(-1)  # [Db, B]
+        db, b, _w = words.shape
+        g = self.regions.num_regions
+        cnt = popcount(words)  # [Db, B] regions per mask
         outside = cnt * 2 > g
         side = torch.where(outside, g - cnt, cnt)
         beam_major = int(side.sum()) * self.k
@@ -128,20 +132,22 @@ class RegionSpace:
         else:  # a GEMM multiply-add costs ~1/8 of a gathered addition (RESULTS.md)
             concept_major = self.k * g * db * b // 8
         if path == "beam" or (path is None and beam_major < concept_major):
-            rows, regs = (mask ^ outside.unsqueeze(-1)).view(db * b, g).nonzero().unbind(1)
-            indptr = torch.zeros(db * b + 1, dtype=torch.int64, device=mask.device)
-            indptr[1:] = torch.cumsum(side.view(-1), 0)
-            out = ops.weighted_row_sums(indptr, regs, weights[regs, rows // b], self.member_t).view(db, b, self.k)
+            out = ops.masked_row_sums(words, outside, weights, self.member_t)
             if bool(outside.any()):
                 total = concept_rank_sums(weights, self.regions, self.method, per_sample_max).t()  # [Db, K]
                 out = torch.where(outside.unsqueeze(-1), total.unsqueeze(1) - out, out)
             return out
-        vals = (weights.t().unsqueeze(1) * mask).reshape(db * b, g).t().contiguous()  # [G, Db*B]
+        mask = unpack_bits(words, g)  # [Db, B, G]
+        if self.method == "sparse":
+            vals = (weights.t().unsqueeze(1) * mask).reshape(db * b, g).t().contiguous()  # [G, Db*B]
+        else:  # the GEMM reads a transposed view; weights (< 2^53) are exact in float64
+            vals = (weights.t().unsqueeze(1).double() * mask).view(db * b, g).t()
         out = concept_rank_sums(vals, self.regions, self.method, per_sample_max)  # [K, Db*B]
         return out.t().reshape(db, b, self.k)
 
-    def beam_concept_sums(self, region_sums: torch.Tensor, mask: torch.Tensor):
-        """(rank sum, size) of every beam formula AND every concept, as (x, x_p, shift).
+    def beam_concept_sums(self, region_sums: torch.Tensor, words: torch.Tensor):
+        """(rank sum, size) of every beam formula (packed masks words [Db, B, W]) AND every concept, as
+        (x, x_p, shift).
 
         Packed (shift > 0): x [Db, B, K] int64 = (doubled rank sum << shift) + size, x_p empty.
         Otherwise: x the doubled rank sums and x_p the sizes, both [Db, B, K] int64, shift 0.
@@ -150,10 +156,10 @@ class RegionSpace:
         sizes = self.regions.sizes.unsqueeze(1)
         if self.packed:
             w = region_sums.long() * 2**self.shift + sizes
-            x = self.masked_sums(w, mask, 2 * n * 2**self.shift + 1)
+            x = self.masked_sums(w, words, 2 * n * 2**self.shift + 1)
             return x, x.new_empty(0), self.shift
-        s = self.masked_sums(region_sums.long(), mask, 2 * n)
-        p = self.masked_sums(sizes.expand_as(region_sums).contiguous(), mask, 1)
+        s = self.masked_sums(region_sums.long(), words, 2 * n)
+        p = self.masked_sums(sizes.expand_as(region_sums).contiguous(), words, 1)
         return s, p, 0
 
 
@@ -163,24 +169,23 @@ class Beams:
     Attributes:
         hist: [Db, B, L] int64 extension histories (-1 padding); ntok: [Db, B] tokens used.
         s2, pos: [Db, B] int64 doubled rank sum and size of each beam formula's mask.
-        mask: [Db, B, G] bool region masks; valid: [Db, B] bool (False: empty slot).
+        words: [Db, B, ceil(G / 64)] int64 bit-packed region masks (padding bits 0);
+        valid: [Db, B] bool (False: empty slot).
     """
 
     def __init__(self, db: int, B: int, L: int, g: int, dev):
         z = torch.zeros(db, B, dtype=torch.int64, device=dev)
+        self.g = g
         self.hist = torch.full((db, B, L), -1, dtype=torch.int64, device=dev)
         self.ntok = z.clone()
         self.s2, self.pos = z, z.clone()
-        self.mask = torch.zeros(db, B, g, dtype=torch.bool, device=dev)
+        self.words = torch.zeros(db, B, num_words(g), dtype=torch.int64, device=dev)
         self.valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
-        self._words = None
 
     @property
-    def words(self) -> torch.Tensor:
-        """[Db, B, ceil(G / 64)] int64 packed region masks (built once, for exact mask identity)."""
-        if self._words is None:
-            self._words = packed_rows(self.mask)
-        return self._words
+    def mask(self) -> torch.Tensor:
+        """[Db, B, G] bool region masks (unpacked on demand)."""
+        return unpack_bits(self.words, self.g)
 
 
 def sign_int(sign: float) -> int:
@@ -343,7 +348,7 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
 
     choose = step_chooser(space, params, beams.hist, beams.ntok, beams.words, db)
     win, win_s, win_p, _ = select_winners(gather, choose, db, space, params, B)
-    out = Beams(db, B, beams.hist.shape[2], beams.mask.shape[2], dev)
+    out = Beams(db, B, beams.hist.shape[2], beams.g, dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():
         j_t = win[d_t, r_t]
@@ -358,8 +363,8 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
         out.s2[d_t, r_t] = win_s[d_t, r_t]
         out.pos[d_t, r_t] = win_p[d_t, r_t]
         out.valid[d_t, r_t] = True
-        base = beams.mask[d_t, b]  # [E, G]
-        am = space.atom_masks(a)
+        base = beams.words[d_t, b]  # [E, W]
+        am = space.atom_words[a]
         grown = torch.where((op == 1).unsqueeze(1), base | am, base & am)
-        out.mask[d_t, r_t] = torch.where(is_old.unsqueeze(1), base, grown)
+        out.words[d_t, r_t] = torch.where(is_old.unsqueeze(1), base, grown)
     return out

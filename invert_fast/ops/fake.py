@@ -49,6 +49,10 @@ def register() -> None:
     def _bits_transpose(bits, n):
         return bits.new_empty((n, (bits.shape[0] + 63) // 64))
 
+    @reg("invert_fast::masked_row_sums")
+    def _masked_row_sums(words, outside, weights, table):
+        return words.new_empty((words.shape[0], words.shape[1], table.shape[1]))
+
     @reg("invert_fast::weighted_row_sums")
     def _weighted_row_sums(indptr, indices, weights, table):
         return table.new_empty((indptr.shape[0] - 1, table.shape[1]), dtype=torch.int64)

@@ -116,6 +116,26 @@ def bits_transpose(bits: torch.Tensor, n: int) -> torch.Tensor:
     return library().bits_transpose(bits, int(n))
 
 
+def masked_row_sums(words: torch.Tensor, outside: torch.Tensor, weights: torch.Tensor, table: torch.Tensor):
+    """out[d, b] = sum over the regions of packed mask words[d, b] (or, where outside[d, b], the regions not
+    in it) of weights[g, d] * table[g]; see csrc/masked_row_sums.h.
+
+    Args:
+        words: [Db, B, W] int64 packed region masks; outside: [Db, B] bool; weights: [G, Db] int64;
+        table: [G, K] bool or uint8.
+
+    Returns:
+        [Db, B, K] int64.
+
+    Example:
+        >>> t = torch.tensor([[1, 0], [1, 1]], dtype=torch.bool)
+        >>> masked_row_sums(torch.tensor([[[0b10]]]), torch.tensor([[False]]), torch.tensor([[5], [7]]), t).tolist()
+        [[[7, 7]]]
+    """
+    check_device(words, "masked_row_sums")
+    return library().masked_row_sums(words, outside, weights, table)
+
+
 def weighted_row_sums(indptr, indices, weights, table):
     """out[r] = sum over j in [indptr[r], indptr[r+1]) of weights[j] * table[indices[j]].
 
