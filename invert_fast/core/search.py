@@ -16,6 +16,8 @@ are built only for the final labels.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections.abc import Callable
 
 import numpy as np
@@ -280,31 +282,46 @@ def explain_batch(
         t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search, valid, bound, certified)
     )
     out = []
-    for d in range(x.shape[1]):
-        exps = []
-        for r in range(params.B):
-            if not ok[d][r]:
-                break
-            f = space.formula([t for t in hist[d][r] if t >= 0])
-            a = auc_l[d][r]
-            exps.append(
-                Explanation(
-                    neuron=d0 + d,
-                    rank=r,
-                    formula=f,
-                    length=f.length,
-                    auc=a,
-                    differentiability=2 * abs(a - 0.5),
-                    concept_fraction=pos_l[d][r] / n,
-                    p_value=p_l[d][r],
-                    log10_p_value=log_l[d][r],
-                    p_value_search=ps_l[d][r],
-                    bound=bound_l[d],
-                    certified=cert_l[d],
+    with _gc_paused():  # tens of thousands of small acyclic objects: no cycle collection midway
+        for d in range(x.shape[1]):
+            exps = []
+            for r in range(params.B):
+                if not ok[d][r]:
+                    break
+                f = space.formula([t for t in hist[d][r] if t >= 0])
+                a = auc_l[d][r]
+                exps.append(
+                    Explanation(
+                        neuron=d0 + d,
+                        rank=r,
+                        formula=f,
+                        length=f.length,
+                        auc=a,
+                        differentiability=2 * abs(a - 0.5),
+                        concept_fraction=pos_l[d][r] / n,
+                        p_value=p_l[d][r],
+                        log10_p_value=log_l[d][r],
+                        p_value_search=ps_l[d][r],
+                        bound=bound_l[d],
+                        certified=cert_l[d],
+                    )
                 )
-            )
-        out.append(exps)
+            out.append(exps)
     return out
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cycle collector while building result rows (restored as it was): the rows and
+    their formulas hold no cycles, and each generation-2 collection their allocations trigger walks
+    every live object (more than building the rows costs)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams, max_work):
