@@ -1,7 +1,8 @@
 """File helpers that every layer may import (a leaf: imports nothing from invert_fast).
 
 - atomic_write: write a file under a temporary name beside it and move it into place only on
-  success, so a crash (or SIGKILL) never leaves a partial file under the real name.
+  success, so a crash (or SIGKILL) never leaves a partial file under the real name; the partial
+  files of killed writers are removed by the next write of the same path.
 - package_file: the path of a data file shipped inside an installed package, with an install hint.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -30,7 +32,11 @@ class atomic_write:  # noqa: N801  (used like open(): `with atomic_write(path) a
 
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        host = _host()
+        sweep_partials(self.path, host)
+        fd, self.tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.{host}.{os.getpid()}.", suffix=".partial", dir=self.path.parent
+        )
         self.f = os.fdopen(fd, "wb") if self.binary else os.fdopen(fd, "w", newline="", encoding="utf-8")
         return self.f
 
@@ -43,6 +49,47 @@ class atomic_write:  # noqa: N801  (used like open(): `with atomic_write(path) a
             os.replace(self.tmp, self.path)
         else:
             os.unlink(self.tmp)
+
+
+def _host() -> str:
+    return "".join(c if c.isalnum() or c == "-" else "_" for c in socket.gethostname()) or "host"
+
+
+def sweep_partials(path, host: str | None = None) -> list[Path]:
+    """Remove the partial files that killed writers of `path` left beside it: those named by
+    atomic_write on this host whose process no longer runs (live writers and other hosts' files are
+    left alone). Returns the removed paths."""
+    path = Path(path)
+    host = host or _host()
+    removed = []
+    prefix = f".{path.name}.{host}."
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.{glob_escape(host)}.*.partial"):
+        pid = tmp.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except FileNotFoundError:  # another process swept it first
+                pass
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def package_file(package: str, relative: str, install: str) -> Path:

@@ -193,6 +193,44 @@ def test_bad_inputs():
         inv.explain(x, torch.rand(20, 3) < 0.5)
 
 
+def test_empty_and_oversized_inputs_fail_before_allocating():
+    with pytest.raises(ValueError, match=r"activations: there are no samples \(N = 0\)"):
+        inv.explain(torch.zeros(0, 3), torch.zeros(0, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"y: there are no samples"):
+        inv.ConceptSet.from_classes(torch.zeros(0, dtype=torch.long), ["a"])
+    # A broadcast view claims 2e8 rows without holding them: refused from the shape alone.
+    huge = torch.zeros(1, 2).expand(200_000_000, 2)
+    with pytest.raises(
+        ValueError, match="activations: at most 130,000,000 samples can be ranked exactly, got N = 200,000,000"
+    ):
+        inv.explain(huge, torch.zeros(3, 2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64", ">f8", ">i4"])
+def test_unsigned_and_big_endian_numpy_activations_rank_like_float64(dtype):
+    x, y = problem(3, n=40, d=3)
+    want = inv.explain(x, y, L=2, B=3)
+    got = inv.explain(x.numpy().astype(dtype), y, L=2, B=3)
+    assert [[(str(e.formula), e.auc) for e in n] for n in got] == [[(str(e.formula), e.auc) for e in n] for n in want]
+
+
+def test_negative_strides_and_huge_uint64_values():
+    x, y = problem(4, n=40, d=3)
+    flipped = x.numpy()[::-1]  # a view torch cannot wrap without a copy
+    want = inv.explain(torch.from_numpy(flipped.copy()), y.flip(0), L=2, B=3)
+    got = inv.explain(flipped, y.numpy()[::-1], L=2, B=3)
+    assert [[str(e.formula) for e in n] for n in got] == [[str(e.formula) for e in n] for n in want]
+    big = np.full((4, 1), 2**60, dtype=np.uint64)
+    with pytest.raises(ValueError, match="activations: torch.uint64 values beyond 2\\^53"):
+        inv.explain(big, np.eye(4, 2, dtype=bool))
+
+
+def test_names_that_cannot_be_written_as_utf8():
+    x, y = problem(0, n=20, d=1, k=2)
+    with pytest.raises(ValueError, match=r"names\[1\]: cannot be written as UTF-8"):
+        inv.explain(x, inv.ConceptSet(y, ["a", "b\ud800"]))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_heavy_ties_and_prefix_names_order_like_the_reference(seed):
     # Duplicate and nested concepts make many formulas share a mask (exact AUC ties), and names that

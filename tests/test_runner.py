@@ -40,6 +40,116 @@ def test_chunks_and_checkpoints_match_plain_explain(tmp_path):
         explain_to_file(x, y, tmp_path / "other.csv", checkpoint=tmp_path / "ck", chunk=5, L=2, B=4)
 
 
+def _ckpt_run(x, y, tmp_path, out="out.csv", ckpt="ck"):
+    return explain_to_file(x, y, tmp_path / out, checkpoint=tmp_path / ckpt, chunk=5, L=2, B=3)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".pt"])
+@pytest.mark.parametrize("change", ["one value", "rows replaced", "rows swapped"])
+def test_changed_activations_are_never_reused(tmp_path, suffix, change):
+    x, y = problem()
+    path = tmp_path / f"a{suffix}"
+    save = (lambda a: np.save(path, a.numpy())) if suffix == ".npy" else (lambda a: torch.save(a, path))
+    save(x)
+    _ckpt_run(inv.NeuronStore(path), y, tmp_path)
+    x2 = x.clone()
+    if change == "one value":
+        x2[40, 10] += 5
+    elif change == "rows replaced":
+        x2[1:78] = torch.randint(0, 9, (77, x.shape[1]), generator=torch.Generator().manual_seed(9)).float()
+    else:
+        x2[[3, 200]] = x2[[200, 3]]
+    save(x2)
+    with pytest.warns(UserWarning, match="computed from other activations"):
+        _ckpt_run(inv.NeuronStore(path), y, tmp_path, out="again.csv")
+    inv.explain(x2, y, L=2, B=3).to_csv(tmp_path / "fresh.csv")
+    assert (tmp_path / "again.csv").read_bytes() == (tmp_path / "fresh.csv").read_bytes()
+
+
+def _edit_json(path, edit):
+    import json
+
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+
+
+@pytest.mark.parametrize(
+    "tamper, reason",
+    [
+        ("rows deleted", "fails its checksum"),
+        ("rows deleted, checksum redone", "holds 4 neurons, expected 5"),
+        ("copied over another", "belongs elsewhere: chunk 3 .*start 15"),
+        ("auc digit edited", "fails its checksum"),
+        ("formula edited", "fails its checksum"),
+        ("input hash edited, checksum redone", "was computed from other activations"),
+        ("bit flip", "not a readable checkpoint chunk|fails its checksum"),
+        ("truncated", "not a readable checkpoint chunk"),
+    ],
+)
+def test_tampered_chunks_are_recomputed(tmp_path, tamper, reason):
+    from invert_fast.io.checkpoint import _checksum
+
+    x, y = problem()
+    _ckpt_run(x, y, tmp_path, out="ref.csv")
+    ck = tmp_path / "ck"
+    target = ck / "chunk_000002.json"
+
+    def redo(saved):
+        saved["checksum"] = _checksum(saved["body"])
+
+    if tamper == "rows deleted":
+        _edit_json(target, lambda s: s["body"]["rows"].pop(1))
+    elif tamper == "rows deleted, checksum redone":
+        _edit_json(target, lambda s: (s["body"]["rows"].pop(1), redo(s)))
+    elif tamper == "copied over another":
+        target.write_bytes((ck / "chunk_000003.json").read_bytes())
+    elif tamper == "auc digit edited":
+        _edit_json(target, lambda s: s["body"]["rows"][0][0].update(auc=s["body"]["rows"][0][0]["auc"] * 0.9))
+    elif tamper == "formula edited":
+        _edit_json(target, lambda s: s["body"]["rows"][0][0].update(formula="c0 | c1"))
+    elif tamper == "input hash edited, checksum redone":
+
+        def edit(s):
+            s["body"]["input"] = "0" * 64
+            redo(s)
+
+        _edit_json(target, edit)
+    elif tamper == "bit flip":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        target.write_bytes(bytes(data))
+    else:
+        target.write_bytes(target.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=f"chunk_000002.json .*({reason}).*recomputing chunk 2"):
+        _ckpt_run(x, y, tmp_path)
+    assert (tmp_path / "out.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+    _ckpt_run(x, y, tmp_path, out="third.csv")  # the recomputed chunk was saved again, verifiably
+    assert (tmp_path / "third.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+
+
+def test_chunks_without_meta_are_refused(tmp_path):
+    x, y = problem()
+    _ckpt_run(x, y, tmp_path, out="ref.csv")
+    (tmp_path / "ck" / "meta.json").unlink()
+    with pytest.raises(ValueError, match="holds chunk files but no meta.json"):
+        _ckpt_run(x, y, tmp_path)
+
+
+def test_partial_files_of_killed_writers_are_swept(tmp_path):
+    from invert_fast.files import _host, atomic_write
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    stale = tmp_path / f".labels.csv.{_host()}.{pid}.abc123.partial"
+    stale.write_text("half")
+    other = tmp_path / ".labels.csv.otherhost.1.abc.partial"  # another host's: left alone
+    other.write_text("half")
+    with atomic_write(tmp_path / "labels.csv") as f:
+        f.write("ok")
+    assert not stale.exists() and other.exists() and (tmp_path / "labels.csv").read_text() == "ok"
+
+
 def cli(*args):
     return [sys.executable, "-m", "invert_fast", "explain", *map(str, args)]
 
@@ -70,6 +180,7 @@ def test_sigkill_then_resume_gives_identical_output(files):
     subprocess.run(cli(*base, *run), check=True, capture_output=True)
     assert (tmp / "out.csv").read_bytes() == (tmp / "ref.csv").read_bytes()
     assert all(f.stat().st_mtime_ns == t for f, t in stamps.items())  # nothing saved was recomputed
+    assert not list(tmp.glob(".out.csv.*")), "the killed run's partial output must be swept"
 
 
 def test_torchrun_two_gloo_processes_match_one(files):

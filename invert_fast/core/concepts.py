@@ -9,7 +9,7 @@ import torch
 
 from .. import ops
 from .bits import num_words, pack_bits, popcount, unpack_bits
-from .validate import as_binary_labels, to_tensor, validate_names
+from .validate import as_binary_labels, check_samples, to_tensor, validate_names
 
 
 class ConceptSet:
@@ -57,6 +57,7 @@ class ConceptSet:
         """
         if not isinstance(bits, torch.Tensor) or bits.dtype != torch.int64 or bits.dim() != 2:
             raise TypeError(f"bits: expected a 2-D int64 tensor, got {getattr(bits, 'dtype', type(bits))}")
+        check_samples(int(n_samples), "n_samples")
         if bits.shape[1] != num_words(n_samples):
             raise ValueError(
                 f"bits: expected {num_words(n_samples)} words per concept for {n_samples} samples, got {bits.shape[1]}"
@@ -83,6 +84,7 @@ class ConceptSet:
         y = to_tensor(y, "y")
         if y.dim() != 1:
             raise ValueError(f"y: expected a 1-D array of class indices [N], got shape {tuple(y.shape)}")
+        check_samples(y.shape[0], "y")
         if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
             raise TypeError(f"y: expected integer class indices, got dtype {y.dtype}")
         names = validate_names(names, len(names))

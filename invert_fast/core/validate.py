@@ -8,7 +8,19 @@ import numpy as np
 import torch
 
 _RANKABLE = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-_EXACT_IN_FLOAT64 = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32)
+_EXACT_IN_FLOAT64 = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.uint16, torch.uint32)
+# Exactness limit: doubled rank sums and 2U = 2 (S - P (P + 1) / 2) stay below 2^53 (float64 AUCs,
+# packed sums) for N up to 1.3e8 samples.
+MAX_SAMPLES = 130_000_000
+
+
+def check_samples(n: int, name: str) -> int:
+    """N in [1, MAX_SAMPLES], checked from a shape before anything of that size is allocated."""
+    if n < 1:
+        raise ValueError(f"{name}: there are no samples (N = 0); expected at least one row")
+    if n > MAX_SAMPLES:
+        raise ValueError(f"{name}: at most {MAX_SAMPLES:,} samples can be ranked exactly, got N = {n:,}")
+    return n
 
 
 def to_tensor(value, name: str) -> torch.Tensor:
@@ -19,6 +31,10 @@ def to_tensor(value, name: str) -> torch.Tensor:
         arr = np.asarray(value)
         if arr.dtype == object or arr.dtype.kind in "USV":
             raise TypeError(f"{name}: expected numbers, got a numpy array of dtype {arr.dtype}")
+        if any(st < 0 for st in arr.strides):  # torch views need non-negative strides: copy (e.g. x[::-1])
+            arr = np.ascontiguousarray(arr)
+        if arr.dtype.byteorder == ">":  # torch holds native byte order only
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         if not arr.flags.writeable:  # e.g. a memory-mapped capture: read in place, never written
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
@@ -37,14 +53,18 @@ def as_activations(activations, name: str = "activations") -> torch.Tensor:
             f"{name}: expected a 2-D array [N samples, D neurons], got shape {tuple(x.shape)}"
             + (" (use x[:, None] for a single neuron)" if x.dim() == 1 else "")
         )
+    check_samples(x.shape[0], name)
     if x.dtype in _RANKABLE:
         return x
     if x.dtype in _EXACT_IN_FLOAT64:
         return x.to(torch.float64)
-    if x.dtype == torch.int64:
-        if x.numel() and int(x.abs().max()) > 2**53:
-            raise ValueError(f"{name}: int64 values beyond 2^53 cannot be ranked exactly; got max |x| > 2^53")
-        return x.to(torch.float64)
+    if x.dtype in (torch.int64, torch.uint64):
+        # uint64 has few CPU kernels: read its bits as int64 (values >= 2^63 turn negative, and fail).
+        xi = x.view(torch.int64) if x.dtype == torch.uint64 else x
+        lo = -(2**53) if x.dtype == torch.int64 else 0
+        if xi.numel() and (int(xi.max()) > 2**53 or int(xi.min()) < lo):
+            raise ValueError(f"{name}: {x.dtype} values beyond 2^53 cannot be ranked exactly; got max |x| > 2^53")
+        return xi.to(torch.float64)
     raise TypeError(f"{name}: expected a real floating or integer dtype, got {x.dtype}")
 
 
@@ -56,6 +76,7 @@ def as_binary_labels(labels, name: str = "labels") -> torch.Tensor:
             f"{name}: expected a 2-D 0/1 matrix [N samples, K concepts], got shape {tuple(y.shape)}"
             + (" (use ConceptSet.from_classes for class indices)" if y.dim() == 1 else "")
         )
+    check_samples(y.shape[0], name)
     if y.dtype == torch.bool:
         return y
     if y.is_complex():
@@ -87,6 +108,12 @@ def validate_names(names, count: int, name: str = "names") -> list[str]:
             raise ValueError(
                 f"{name}[{i}]: expected a non-empty name without surrounding whitespace or control characters, got {s!r}"
             )
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(
+                f"{name}[{i}]: cannot be written as UTF-8 ({e.reason} at character {e.start}), got {s!r}"
+            ) from None
         if s in seen:
             raise ValueError(f"{name}: names must be unique, got {s!r} at positions {seen[s]} and {i}")
         seen[s] = i

@@ -1,37 +1,55 @@
-"""Checkpoints of a long run: every finished chunk of neurons saved atomically, resumed after any kill.
+"""Checkpoints of a long run: every finished chunk of neurons saved atomically, resumed after any kill,
+and never reused unless it verifiably belongs to this run and these inputs.
 
-A checkpoint folder holds meta.json (what the run is: a fingerprint of its inputs and parameters, the
-number of neurons and the chunk size) and chunk_NNNNNN.json per finished chunk (its label rows in the
-labels table's schema, core.results.encode_row). A run started again with the same inputs and
-parameters reuses the saved chunks; a folder made by another run is refused.
+A checkpoint folder holds meta.json (what the run is: the run key, a hash of the concept names and
+masks and of the parameters, the activations' shape and dtype, the number of neurons and the chunk
+size) and chunk_NNNNNN.json per finished chunk: its label rows (the labels table's schema,
+core.results.encode_row), its neuron range, its own copy of the run key and parameters, a BLAKE2b hash
+of the exact bytes of its slice of the activations, and a checksum over all of that.
+
+On resume a chunk is reused only if its checksum, format, run key, chunk number, neuron range and
+rows (one list per neuron of the range, neuron ids and ranks in order) check out and its slice of the
+activations, re-read and re-hashed by the process that owns the chunk, hashes alike; otherwise it is
+recomputed and the reason is reported. A folder of another run is refused, and so are chunk files
+without meta.json (nothing says which run they belong to).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
+
+import torch
 
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation, decode_row, encode_row, json_cells
 from ..files import atomic_write
-from .store import NeuronStore
 
-FORMAT = 2  # version of the files below; a folder written in another format is refused
+FORMAT = 3  # version of the files below; a folder written in another format is refused
 
 
-def fingerprint(x, concepts: ConceptSet, params: dict) -> str:
-    """What a checkpoint must match to be resumed: shapes, a sample of the activations (64 rows of a
-    tensor, 64 blocks of a store's file: cheap for any size), concept names and masks, parameters."""
-    h = hashlib.sha256()
-    store = isinstance(x, NeuronStore)
-    h.update(json.dumps({"shape": list(x.shape), "dtype": str(x.dtype), "params": params}, sort_keys=True).encode())
-    if store:
-        h.update(x.fingerprint().encode())
-    else:
-        h.update(x[:: max(1, x.shape[0] // 64)].contiguous().cpu().numpy().tobytes())
-    h.update("\0".join(concepts.names).encode())
-    h.update(concepts.bits.cpu().numpy().tobytes())
+def _blake(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def slice_hash(xc: torch.Tensor) -> str:
+    """BLAKE2b of a chunk of activations [N, d] as explain sees it: dtype, shape and every byte."""
+    h = hashlib.blake2b(f"{xc.dtype} {tuple(xc.shape)}".encode(), digest_size=32)
+    flat = xc.detach().cpu().contiguous().reshape(-1)
+    if flat.numel():
+        h.update(flat.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def run_key(shape, dtype, concepts: ConceptSet, params: dict) -> str:
+    """What every chunk of a run shares: the activations' shape and dtype, the concept names and masks
+    (whole), and the parameters. The activations themselves are hashed per chunk (slice_hash)."""
+    h = hashlib.blake2b(digest_size=32)
+    h.update(json.dumps({"shape": list(shape), "dtype": str(dtype), "params": params}, sort_keys=True).encode())
+    h.update(json.dumps(list(concepts.names)).encode())
+    h.update(concepts.bits.cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
@@ -40,41 +58,117 @@ class CheckpointStore:
 
     Args:
         folder: the checkpoint folder (created).
-        fingerprint: fingerprint() of the run's inputs and parameters.
+        key: run_key() of the run's inputs and parameters.
         neurons, chunk: D and the neurons per chunk.
         writer: whether this process writes meta.json (rank 0 does; the others only read).
 
     Raises:
-        ValueError: the folder holds another run.
+        ValueError: the folder holds another run, or chunk files without meta.json.
     """
 
-    def __init__(self, folder, fingerprint: str, neurons: int, chunk: int, writer: bool = True):
+    def __init__(self, folder, key: str, neurons: int, chunk: int, writer: bool = True):
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ValueError(f"checkpoint: expected a folder, got the file {self.folder}")
         self.folder.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT, "fingerprint": fingerprint, "neurons": neurons, "chunk": chunk}
+        self.key, self.neurons, self.chunk = key, neurons, chunk
+        meta = {"format": FORMAT, "run": key, "neurons": neurons, "chunk": chunk}
         path = self.folder / "meta.json"
         if path.exists():
-            if json.loads(path.read_text()) != meta:
+            try:
+                saved = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ValueError(
+                    f"checkpoint: {path} is not a checkpoint's meta.json ({e}); delete the folder"
+                ) from None
+            if saved != meta:
                 raise ValueError(
                     f"checkpoint: {self.folder} holds a run with other inputs or parameters; use a new folder or delete it"
                 )
-        elif writer:
-            with atomic_write(path) as f:
-                json.dump(meta, f)
+        else:
+            if any(self.folder.glob("chunk_*.json")):
+                raise ValueError(
+                    f"checkpoint: {self.folder} holds chunk files but no meta.json, so nothing says which run they "
+                    "belong to; delete the folder (or its chunk files) to start afresh"
+                )
+            if writer:
+                with atomic_write(path) as f:
+                    json.dump(meta, f)
 
     def path(self, c: int) -> Path:
         return self.folder / f"chunk_{c:06d}.json"
 
-    def load(self, c: int) -> tuple[list[list[Explanation]], dict] | None:
-        """Chunk c's labels (per neuron) and the parameters it was computed with, or None if not saved."""
+    def range(self, c: int) -> tuple[int, int]:
+        """Neurons [start, stop) of chunk c."""
+        return c * self.chunk, min(self.neurons, (c + 1) * self.chunk)
+
+    def load(self, c: int, input_hash: str) -> tuple[list[list[Explanation]], dict] | None:
+        """Chunk c's labels (per neuron) and parameters, or None when not saved or not verifiable
+        (then a warning names the file and the reason, and the caller recomputes the chunk).
+
+        Args:
+            c: the chunk number; input_hash: slice_hash() of the chunk's activations as read now.
+        """
         path = self.path(c)
         if not path.exists():
             return None
-        saved = json.loads(path.read_text())
-        return [[decode_row(r)[1] for r in row] for row in saved["rows"]], saved["params"]
+        try:
+            return self._verified(c, path, input_hash)
+        except _Stale as e:
+            warnings.warn(f"checkpoint: {path} {e}; recomputing chunk {c}", stacklevel=3)
+            return None
 
-    def save(self, c: int, per_neuron: list[list[Explanation]], params: dict) -> None:
+    def _verified(self, c: int, path: Path, input_hash: str):
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            body, checksum = saved["body"], saved["checksum"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise _Stale(f"is not a readable checkpoint chunk ({type(e).__name__}: {e})") from None
+        if _checksum(body) != checksum:
+            raise _Stale("fails its checksum (edited or corrupted)")
+        start, stop = self.range(c)
+        want = {"format": FORMAT, "run": self.key, "chunk": c, "start": start, "stop": stop}
+        got = {k: body.get(k) for k in want}
+        if got != want:
+            diff = ", ".join(f"{k} {got[k]!r} (expected {want[k]!r})" for k in want if got[k] != want[k])
+            raise _Stale(f"belongs elsewhere: {diff}")
+        if body.get("input") != input_hash:
+            raise _Stale("was computed from other activations (the chunk's slice hashes differently now)")
+        rows = body.get("rows")
+        if not isinstance(rows, list) or len(rows) != stop - start:
+            raise _Stale(f"holds {len(rows) if isinstance(rows, list) else 'no'} neurons, expected {stop - start}")
+        per_neuron = []
+        for i, row in enumerate(rows):
+            try:
+                labels = [decode_row(r)[1] for r in row]
+            except (ValueError, TypeError, KeyError, IndexError) as e:
+                raise _Stale(f"has an unreadable row for neuron {start + i} ({e})") from None
+            for r, e in enumerate(labels):
+                if e.neuron != start + i or e.rank != r:
+                    raise _Stale(f"has neuron {e.neuron} rank {e.rank} where neuron {start + i} rank {r} belongs")
+            per_neuron.append(labels)
+        return per_neuron, body["params"]
+
+    def save(self, c: int, per_neuron: list[list[Explanation]], params: dict, input_hash: str) -> None:
         """Save chunk c atomically (a kill leaves either the whole file or none)."""
-        rows = [[json_cells(encode_row(e)) for e in row] for row in per_neuron]
+        start, stop = self.range(c)
+        body = {
+            "format": FORMAT,
+            "run": self.key,
+            "chunk": c,
+            "start": start,
+            "stop": stop,
+            "input": input_hash,
+            "params": params,
+            "rows": [[json_cells(encode_row(e)) for e in row] for row in per_neuron],
+        }
         with atomic_write(self.path(c)) as f:
-            json.dump({"rows": rows, "params": params}, f)
+            json.dump({"body": body, "checksum": _checksum(body)}, f)
+
+
+class _Stale(Exception):
+    """A saved chunk that must not be reused (the message says why)."""
+
+
+def _checksum(body) -> str:
+    return _blake(json.dumps(body, sort_keys=True, ensure_ascii=True).encode())

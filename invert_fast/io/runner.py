@@ -22,7 +22,7 @@ from ..core.concepts import ConceptSet
 from ..core.results import Explanation, Explanations
 from ..core.search import explain
 from ..core.validate import as_activations, check_positive_int
-from .checkpoint import CheckpointStore, fingerprint
+from .checkpoint import CheckpointStore, run_key, slice_hash
 from .sinks import CollectingSink, StreamingCsvSink
 from .store import NeuronStore
 
@@ -85,9 +85,8 @@ def explain_to_file(
         if explain_kwargs.get("groups") is not None:  # data, not a parameter: recorded by its hash
             groups = np.ascontiguousarray(np.asarray(explain_kwargs["groups"]))
             key["groups"] = hashlib.blake2b(groups.tobytes() + str(groups.dtype).encode()).hexdigest()
-        ckpt = CheckpointStore(
-            checkpoint, fingerprint(store if store is not None else x, cs, key), d, chunk, writer=rank == 0
-        )
+        dtype = store.dtype if store is not None else x.dtype
+        ckpt = CheckpointStore(checkpoint, run_key(shape, dtype, cs, key), d, chunk, writer=rank == 0)
     stream = not keep_results
     if stream and (world > 1 or adjust is not None or out.suffix.lower() != ".csv"):
         raise ValueError("keep_results: False needs one process, no p-value adjustment and a .csv output")
@@ -95,18 +94,21 @@ def explain_to_file(
     done = 0
     with sink:
         for c in range(rank, n_chunks, world):
-            saved = ckpt.load(c) if ckpt is not None else None
+            # A store reads just this chunk of neurons from disk; a tensor (or memory map) is sliced. With a
+            # checkpoint the slice is read (and hashed) even when the chunk is saved: a saved chunk is reused
+            # only if the activations it was computed from hash alike.
+            xc = store.read(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
+            digest = slice_hash(xc) if ckpt is not None else None
+            saved = ckpt.load(c, digest) if ckpt is not None else None
             if saved is not None:
                 per_neuron, params = saved
             else:
-                # A store reads just this chunk of neurons from disk; a tensor (or memory map) is sliced.
-                xc = store.read(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
                 res = explain(xc, cs, layer=layer, **explain_kwargs)
-                del xc
                 per_neuron = [[_shift(e, c * chunk) for e in row] for row in res.per_neuron]
                 params = res.params
                 if ckpt is not None:
-                    ckpt.save(c, per_neuron, params)
+                    ckpt.save(c, per_neuron, params, digest)
+            del xc
             sink.add(c, per_neuron, params)
             done += 1
             if progress is not None:

@@ -17,7 +17,6 @@ A store holds the [N samples, D neurons] activations of a layer in one of these 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from pathlib import Path
@@ -170,17 +169,6 @@ class NeuronStore:
                 _read_into(f, block, self.offset + r0 * d * item)
                 out[r0 : r0 + len(block)] = block[:, d0:d1]
             return torch.from_numpy(out)
-
-    def fingerprint(self) -> str:
-        """What identifies the contents cheaply: header, size and 64 evenly spaced 4 KiB blocks."""
-        h = hashlib.sha256(f"{self.shape} {self.dtype} {self.neuron_major} {self.key}".encode())
-        size = os.path.getsize(self.path)
-        start = getattr(self, "offset", 0)
-        with open(self.path, "rb") as f:
-            for i in range(64):
-                f.seek(start + (size - start) * i // 64)
-                h.update(f.read(4096))
-        return h.hexdigest()
 
 
 def _as_dtype(t: torch.dtype):
