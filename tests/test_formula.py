@@ -69,3 +69,57 @@ def test_masks_and_score_match_direct_auroc():
         inv.score(x, cs, ["a | q"])
     with pytest.raises(TypeError, match="expected a sequence of formulas"):
         inv.score(x, cs, "a | b")
+
+
+def _alternating(depth: int) -> str:
+    """a0 & (a1 | (a2 & (a3 | ...))): every level a real operator change, so nothing flattens."""
+    text = f"a{depth}"
+    for i in reversed(range(depth)):
+        text = f"a{i} {'&|'[i % 2]} ({text})"
+    return text
+
+
+@pytest.mark.parametrize("depth", [330, 999])
+def test_deep_nesting_parses_evaluates_and_negates_without_recursion(depth):
+    text = _alternating(depth)
+    f = Formula.parse(text)
+    assert f.length == depth + 1 and len(f.concepts()) == depth + 1
+    assert Formula.parse(str(f)) == f
+    g = ~~f
+    assert g == f
+    # Evaluate on Python int bit sets: a_i holds sample i only, so the value is checkable by hand.
+    from invert_fast.apps.report import formula_in_words
+
+    assert formula_in_words(f).count("(") == depth - 1  # the innermost operand is an atom
+    value = f.evaluate(lambda name, neg: (1 << int(name[1:])) ^ (((1 << (depth + 1)) - 1) if neg else 0))
+    assert value & 1 == 0  # a0 & (...): sample 0 is in a0 but in none of the deeper operands' AND
+    assert Formula.parse("~" * 1001 + "(" + text + ")") == ~f
+    with pytest.raises(ValueError, match="parentheses nest deeper than 1000 levels"):
+        Formula.parse("(" * 1002 + "a" + ")" * 1002)
+
+
+def test_long_chains_parse_in_linear_time():
+    import time
+
+    t = time.perf_counter()
+    f = Formula.parse(" | ".join(f"c{i}" for i in range(20_000)))
+    g = Formula.parse(" & ".join(f"~c{i}" for i in range(20_000)))
+    elapsed = time.perf_counter() - t
+    assert f.length == g.length == 20_000 and ~f == g
+    assert elapsed < 10, f"two 20k-atom chains took {elapsed:.1f} s"  # seconds, not minutes: not quadratic
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('"bad \\q"', r"cannot read the quoted name at position 0: Invalid \\escape"),
+        ("a | (b c)", r"missing '\)' before 'c'"),
+        ("a )", r"unexpected '\)' after a complete formula"),
+        ("a & |", "expected a concept name, got '|'"),
+        (" | ".join(["a"] * 50) + " |", r"expected a concept name, got 'the end'"),
+    ],
+)
+def test_more_parse_errors_are_one_line(text, match):
+    with pytest.raises(ValueError, match=match) as e:
+        Formula.parse(text)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 200

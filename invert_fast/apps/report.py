@@ -48,10 +48,14 @@ def img_tag(img: np.ndarray, size: int = 56, title: str = "") -> str:
 
 def formula_in_words(f: Formula) -> str:
     """'sneaker | (sandal & ~boot)' -> 'sneaker or (sandal and not boot)'."""
-    if f.op == "atom":
-        return ("not " if f.negated else "") + f.name
-    parts = [formula_in_words(a) if a.op == "atom" else f"({formula_in_words(a)})" for a in f.args]
-    return f" {f.op} ".join(parts)
+    words: dict[int, str] = {}
+    for g in f.subformulas():  # operands first: no recursion, whatever the depth
+        if g.op == "atom":
+            words[id(g)] = ("not " if g.negated else "") + g.name
+        else:
+            parts = [words[id(a)] if a.op == "atom" else f"({words[id(a)]})" for a in g.args]
+            words[id(g)] = f" {g.op} ".join(parts)
+    return words[id(f)]
 
 
 def svg_histograms(

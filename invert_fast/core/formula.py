@@ -118,9 +118,28 @@ class Formula:
         return Formula._join("or", (self, _check(other)))
 
     def __invert__(self) -> Formula:
-        if self.op == "atom":
-            return Formula("atom", self.name, not self.negated)
-        return Formula._join("or" if self.op == "and" else "and", (~a for a in self.args))
+        # De Morgan bottom-up with an explicit stack: deep formulas must not exhaust Python's recursion.
+        done: dict[int, Formula] = {}
+        for f in self.subformulas():
+            if f.op == "atom":
+                done[id(f)] = Formula("atom", f.name, not f.negated)
+            else:
+                done[id(f)] = Formula._join("or" if f.op == "and" else "and", [done[id(a)] for a in f.args])
+        return done[id(self)]
+
+    def subformulas(self) -> list[Formula]:
+        """Every distinct sub-formula once, operands before the formulas that use them (ends with self;
+        iterative, so any depth works)."""
+        order, stack, seen = [], [(self, False)], set()
+        while stack:
+            f, expanded = stack.pop()
+            if expanded:
+                order.append(f)
+            elif id(f) not in seen:
+                seen.add(id(f))
+                stack.append((f, True))
+                stack.extend((a, False) for a in f.args)
+        return order
 
     # --- identity -----------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -140,9 +159,7 @@ class Formula:
 
     def concepts(self) -> set[str]:
         """Names of the concepts the formula uses."""
-        if self.op == "atom":
-            return {self.name}
-        return set().union(*(a.concepts() for a in self.args))
+        return {f.name for f in self.subformulas() if f.op == "atom"}
 
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, atom):
@@ -152,13 +169,16 @@ class Formula:
             atom: callable (name, negated) -> a value supporting & and | (a packed mask, a Python int
                 bit set, a bool tensor ...); it must return a new object or one the caller may not mutate.
         """
-        if self.op == "atom":
-            return atom(self.name, self.negated)
-        parts = [a.evaluate(atom) for a in self.args]
-        out = parts[0]
-        for p in parts[1:]:
-            out = (out & p) if self.op == "and" else (out | p)
-        return out
+        values: dict[int, object] = {}
+        for f in self.subformulas():  # children first, no recursion
+            if f.op == "atom":
+                values[id(f)] = atom(f.name, f.negated)
+                continue
+            out = values[id(f.args[0])]
+            for a in f.args[1:]:
+                out = (out & values[id(a)]) if f.op == "and" else (out | values[id(a)])
+            values[id(f)] = out
+        return values[id(self)]
 
     def bits(self, concepts) -> torch.Tensor:
         """[ceil(N / 64)] int64 packed mask of the formula over a ConceptSet's samples."""
@@ -190,11 +210,7 @@ class Formula:
             raise TypeError(f"text: expected a formula string, got {type(text).__name__}")
         tokens = _tokenize(text)
         known = set(names.names if hasattr(names, "names") else names) if names is not None else None
-        parser = _Parser(tokens, text, known)
-        f = parser.parse_or()
-        if parser.pos != len(tokens):
-            raise ValueError(f"formula {text!r}: unexpected {tokens[parser.pos][1]!r} after a complete formula")
-        return f
+        return _parse(tokens, text, known)
 
 
 def quote_name(name: str) -> str:
@@ -221,11 +237,17 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     while pos < text_end:
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ValueError(f"formula {text!r}: cannot read it at position {pos}: {text[pos : pos + 10]!r}")
+            raise ValueError(f"formula {_short(text)}: cannot read it at position {pos}: {text[pos : pos + 10]!r}")
         if m.group("op"):
             tokens.append(("op", m.group("op")))
         elif m.group("quoted"):
-            tokens.append(("name", json.loads(m.group("quoted"))))
+            try:
+                tokens.append(("name", json.loads(m.group("quoted"))))
+            except ValueError as e:  # e.g. '"bad \\q"': an escape JSON does not know
+                start = m.start("quoted")
+                raise ValueError(
+                    f"formula {_short(text)}: cannot read the quoted name at position {start}: {e.msg}"
+                ) from None
         else:
             tokens.append(("name", m.group("name")))
         pos = m.end()
@@ -234,43 +256,67 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-class _Parser:
-    def __init__(self, tokens, text, known):
-        self.tokens, self.text, self.known, self.pos = tokens, text, known, 0
+def _short(text: str, limit: int = 80) -> str:
+    """The formula text for an error message, cut to `limit` characters (long chains stay one line)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text):,} characters)"
 
-    def peek(self):
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None)
 
-    def take(self, value):
-        if self.peek()[1] == value and self.peek()[0] == "op":
-            self.pos += 1
-            return True
-        return False
+MAX_DEPTH = 1000  # nesting of parentheses; a formula's text grows with depth times length
 
-    def parse_or(self):
-        f = self.parse_and()
-        while self.take("|"):
-            f = f | self.parse_and()
-        return f
 
-    def parse_and(self):
-        f = self.parse_not()
-        while self.take("&"):
-            f = f & self.parse_not()
-        return f
+class _Group:
+    """One parenthesised level being parsed: finished OR terms, the current AND chain, its sign."""
 
-    def parse_not(self):
-        if self.take("~"):
-            return ~self.parse_not()
-        if self.take("("):
-            f = self.parse_or()
-            if not self.take(")"):
-                raise ValueError(f"formula {self.text!r}: missing ')'")
-            return f
-        kind, value = self.peek()
-        if kind != "name":
-            raise ValueError(f"formula {self.text!r}: expected a concept name, got {value or 'the end'!r}")
-        self.pos += 1
-        if self.known is not None and value not in self.known:
-            raise ValueError(f"formula {self.text!r}: unknown concept {value!r}")
-        return Formula.atom(value)
+    __slots__ = ("terms", "chain", "negated")
+
+    def __init__(self, negated: bool):
+        self.terms: list[Formula] = []
+        self.chain: list[Formula] = []
+        self.negated = negated
+
+    def close(self) -> Formula:
+        self.terms.append(Formula._join("and", self.chain))
+        f = Formula._join("or", self.terms)
+        return ~f if self.negated else f
+
+
+def _parse(tokens, text: str, known) -> Formula:
+    """Operator precedence without recursion: ~ binds tightest, then &, then |. Each AND and OR chain
+    is collected and joined once, so a chain of n atoms costs O(n log n), and nesting uses a stack."""
+    stack = [_Group(False)]
+    negate = False  # parity of the ~ read before the next operand
+    want_operand = True
+    for kind, value in tokens:
+        if want_operand:
+            if kind == "name":
+                if known is not None and value not in known:
+                    raise ValueError(f"formula {_short(text)}: unknown concept {value!r}")
+                stack[-1].chain.append(Formula("atom", value, negate))
+                negate, want_operand = False, False
+            elif value == "~":
+                negate = not negate
+            elif value == "(":
+                if len(stack) > MAX_DEPTH:
+                    raise ValueError(f"formula {_short(text)}: parentheses nest deeper than {MAX_DEPTH} levels")
+                stack.append(_Group(negate))
+                negate = False
+            else:
+                raise ValueError(f"formula {_short(text)}: expected a concept name, got {value!r}")
+        elif kind == "op" and value in "&|":
+            if value == "|":
+                group = stack[-1]
+                group.terms.append(Formula._join("and", group.chain))
+                group.chain = []
+            want_operand = True
+        elif kind == "op" and value == ")" and len(stack) > 1:
+            f = stack.pop().close()
+            stack[-1].chain.append(f)
+        elif len(stack) > 1:  # an operand where ')' must come
+            raise ValueError(f"formula {_short(text)}: missing ')' before {value!r}")
+        else:
+            raise ValueError(f"formula {_short(text)}: unexpected {value!r} after a complete formula")
+    if want_operand:
+        raise ValueError(f"formula {_short(text)}: expected a concept name, got 'the end'")
+    if len(stack) > 1:
+        raise ValueError(f"formula {_short(text)}: missing ')'")
+    return stack[0].close()
