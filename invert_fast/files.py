@@ -4,6 +4,8 @@
   success, so a crash (or SIGKILL) never leaves a partial file under the real name; the partial
   files of killed writers are removed by the next write of the same path.
 - package_file: the path of a data file shipped inside an installed package, with an install hint.
+- spreadsheet_safe / spreadsheet_text: the one rule for text cells of every CSV we write (no cell a
+  spreadsheet would evaluate as a formula), and its exact inverse for reading them back.
 """
 
 from __future__ import annotations
@@ -106,3 +108,36 @@ def package_file(package: str, relative: str, install: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the installed {package!r}; reinstall it with: {install}")
     return path
+
+
+# OWASP's CSV-injection rule: a cell starting with one of these is a formula to Excel/LibreOffice/
+# Sheets. "'" is escaped too, so that reading back (strip one leading "'") is exact for every text.
+_SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A text cell for CSV: prefixed with "'" when it starts with = + - @ tab CR or "'" (so no spreadsheet
+    evaluates it); other text unchanged. Write numbers as numbers, never through this.
+
+    Example:
+        >>> spreadsheet_safe("=1+2 & ~x"), spreadsheet_safe("sneaker | boot")
+        ("'=1+2 & ~x", 'sneaker | boot')
+    """
+    return "'" + text if text.startswith(_SPREADSHEET_TRIGGERS) else text
+
+
+def spreadsheet_text(cell: str) -> str:
+    """The text spreadsheet_safe(text) was made from (removes the one "'" it may have added)."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def write_frame_csv(path, frame) -> None:
+    """Write a pandas DataFrame as CSV atomically, its text cells through spreadsheet_safe."""
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    frame = frame.copy()
+    for col in frame.columns:  # object and string columns (pandas >= 3 has a str dtype); numbers stay
+        if not (is_numeric_dtype(frame[col]) or is_bool_dtype(frame[col])):
+            frame[col] = frame[col].map(lambda v: spreadsheet_safe(v) if isinstance(v, str) else v)
+    with atomic_write(path) as f:
+        frame.to_csv(f, index=False)

@@ -247,3 +247,39 @@ def test_heavy_ties_and_prefix_names_order_like_the_reference(seed):
     for params in (dict(L=3, B=8), dict(L=3, B=5, mode="negative", max_fraction=0.9), dict(L=2, B=12, limit_search=6)):
         res = inv.explain(x, inv.ConceptSet(y, names), **params)
         same_beams(res, explain_reference(x.tolist(), y.int().tolist(), names, **params))
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula_and_read_back_exactly(tmp_path):
+    import csv
+
+    from invert_fast.files import spreadsheet_safe, spreadsheet_text
+
+    names = ["=1+2", "@SUM(A1)", "-x", "+y", "'q", "plain"]
+    x, y = problem(5, n=60, d=4, k=len(names))
+    res = inv.explain(x, inv.ConceptSet(y, names), L=2, B=4, layer="=cmd|' /C calc'!A0")
+    path = tmp_path / "labels.csv"
+    res.to_csv(path)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows
+    for row in rows:
+        for col in ("layer", "formula", "definitions"):
+            assert not row[col].startswith(("=", "+", "-", "@", "\t", "\r")), (col, row[col])
+        assert float(row["log10_p_value"]) <= 0  # numbers stay numbers (e.g. -3.2), not "'-3.2"
+    assert any(r["formula"].startswith("'") for r in rows)  # a formula led by a hostile name was escaped
+    (back,) = inv.read_csv(path)
+    assert back.layer == "=cmd|' /C calc'!A0"
+    assert [[(e.formula, e.auc, e.p_value) for e in n] for n in back] == [
+        [(e.formula, e.auc, e.p_value) for e in n] for n in res
+    ]
+    for text in ["", "'", "''=", "=a", "a=", "\t", "-1.5"]:
+        assert spreadsheet_text(spreadsheet_safe(text)) == text
+
+
+def test_dataframe_csvs_escape_text_cells_only(tmp_path):
+    import pandas as pd
+
+    from invert_fast.files import write_frame_csv
+
+    write_frame_csv(tmp_path / "t.csv", pd.DataFrame({"concept": ["@SUM(A1)", "ok"], "iou": [-0.5, 0.25]}))
+    assert (tmp_path / "t.csv").read_text().splitlines() == ["concept,iou", "'@SUM(A1),-0.5", "ok,0.25"]

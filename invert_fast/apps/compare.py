@@ -37,7 +37,7 @@ from ..dissection.netdissect import (
     network_dissection,
 )
 from ..dissection.pixel_masks import PixelMasks
-from ..files import atomic_write
+from ..files import write_frame_csv
 
 COLUMNS = [
     "layer",
@@ -101,8 +101,7 @@ class Comparison:
 
     def to_csv(self, path) -> None:
         """Write rows as CSV (atomically)."""
-        with atomic_write(path) as f:
-            self.to_dataframe().to_csv(f, index=False)
+        write_frame_csv(path, self.to_dataframe())
 
     def html(self, top: int = 30) -> str:
         """An HTML section: summary, agreement, the `top` units by NetDissect IoU, and all units."""

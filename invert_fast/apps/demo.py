@@ -37,6 +37,7 @@ import invert_fast as inv
 from ..cases import zoo
 from ..cases.derived import enclosed_regions, pixel_concepts
 from ..core.results import write_csv
+from ..files import spreadsheet_safe
 from ..io.capture import capture
 
 DIGIT_UNIONS = {
@@ -162,7 +163,7 @@ def run_mnist(args) -> int:
         for name, a in aucs.items():
             for d in range(a.shape[0]):
                 for k, cname in enumerate(concepts.names):
-                    w.writerow([name, d, cname, repr(a[d, k].item())])
+                    w.writerow([spreadsheet_safe(name), d, spreadsheet_safe(cname), repr(a[d, k].item())])
     print(
         f"\nwrote {args.out / 'labels.csv'}, {path} and {args.out / 'report.html'}; total {time.perf_counter() - t0:.1f} s"
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from ..files import atomic_write
+from ..files import atomic_write, spreadsheet_safe, spreadsheet_text
 from .formula import Formula
 from .stats import adjust_pvalues
 
@@ -178,8 +178,11 @@ def decode_row(row: dict) -> tuple[str, Explanation]:
 
 
 def csv_cells(row: dict) -> dict:
-    """A row as CSV cells: floats in full precision (repr), so values read back are the same numbers."""
-    return {k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()}
+    """A row as CSV cells: floats in full precision (repr), so values read back are the same numbers;
+    text through spreadsheet_safe (a concept named "=1+2" never becomes a spreadsheet formula)."""
+    return {
+        k: repr(v) if isinstance(v, float) else spreadsheet_safe(v) if isinstance(v, str) else v for k, v in row.items()
+    }
 
 
 def json_cells(row: dict) -> dict:
@@ -222,7 +225,7 @@ def read_csv(path) -> list[Explanations]:
             raise ValueError(f"labels file {path}: missing columns {missing} (expected {list(COLUMNS)})")
         for line, row in enumerate(reader, start=2):
             try:
-                layer, e = decode_row(row)
+                layer, e = decode_row({k: spreadsheet_text(v) if isinstance(v, str) else v for k, v in row.items()})
             except ValueError as err:
                 raise ValueError(f"labels file {path}, line {line}: {err}") from None
             layers.setdefault(layer, {}).setdefault(e.neuron, []).append(e)

@@ -19,7 +19,7 @@ import torch
 
 from ..core.bits import popcount
 from ..core.validate import to_tensor
-from ..files import atomic_write
+from ..files import write_frame_csv
 from ..ops import and_popcount, top_values, upsample_threshold
 from .pixel_masks import PixelMasks
 
@@ -242,8 +242,7 @@ class Dissection:
 
     def to_csv(self, path) -> None:
         """Write records() as CSV (atomically)."""
-        with atomic_write(path) as f:
-            self.to_dataframe().to_csv(f, index=False)
+        write_frame_csv(path, self.to_dataframe())
 
 
 def best_by_iou(inter: torch.Tensor, union: torch.Tensor, cols: list[int], names) -> tuple[list[int], list[float]]:
