@@ -4,6 +4,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/ops/cat.h>
+#include <ATen/ops/eq.h>
 #include <ATen/ops/full.h>
 #include <ATen/ops/topk.h>
 #include <ATen/ops/where.h>
@@ -53,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor> top_values_cuda(const at::Tensor& maps, const
     });
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  first = at::where(first == none, at::full({}, -1, first.options()), first);
+  first = at::where(at::eq(first, none), at::full({}, -1, first.options()), first);
   const at::Tensor vals = at::cat({prev, m.transpose(0, 1).reshape({D, n * hw})}, 1);
   const int64_t take = std::min<int64_t>(keep, vals.size(1));
   return {std::get<0>(at::topk(vals, take, 1, true, true)), first};
