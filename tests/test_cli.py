@@ -133,3 +133,171 @@ def test_errors_are_one_line(files, capsys, args, message):
     import re
 
     assert re.search(message, err[0])
+
+
+def run_cli(capsys, argv):
+    """(exit status, stdout, stderr lines) of one CLI call."""
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err.strip().splitlines()
+
+
+def one_line_error(capsys, argv, pattern):
+    import re
+
+    rc, _, err = run_cli(capsys, argv)
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("invert-fast: error: ") and re.search(pattern, err[0]), err[0]
+
+
+def explain_argv(tmp, *extra):
+    return ["explain", "--activations", str(tmp / "a.npy"), "--labels", str(tmp / "y.npy"), "--quiet", *extra]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "zero\none\u2028uno\ntwo\nthree\nfour\n",  # U+2028 stays inside a name (str.splitlines splits there)
+        "\ufeffzero\r\none\x85uno\r\ntwo\r\nthree\r\nfour\r\n\r\n",  # BOM, CRLF, U+0085 inside a name
+    ],
+)
+def test_names_split_on_line_feeds_only(files, capsys, text):
+    tmp, acts, y = files
+    (tmp / "n.txt").write_text(text, encoding="utf-8", newline="")
+    rc, _, _ = run_cli(capsys, explain_argv(tmp, "--names", str(tmp / "n.txt"), "--out", str(tmp / "l.csv"), "-L", "1"))
+    assert rc == 0
+    (res,) = inv.read_csv(tmp / "l.csv")
+    assert str(res[0][0].formula) == "two"  # neuron 0 fires for class 2: its name did not shift
+    (tmp / "ff.txt").write_text("zero\none\ntwo\nthree\f3\nfour\n")  # a form feed is refused, not split on
+    one_line_error(
+        capsys, explain_argv(tmp, "--names", str(tmp / "ff.txt"), "--out", str(tmp / "l.csv")), r"names\[3\]: expected"
+    )
+
+
+def test_name_counts_must_match_exactly(files, capsys):
+    tmp, acts, y = files
+    (tmp / "six.txt").write_text("name\nzero\none\ntwo\nthree\nfour\n")  # a header line: one name too many
+    one_line_error(
+        capsys,
+        explain_argv(tmp, "--names", str(tmp / "six.txt"), "--out", str(tmp / "l.csv")),
+        r"names: expected 5 names \(labels hold class indices 0..4\), got 6; use --num-classes",
+    )
+    rc, _, _ = run_cli(
+        capsys, explain_argv(tmp, "--names", str(tmp / "six.txt"), "--num-classes", "6", "--out", str(tmp / "l.csv"))
+    )
+    assert rc == 0  # six classes, the sixth absent from the data
+    one_line_error(
+        capsys, explain_argv(tmp, "--num-classes", "3", "--out", str(tmp / "l.csv")), "class index 4 is not below"
+    )
+    np.save(tmp / "m.npy", np.eye(5, dtype=bool)[y])
+    argv = explain_argv(tmp, "--names", str(tmp / "six.txt"), "--out", str(tmp / "l.csv"))
+    argv[argv.index(str(tmp / "y.npy"))] = str(tmp / "m.npy")
+    one_line_error(capsys, argv, r"names: expected 5 names \(labels are \[N, K = 5\]\), got 6")
+    (tmp / "bad.txt").write_bytes(b"zero\none\xff\ntwo\nthree\nfour\n")
+    one_line_error(
+        capsys,
+        explain_argv(tmp, "--names", str(tmp / "bad.txt"), "--out", str(tmp / "l.csv")),
+        r"names: .*bad.txt is not UTF-8 text",
+    )
+
+
+def test_outputs_that_are_inputs_or_directories_are_refused_before_computing(files, capsys):
+    tmp, acts, y = files
+    names = tmp / "names.txt"
+    before = names.read_bytes()
+    one_line_error(
+        capsys,
+        explain_argv(tmp, "--names", str(names), "--out", str(tmp / "." / "names.txt")),
+        "out: .*names.txt is also the input --names",
+    )
+    assert names.read_bytes() == before
+    (tmp / "dir.csv").mkdir()
+    one_line_error(
+        capsys, explain_argv(tmp, "--out", str(tmp / "dir.csv")), "out: expected a file path, got the directory"
+    )
+    one_line_error(
+        capsys, explain_argv(tmp, "--out", str(tmp / "names.txt" / "l.csv")), "names.txt is a file, not a folder"
+    )
+    one_line_error(
+        capsys,
+        explain_argv(tmp, "--out", str(tmp / "l.csv"), "--checkpoint", str(names)),
+        "checkpoint: expected a folder",
+    )
+    argv = explain_argv(tmp, "--out", str(tmp / "l.csv"))
+    argv[argv.index(str(tmp / "a.npy"))] = str(tmp)
+    one_line_error(capsys, argv, "activations: expected a file, got the directory")
+    assert run_cli(capsys, explain_argv(tmp, "--out", str(tmp / "l.csv")))[0] == 0
+    one_line_error(capsys, ["report", str(tmp / "l.csv"), "--out", str(tmp / "l.csv")], "is also the input labels_file")
+    one_line_error(capsys, ["transpose", str(tmp / "a.npy"), "--out", str(tmp / "a.npy")], "is also the input store")
+
+
+def test_report_validates_its_inputs(files, capsys):
+    tmp, acts, y = files
+    assert run_cli(capsys, explain_argv(tmp, "--out", str(tmp / "l.csv"), "-L", "1"))[0] == 0
+    rows = (tmp / "l.csv").read_text().splitlines()
+    for neuron, pattern in [
+        ("-1", r"expected an index in \[0, 4,194,304\), got -1"),
+        ("1000000000", r"expected an index in \[0, 4,194,304\), got 1000000000"),
+    ]:
+        head, first = rows[0], rows[1].split(",")
+        first[1] = neuron
+        (tmp / "bad.csv").write_text("\n".join([head, ",".join(first), *rows[2:]]) + "\n")
+        one_line_error(
+            capsys,
+            ["report", str(tmp / "bad.csv"), "--out", str(tmp / "r.html")],
+            r"bad.csv, line 2: column 'neuron': " + pattern,
+        )
+    (tmp / "dup.csv").write_text("\n".join([*rows, rows[1]]) + "\n")
+    one_line_error(capsys, ["report", str(tmp / "dup.csv"), "--out", str(tmp / "r.html")], "is also on line 2")
+    one_line_error(
+        capsys, ["report", str(tmp / "a.npy"), "--out", str(tmp / "r.html")], "a.npy is not a UTF-8 labels CSV"
+    )
+    np.save(tmp / "y_short.npy", y[:100])
+    one_line_error(
+        capsys,
+        ["report", str(tmp / "l.csv"), "--out", str(tmp / "r.html"), "--activations", str(tmp / "a.npy"),
+         "--concepts", str(tmp / "y_short.npy")],
+        r"concepts: expected 120 samples \(the rows of --activations\), got 100",
+    )  # fmt: skip
+    one_line_error(
+        capsys,
+        ["report", str(tmp / "l.csv"), "--out", str(tmp / "r.html"), "--activations", str(tmp / "a.npy"),
+         "--concepts", str(tmp / "y.npy"), "--names", str(tmp / "names.txt")],
+        r"names: the labels use concepts \[.*\] that are not among the 5 concept names",
+    )  # fmt: skip
+
+
+def test_truncated_npy_and_corrupt_checkpoint_name_their_file(files, capsys):
+    tmp, acts, y = files
+    (tmp / "t.npy").write_bytes((tmp / "a.npy").read_bytes()[:5])
+    argv = explain_argv(tmp, "--out", str(tmp / "l.csv"))
+    argv[argv.index(str(tmp / "a.npy"))] = str(tmp / "t.npy")
+    one_line_error(capsys, argv, r"t.npy")
+    ck = tmp / "ck"
+    assert (
+        run_cli(capsys, explain_argv(tmp, "--out", str(tmp / "l.csv"), "--checkpoint", str(ck), "--chunk", "2"))[0] == 0
+    )
+    chunk = sorted(p for p in ck.iterdir() if p.name != "meta.json")[0]
+    chunk.write_bytes(b"\x00garbage")
+    rc, _, err = run_cli(
+        capsys, explain_argv(tmp, "--out", str(tmp / "l2.csv"), "--checkpoint", str(ck), "--chunk", "2")
+    )
+    assert rc == 0 and (tmp / "l2.csv").read_bytes() == (tmp / "l.csv").read_bytes()
+    assert len(err) == 1 and err[0].startswith("invert-fast: warning: checkpoint: ") and chunk.name in err[0], err
+    (ck / "meta.json").write_text("{not json")
+    one_line_error(
+        capsys, explain_argv(tmp, "--out", str(tmp / "l3.csv"), "--checkpoint", str(ck), "--chunk", "2"), "meta.json"
+    )
+
+
+def test_help_gives_every_option_a_description_and_default(capsys):
+    from invert_fast.apps.cli import parser
+
+    sub = parser()._subparsers._group_actions[0].choices
+    for name, p in sub.items():
+        for action in p._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings}: no help"
+            if action.option_strings and not action.required and not isinstance(action.default, bool):
+                assert "default" in action.help, f"{name} {action.option_strings}: no default stated"

@@ -98,3 +98,4 @@ def test_minilm_case_runs(tmp_path, capsys):
     # Word-piece continuations are the clearest signal in the first layers: some neuron separates them.
     best = max(float(r["auc"]) for r in rows if r["formula"] == '"continuation piece"')
     assert best > 0.95
+    assert "all-MiniLM-L6-v2" in (out / "report.html").read_text()

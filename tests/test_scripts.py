@@ -62,3 +62,34 @@ def test_fashion_demo_small(tmp_path, capsys):
     assert pen.layer == "features.18" and len(pen) == 1280 and len(logits) == len(demo.MATCHING_LOGITS)
     page = (tmp_path / "report.html").read_text()
     assert "Validation: ImageNet logits of Fashion-MNIST classes" in page and page.count('class="neuron"') == 24 + 16
+
+
+def test_demo_cases_default_to_their_own_folders(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    from invert_fast.apps import cli, demo
+
+    seen = []
+    for case in ("fashion", "mnist", "minilm"):
+        monkeypatch.setattr(demo, f"run_{case}", lambda args: seen.append(args.out) or 0)
+    for case in ("fashion", "mnist", "minilm"):
+        assert cli.main(["demo", "--case", case]) == 0
+    assert cli.main(["demo", "--case", "mnist", "--out", str(tmp_path / "x")]) == 0
+    assert seen == [Path("out/demo"), Path("out/demo-mnist"), Path("out/demo-minilm"), tmp_path / "x"]
+
+
+def test_progress_lines_reach_logs_at_a_modest_rate():
+    import io
+
+    from invert_fast.io.progress import ProgressLine
+
+    log = io.StringIO()  # not a terminal
+    line = ProgressLine(stream=log, every=3600)
+    for i in range(100):
+        line.update(f"batch {i + 1}/100", final=i == 99)
+    assert log.getvalue().splitlines() == ["batch 1/100", "batch 100/100"]
+    log = io.StringIO()
+    line = ProgressLine(stream=log, every=0)
+    for i in range(3):
+        line.update(f"batch {i + 1}/3", final=i == 2)
+    assert log.getvalue().splitlines() == ["batch 1/3", "batch 2/3", "batch 3/3"]

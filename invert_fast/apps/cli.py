@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..core.validate import to_tensor
+from ..io.progress import ProgressLine
 from ..io.store import NeuronStore
 
 
@@ -34,11 +35,45 @@ class CliError(Exception):
     """A user error, reported as one line."""
 
 
-def load_array(path: str, key: str | None, what: str):
-    """A numpy array or torch tensor from .npy, .pt or .h5."""
+def input_file(path: str, what: str) -> Path:
+    """An existing regular file, or a one-line error naming the option."""
     p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{what}: expected a file, got the directory {path}")
     if not p.is_file():
         raise CliError(f"{what}: no such file: {path}")
+    return p
+
+
+def output_path(path: str, what: str, inputs: dict[str, str | None], folder: bool = False) -> Path:
+    """Check an output before any computation: not one of the inputs (same file, however spelled), not a
+    directory (or, for a folder output, not a file), and its parent folder not a file.
+
+    Args:
+        inputs: option name -> path of each input of the command (None where not given).
+    """
+    p = Path(path)
+    for opt, src in inputs.items():
+        if src is not None and (
+            Path(src).resolve() == p.resolve() or (p.exists() and Path(src).exists() and p.samefile(src))
+        ):
+            raise CliError(f"{what}: {path} is also the input {opt}; write the output elsewhere")
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise CliError(f"{what}: expected a folder, got the file {path}")
+    elif p.is_dir():
+        raise CliError(f"{what}: expected a file path, got the directory {path}")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise CliError(f"{what}: cannot write {path}: {parent} is a file, not a folder")
+    return p
+
+
+def load_array(path: str, key: str | None, what: str):
+    """A numpy array or torch tensor from .npy, .pt or .h5."""
+    p = input_file(path, what)
     suffix = p.suffix.lower()
     try:
         if suffix == ".npy":  # memory-mapped: each chunk (or rank) pages in only what it reads
@@ -88,61 +123,77 @@ def load_array(path: str, key: str | None, what: str):
 
 def open_store(path: str, key: str | None) -> NeuronStore:
     """The activations file as a NeuronStore, or a one-line error."""
+    input_file(path, "activations")
     try:
         return NeuronStore(path, key=key)
-    except FileNotFoundError:
-        raise CliError(f"activations: no such file: {path}") from None
-    except (ValueError, TypeError, KeyError, ImportError, OSError) as e:
-        raise CliError(str(e).strip('"').splitlines()[0]) from None
+    except (ValueError, TypeError, KeyError, ImportError, OSError, EOFError) as e:
+        msg = str(e).strip('"').splitlines()[0] if str(e) else type(e).__name__
+        raise CliError(msg if path in msg else f"activations: cannot read {path}: {msg}") from None
 
 
 def read_names(path: str | None) -> list[str] | None:
+    """Concept names, one per line: split on line feeds only (a name may hold U+2028, U+0085 or a form
+    feed, which str.splitlines() would split on), "\r" of CRLF files and a UTF-8 BOM removed, trailing
+    empty lines ignored."""
     if path is None:
         return None
-    p = Path(path)
-    if not p.is_file():
-        raise CliError(f"names: no such file: {path}")
-    lines = p.read_text(encoding="utf-8").splitlines()
+    p = input_file(path, "names")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"names: {path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    lines = [line.removesuffix("\r") for line in text.removeprefix("\ufeff").split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
 
 
-def build_concepts(labels, names):
+def build_concepts(labels, names, num_classes: int | None = None):
+    """A ConceptSet from [N, K] 0/1 labels (exactly K names) or [N] class indices (exactly max(y) + 1
+    names, or num_classes when given: for data that lacks the top classes)."""
     import invert_fast as inv
 
     y = to_tensor(labels, "labels")
     if y.dim() == 1:
-        if y.is_floating_point():
+        if y.is_floating_point() or y.dtype == torch.bool:
             raise CliError(f"labels: 1-D labels must be integer class indices, got dtype {y.dtype}")
-        classes = int(y.max()) + 1 if y.numel() else 0
-        if names is not None and len(names) < classes:
+        if y.numel() == 0:
+            raise CliError("labels: there are no samples (N = 0)")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0:
+            raise CliError(f"labels: class indices must be >= 0, got {lo}")
+        if num_classes is None:
+            classes, why = hi + 1, f"labels hold class indices 0..{hi}"
+        elif hi >= num_classes:
+            raise CliError(f"labels: class index {hi} is not below --num-classes {num_classes}")
+        else:
+            classes, why = num_classes, f"--num-classes {num_classes}"
+        if names is not None and len(names) != classes:
             raise CliError(
-                f"names: expected {classes} names (labels hold class indices 0..{classes - 1}), got {len(names)}"
+                f"names: expected {classes} names ({why}), got {len(names)}"
+                + ("" if num_classes is not None else "; use --num-classes when the data lacks the top classes")
             )
         names = names if names is not None else [f"class{i}" for i in range(classes)]
         return inv.ConceptSet.from_classes(y, names)
+    if num_classes is not None:
+        raise CliError(f"num_classes: only for [N] class-index labels, got labels of shape {tuple(y.shape)}")
+    if y.dim() == 2 and names is not None and len(names) != y.shape[1]:
+        raise CliError(f"names: expected {y.shape[1]} names (labels are [N, K = {y.shape[1]}]), got {len(names)}")
     return inv.ConceptSet(y, names)
 
 
 class Progress:
-    """A one-line progress bar on stderr (redrawn in place on a terminal)."""
+    """explain's progress(done, total) callback as one line on stderr (see io/progress.py)."""
 
     def __init__(self, enabled: bool):
-        self.enabled, self.t0 = enabled, time.perf_counter()
+        self.line = ProgressLine(enabled)
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or (done < total and not sys.stderr.isatty()):  # in logs: the final line only
-            return
         width = 30
         fill = int(width * done / max(total, 1))
-        end = "\n" if done >= total else ""
-        rate = done / max(time.perf_counter() - self.t0, 1e-9)
-        print(
-            f"\rexplain [{'#' * fill}{'.' * (width - fill)}] {done}/{total} neurons, {rate:,.0f}/s",
-            end=end,
-            file=sys.stderr,
-            flush=True,
+        rate = done / max(self.line.elapsed(), 1e-9)
+        self.line.update(
+            f"explain [{'#' * fill}{'.' * (width - fill)}] {done}/{total} neurons, {rate:,.0f}/s", final=done >= total
         )
 
 
@@ -152,14 +203,22 @@ def cmd_explain(args) -> int:
     from ..io.distributed import distributed_context
     from ..io.runner import explain_to_file
 
-    out = Path(args.out)
+    inputs = {
+        "--activations": args.activations,
+        "--labels": args.labels,
+        "--names": args.names,
+        "--groups": args.groups,
+    }
+    out = output_path(args.out, "out", inputs)
     if out.suffix.lower() not in (".csv", ".json"):
         raise CliError(f"out: expected a .csv or .json path, got {args.out!r}")
+    if args.checkpoint is not None:
+        output_path(args.checkpoint, "checkpoint", {**inputs, "--out": args.out}, folder=True)
     # An on-disk store (.npy, .h5, .safetensors, .pt): neuron chunks are read as needed, memory holds one
     # chunk (see io/store.py).
     acts = open_store(args.activations, args.activations_key)
     labels = load_array(args.labels, args.labels_key, "labels")
-    concepts = build_concepts(labels, read_names(args.names))
+    concepts = build_concepts(labels, read_names(args.names), args.num_classes)
     t0 = time.perf_counter()
     kwargs = dict(
         L=args.L,
@@ -214,6 +273,9 @@ def cmd_transpose(args) -> int:
     from ..io.store import to_neuron_major
 
     t0 = time.perf_counter()
+    input_file(args.store, "store")
+    if args.out is not None:
+        output_path(args.out, "out", {"store": args.store})
     out = to_neuron_major(args.store, args.out, max_memory=args.max_memory)
     store = NeuronStore(out)
     print(
@@ -226,7 +288,15 @@ def cmd_report(args) -> int:
     from ..core.results import read_csv
     from .report import LayerReport, write_report
 
-    results = read_csv(args.labels_file)
+    inputs = {"labels_file": args.labels_file, "--activations": args.activations, "--concepts": args.concepts}
+    output_path(args.out, "out", {**inputs, "--names": args.names})
+    input_file(args.labels_file, "labels_file")
+    try:
+        results = read_csv(args.labels_file)
+    except UnicodeDecodeError as e:
+        raise CliError(
+            f"labels_file: {args.labels_file} is not a UTF-8 labels CSV (byte {e.start}: {e.reason})"
+        ) from None
     if args.layer is not None:
         results = [r for r in results if r.layer == args.layer]
         if not results:
@@ -238,10 +308,23 @@ def cmd_report(args) -> int:
                 "activations/concepts: give both, for a labels file with one layer (or pick one with --layer)"
             )
         acts = to_tensor(load_array(args.activations, args.activations_key, "activations"), "activations")
-        concepts = build_concepts(load_array(args.concepts, args.concepts_key, "concepts"), read_names(args.names))
+        concepts = build_concepts(
+            load_array(args.concepts, args.concepts_key, "concepts"), read_names(args.names), args.num_classes
+        )
         if acts.dim() != 2 or acts.shape[1] < len(results[0]):
             raise CliError(
-                f"activations: expected [N, >= {len(results[0])}] for the labelled neurons, got shape {tuple(acts.shape)}"
+                f"activations: expected [N, D >= {len(results[0])}] (the file labels neurons up to "
+                f"{len(results[0]) - 1}), got shape {tuple(acts.shape)}"
+            )
+        if acts.shape[0] != concepts.n_samples:
+            raise CliError(
+                f"concepts: expected {acts.shape[0]} samples (the rows of --activations), got {concepts.n_samples}"
+            )
+        used = set().union(*(e.formula.concepts() for n in results[0] for e in n))
+        missing = sorted(used - set(concepts.names))
+        if missing:
+            raise CliError(
+                f"names: the labels use concepts {missing[:5]} that are not among the {len(concepts)} concept names"
             )
     layers = [LayerReport(r, acts, concepts) for r in results]
     path = write_report(args.out, layers, title=f"invert_fast report: {Path(args.labels_file).name}")
@@ -259,6 +342,7 @@ def cmd_compare(args) -> int:
         raise CliError("compare: give either --case (mnist or fashion) or --maps with --masks")
     t0 = time.perf_counter()
     images = None
+    output_path(args.out, "out", {}, folder=True)
     if args.case is not None:
         maps, masks, images, what = zoo.conv_case(
             args.case, args.layer, args.samples, args.size, progress=not args.quiet
@@ -267,8 +351,9 @@ def cmd_compare(args) -> int:
     else:
         if args.masks is None:
             raise CliError("masks: --maps needs --masks (a .npz written by PixelMasks.save)")
+        output_path(args.out, "out", {"--maps": args.maps, "--masks": args.masks}, folder=True)
         maps = load_array(args.maps, args.maps_key, "maps")
-        masks = PixelMasks.load(args.masks)
+        masks = PixelMasks.load(input_file(args.masks, "masks"))
         layer = args.layer or Path(args.maps).stem
         what = f"{args.maps} with {args.masks}"
     t1 = time.perf_counter()
@@ -300,7 +385,8 @@ def cmd_compare(args) -> int:
 def cmd_demo(args) -> int:
     from . import demo
 
-    argv = ["--case", args.case, "--out", args.out, "--size", str(args.size)]
+    argv = ["--case", args.case, "--size", str(args.size)]
+    argv += ["--out", args.out] if args.out is not None else []
     argv += ["--samples", str(args.samples)] if args.samples is not None else []
     argv += ["--permutations", str(args.permutations)] if args.permutations is not None else []
     return demo.main(argv)
@@ -318,15 +404,26 @@ def parser() -> argparse.ArgumentParser:
         help="dataset / tensor of an .h5, .safetensors or .pt file (default: Y when present, else the only 2-D one)",
     )
     e.add_argument("--labels", required=True, help="[N, K] 0/1 concept matrix or [N] class indices (.npy, .pt, .h5)")
-    e.add_argument("--labels-key", help="entry of a .pt dict or .h5 dataset")
-    e.add_argument("--names", help="text file with one concept name per line (default c0, c1, ...)")
+    e.add_argument("--labels-key", help="entry of a .pt dict or .h5 dataset (default: the only one)")
+    e.add_argument(
+        "--names",
+        help="text file with one concept name per line, UTF-8 (default: c0, c1, ... for a 0/1 matrix; class0, class1, ... "
+        "for class indices)",
+    )
+    e.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="number of classes of [N] class-index labels, when the data lacks the top classes (default: max + 1)",
+    )
     e.add_argument("-L", type=int, default=3, help="longest formula (default 3)")
     e.add_argument("-B", type=int, default=10, help="beam size and labels per neuron (default 10)")
     e.add_argument(
         "--limit-search",
         type=int,
         default=None,
-        help="extension atoms per neuron: the N atoms of largest differentiability (default: all 2K atoms)",
+        help="extension atoms per neuron: only the N atoms of largest differentiability extend formulas "
+        "(default: all 2K atoms)",
     )
     e.add_argument(
         "--min-fraction", type=float, default=0.0, help="smallest admissible share of samples in a label (default 0)"
@@ -359,7 +456,7 @@ def parser() -> argparse.ArgumentParser:
         help="[N] integer group of each sample (.npy, .pt, .h5), e.g. the sentence of each token: permutations "
         "exchange whole groups of equal size (default: single samples)",
     )
-    e.add_argument("--groups-key", help="entry of a .pt dict or .h5 dataset for --groups")
+    e.add_argument("--groups-key", help="entry of a .pt dict or .h5 dataset for --groups (default: the only one)")
     e.add_argument(
         "--search",
         choices=["beam", "exact"],
@@ -379,21 +476,30 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="candidate evaluations the exact search or --certify may do (default: no limit)",
     )
-    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu, or each rank's GPU under torchrun)")
     e.add_argument(
         "--alternative",
         choices=["two-sided", "greater", "less"],
         default="two-sided",
         help="Mann-Whitney alternative of p_value: greater = the neuron fires more inside the mask (default two-sided)",
     )
-    e.add_argument("--adjust", choices=["bh", "bonferroni"], default=None, help="p-value adjustment across neurons")
-    e.add_argument("--layer", default="", help="layer name written into the output")
-    e.add_argument("--out", required=True, help="labels.csv or labels.json")
-    e.add_argument("--quiet", action="store_true", help="no progress bar")
-    e.add_argument("--checkpoint", help="folder for finished neuron chunks: a killed run resumes from it")
+    e.add_argument(
+        "--adjust",
+        choices=["bh", "bonferroni"],
+        default=None,
+        help="adjust p-values across neurons (column p_value_adjusted): bh = Benjamini-Hochberg (default: none)",
+    )
+    e.add_argument("--layer", default="", help="layer name written into the output's layer column (default: empty)")
+    e.add_argument("--out", required=True, help="labels.csv or labels.json (required; never one of the inputs)")
+    e.add_argument("--quiet", action="store_true", help="no progress line (default: progress on stderr)")
+    e.add_argument(
+        "--checkpoint",
+        help="folder for finished neuron chunks: a killed run resumes from it, verifying each chunk against "
+        "the run's inputs and parameters (default: none)",
+    )
     e.add_argument("--chunk", type=int, default=512, help="neurons per checkpointed chunk (default 512)")
     e.add_argument(
-        "--max-memory", type=int, default=None, help="bytes of working memory per chunk (default: 2 GiB CPU)"
+        "--max-memory", type=int, default=None, help="bytes of working memory explain may hold (default: 2 GiB on CPU)"
     )
     e.set_defaults(func=cmd_explain)
     t = sub.add_parser("transpose", help="rewrite a sample-major [N, D] .npy as a neuron-major store (*.neurons.npy)")
@@ -403,19 +509,38 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_transpose)
     r = sub.add_parser("report", help="a self-contained HTML report of a labels file")
     r.add_argument("labels_file", help="labels.csv written by explain / demo")
-    r.add_argument("--out", required=True, help="report.html")
-    r.add_argument("--layer", default=None, help="only this layer of the file")
-    r.add_argument("--activations", help="[N, D] activations of the layer: adds distribution plots")
-    r.add_argument("--activations-key")
-    r.add_argument("--concepts", help="[N, K] 0/1 or [N] class indices the labels were found with")
-    r.add_argument("--concepts-key")
-    r.add_argument("--names", help="concept names, one per line")
+    r.add_argument("--out", required=True, help="report.html (required; never one of the inputs)")
+    r.add_argument("--layer", default=None, help="only this layer of the file (default: every layer)")
+    r.add_argument(
+        "--activations", help="[N, D] activations of the layer: adds distribution plots (default: none, labels only)"
+    )
+    r.add_argument(
+        "--activations-key", help="entry of a .pt dict or .h5 dataset for --activations (default: the only one)"
+    )
+    r.add_argument(
+        "--concepts",
+        help="[N, K] 0/1 or [N] class indices the labels were found with (default: none; needs --activations)",
+    )
+    r.add_argument("--concepts-key", help="entry of a .pt dict or .h5 dataset for --concepts (default: the only one)")
+    r.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="number of classes of [N] class-index --concepts, when the data lacks the top classes (default: max + 1)",
+    )
+    r.add_argument("--names", help="concept names, one per line, as given to explain (default: c0.. / class0..)")
     r.set_defaults(func=cmd_report)
     c = sub.add_parser("compare", help="INVERT and Network Dissection side by side on one conv layer")
-    c.add_argument("--case", choices=["mnist", "fashion"], help="a real model and data set (see invert_fast.cases.zoo)")
-    c.add_argument("--maps", help="[N, D, h, w] activation maps (.npy, .pt, .h5) instead of a case")
-    c.add_argument("--maps-key", help="entry of a .pt dict or .h5 dataset")
-    c.add_argument("--masks", help="pixel concept masks (.npz written by invert_fast.PixelMasks.save)")
+    c.add_argument(
+        "--case",
+        choices=["mnist", "fashion"],
+        help="a real model and data set (see invert_fast.cases.zoo); default: none, give --maps and --masks",
+    )
+    c.add_argument("--maps", help="[N, D, h, w] activation maps (.npy, .pt, .h5) instead of a case (default: none)")
+    c.add_argument("--maps-key", help="entry of a .pt dict or .h5 dataset (default: the only one)")
+    c.add_argument(
+        "--masks", help="pixel concept masks (.npz written by invert_fast.PixelMasks.save), with --maps (default: none)"
+    )
     c.add_argument("--layer", help="module name of the case's model (default: the case's) or a name for --maps")
     c.add_argument("--samples", type=int, default=None, help="images of the case (default: all MNIST / 2,000 Fashion)")
     c.add_argument("--size", type=int, default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)")
@@ -434,12 +559,22 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo", help="the embedded real cases: MobileNetV2 on Fashion-MNIST (default), --case mnist or --case minilm"
     )
-    d.add_argument("--case", choices=["fashion", "mnist", "minilm"], default="fashion")
-    d.add_argument("--out", default="out/demo")
+    d.add_argument(
+        "--case",
+        choices=["fashion", "mnist", "minilm"],
+        default="fashion",
+        help="fashion: ImageNet MobileNetV2 on Fashion-MNIST (default); mnist: a small MNIST CNN (fast); "
+        "minilm: every MLP neuron of all-MiniLM-L6-v2 on WordNet sentences",
+    )
+    d.add_argument(
+        "--out",
+        default=None,
+        help="output folder, written exactly there (default: out/demo for fashion, out/demo-mnist, out/demo-minilm)",
+    )
     d.add_argument(
         "--samples", type=int, default=None, help="images (fashion, default 2,000) or sentences (minilm, 3,000)"
     )
-    d.add_argument("--size", type=int, default=160)
+    d.add_argument("--size", type=int, default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)")
     d.add_argument(
         "--permutations",
         type=int,
@@ -450,14 +585,26 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"invert-fast: warning: {str(message).splitlines()[0]}", file=file or sys.stderr)
+
+
 def main(argv=None) -> int:
+    import warnings
+
     args = parser().parse_args(argv)
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning  # e.g. a checkpoint chunk recomputed: one line, no source echo
     try:
         return args.func(args)
-    except (CliError, ValueError, TypeError, KeyError, FileNotFoundError, RuntimeError) as e:
+    except (CliError, ValueError, TypeError, KeyError, OSError, EOFError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in msg:
+            msg += f": {e.filename}"
         print(f"invert-fast: error: {msg}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from ..cases.derived import enclosed_regions, pixel_concepts
 from ..core.results import write_csv
 from ..files import spreadsheet_safe
 from ..io.capture import capture
+from ..io.progress import ProgressLine
 
 DIGIT_UNIONS = {
     "loop digit": [0, 6, 8, 9],
@@ -350,6 +351,7 @@ def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, 
         for j, layer in enumerate(layers)
     ]
     tokens, sentence_of = [], []
+    line, total = ProgressLine(), -(-len(sentences) // batch_size)
     # Batches of sentences of similar length waste little compute on padding.
     sentences = sorted(sentences, key=lambda t: len(tokenizer.encode(t)[0]))
     try:
@@ -370,12 +372,15 @@ def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, 
                         prev = w
                 for j, w in enumerate(writers):
                     w.append(outputs[j][keep].float().numpy())
+                done = s // batch_size + 1
+                line.update(f"capture: batch {done}/{total}, {len(tokens):,} tokens", final=done == total)
         return [w.close() for w in writers], tokens, np.array(sentence_of)
     except BaseException:
         for w in writers:
             w.abort()
         raise
     finally:
+        line.close()
         for h in hooks:
             h.remove()
 
@@ -440,14 +445,35 @@ def run_minilm(args) -> int:
             e = res[d][0]
             print(f"| {res.layer} | {d} | `{e.formula}` | {e.auc:.3f} | {e.concept_fraction:.1%} |")
     write_csv(args.out / "labels.csv", *results)
-    print(f"wrote {args.out / 'labels.csv'}; total {time.perf_counter() - t0:.1f} s")
+    from .report import LayerReport, write_report
+
+    write_report(
+        args.out / "report.html",
+        [LayerReport(res, None, concepts, top=12) for res in results],
+        "INVERT labels: all-MiniLM-L6-v2 MLP neurons on WordNet example sentences",
+    )
+    print(f"wrote {args.out / 'labels.csv'} and {args.out / 'report.html'}; total {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+DEFAULT_OUT = {"fashion": Path("out/demo"), "mnist": Path("out/demo-mnist"), "minilm": Path("out/demo-minilm")}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--case", choices=["fashion", "mnist", "minilm"], default="fashion")
-    p.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
+    p.add_argument(
+        "--case",
+        choices=["fashion", "mnist", "minilm"],
+        default="fashion",
+        help="fashion: ImageNet MobileNetV2 on Fashion-MNIST (default); mnist: a small MNIST CNN (fast); "
+        "minilm: every MLP neuron of all-MiniLM-L6-v2 on WordNet sentences",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder, written exactly there (default: out/demo for fashion, out/demo-mnist, out/demo-minilm)",
+    )
     p.add_argument(
         "--samples",
         type=int,
@@ -464,6 +490,8 @@ def main(argv=None) -> int:
         "cost one full search per permutation)",
     )
     args = p.parse_args(argv)
+    if args.out is None:  # one folder per case: cases never overwrite each other's labels or reports
+        args.out = DEFAULT_OUT[args.case]
     if args.case == "minilm":
         args.samples = args.samples or 3000
         args.permutations = args.permutations if args.permutations is not None else 0

@@ -35,6 +35,7 @@ SCHEMA = (
 )
 COLUMNS = tuple(c for c, _ in SCHEMA)
 REQUIRED = COLUMNS[:9]  # a labels table must have these; the later ones default to NaN / ""
+MAX_NEURONS = 2**22  # neurons per layer a labels table may describe (read_csv holds a list per neuron)
 
 
 @dataclass(frozen=True)
@@ -216,19 +217,36 @@ def write_csv(path, *results: Explanations) -> None:
 
 
 def read_csv(path) -> list[Explanations]:
-    """Read a labels table written by to_csv / write_csv back: one Explanations per layer, in file order."""
+    """Read a labels table written by to_csv / write_csv back: one Explanations per layer, in file order.
+
+    Raises:
+        ValueError: naming the file and line of a row that cannot be read, a neuron id outside
+            [0, MAX_NEURONS), a negative rank or a (layer, neuron, rank) given twice.
+    """
     layers: dict[str, dict[int, list[Explanation]]] = {}
+    seen: dict[tuple[str, int, int], int] = {}
+    line = 1
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"labels file {path}: missing columns {missing} (expected {list(COLUMNS)})")
-        for line, row in enumerate(reader, start=2):
-            try:
-                layer, e = decode_row({k: spreadsheet_text(v) if isinstance(v, str) else v for k, v in row.items()})
-            except ValueError as err:
-                raise ValueError(f"labels file {path}, line {line}: {err}") from None
-            layers.setdefault(layer, {}).setdefault(e.neuron, []).append(e)
+        try:
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"labels file {path}: missing columns {missing} (expected {list(COLUMNS)})")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    layer, e = decode_row({k: spreadsheet_text(v) if isinstance(v, str) else v for k, v in row.items()})
+                    if not 0 <= e.neuron < MAX_NEURONS:  # ids index a list per neuron: bound them first
+                        raise ValueError(f"column 'neuron': expected an index in [0, {MAX_NEURONS:,}), got {e.neuron}")
+                    if e.rank < 0:
+                        raise ValueError(f"column 'rank': expected a rank >= 0, got {e.rank}")
+                    first = seen.setdefault((layer, e.neuron, e.rank), line)
+                    if first != line:
+                        raise ValueError(f"neuron {e.neuron} rank {e.rank} of layer {layer!r} is also on line {first}")
+                except ValueError as err:
+                    raise ValueError(f"labels file {path}, line {line}: {err}") from None
+                layers.setdefault(layer, {}).setdefault(e.neuron, []).append(e)
+        except csv.Error as err:  # e.g. a field beyond csv's size limit, a NUL byte
+            raise ValueError(f"labels file {path}, line {line + 1}: not a CSV row: {err}") from None
     out = []
     for layer, neurons in layers.items():
         d = max(neurons) + 1

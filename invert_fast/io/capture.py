@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
-import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from .progress import ProgressLine
 
 CONV_REDUCTIONS = ("mean", "max", "keep")
 SEQUENCE_REDUCTIONS = ("mean", "last", "tokens")
@@ -190,7 +190,7 @@ def capture(
 
     handles = [m.register_forward_hook(hook(name)) for name, m in mods.items()]
     total = len(data) if hasattr(data, "__len__") else None
-    t0, seen = time.perf_counter(), 0
+    line, seen = ProgressLine(progress), 0
     ok = False
     try:
         ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
@@ -199,16 +199,15 @@ def capture(
                 args, kwargs = _move(*_inputs(batch), device)
                 model(*args, **kwargs)
                 seen += 1
-                if progress and (sys.stderr.isatty() or (total and i + 1 == total)):
-                    rate = seen / max(time.perf_counter() - t0, 1e-9)
+                if progress:
+                    rate = seen / max(line.elapsed(), 1e-9)
                     of = f"/{total}" if total else ""
-                    print(f"\rcapture: batch {i + 1}{of}, {rate:.1f} batches/s", end="", file=sys.stderr, flush=True)
+                    line.update(f"capture: batch {i + 1}{of}, {rate:.1f} batches/s", final=total == i + 1)
         ok = True
     finally:
         for h in handles:
             h.remove()
-        if progress:
-            print(file=sys.stderr)
+        line.close()
         if not ok:
             for w in writers.values():
                 w.abort()
