@@ -6,7 +6,7 @@ asks for them:
   INVERT_FAST_CUDA=1               build CUDA or fail with the reason
   INVERT_FAST_CUDA=0               CPU only
 Other switches: CUDA_HOME (toolkit), TORCH_CUDA_ARCH_LIST (GPU architectures; "8.0;9.0" when unset
-and no GPU is visible), INVERT_FAST_DEBUG=1 (-O0 -g).
+and no GPU is visible), INVERT_FAST_DEBUG=1 (-O0 -g), INVERT_FAST_SKIP_EXT=1 (no extension: see below).
 """
 
 import glob
@@ -69,7 +69,10 @@ def extension():
     return cpp_extension.CppExtension(**kwargs)
 
 
+# INVERT_FAST_SKIP_EXT=1: package metadata and the `invert-fast` command only, for an editable install
+# over an extension already built in place (scripts/setup.sh builds it incrementally first).
+skip = os.environ.get("INVERT_FAST_SKIP_EXT") == "1"
 setup(
-    ext_modules=[extension()],
+    ext_modules=[] if skip else [extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
 )

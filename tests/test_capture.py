@@ -62,7 +62,8 @@ def test_disk_store_is_crash_safe_and_explain_reads_it_in_chunks(tmp_path):
     disk = load_activations(paths["1"])
     assert disk.shape == (200, 6) and torch.equal(disk, mem)
     concepts = inv.ConceptSet.from_classes(y, ["a", "b", "c"])
-    small = inv.explain(disk, concepts, L=2, B=3, max_memory=4096)  # a budget far below the layer: neuron chunks
+    with pytest.warns(UserWarning, match="searching one neuron at a time"):
+        small = inv.explain(disk, concepts, L=2, B=3, max_memory=4096)  # a budget far below the layer: neuron chunks
     assert [[str(e.formula) for e in r] for r in small] == [
         [str(e.formula) for e in r] for r in inv.explain(mem, concepts, L=2, B=3)
     ]

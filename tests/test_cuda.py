@@ -147,8 +147,9 @@ def test_pair_sums_and_pair_step_select_equal_cpu():
 
     space = RegionSpace(cs, "auto")
     w = torch.randint(0, 2**40, (space.regions.num_regions, 5), generator=g)
-    cpu = ops.pair_sums(w, space.region_indptr, space.region_concepts, len(cs))
-    gpu = ops.pair_sums(w.cuda(), space.region_indptr.cuda(), space.region_concepts.cuda(), len(cs))
+    indptr, concepts = space.region_csr()
+    cpu = ops.pair_sums(w, indptr, concepts, len(cs))
+    gpu = ops.pair_sums(w.cuda(), indptr.cuda(), concepts.cuda(), len(cs))
     assert torch.equal(cpu, gpu.cpu())
     x = tied((3000, 6), levels=25)
     for kw in (dict(L=2, B=5), dict(L=3, B=4, mode="negative", min_fraction=0.01), dict(L=2, B=3, max_fraction=0.9)):

@@ -61,7 +61,8 @@ def test_methods_and_batches_agree(method):
     x, y = problem(11, n=60, d=7, k=6, levels=4)
     names = NAMES[:6]
     ref = explain_reference(x.tolist(), y.int().tolist(), names, 3, 4, limit_search=5)
-    res = inv.explain(x, inv.ConceptSet(y, names), L=3, B=4, limit_search=5, method=method, max_memory=1)
+    with pytest.warns(UserWarning, match="searching one neuron at a time"):
+        res = inv.explain(x, inv.ConceptSet(y, names), L=3, B=4, limit_search=5, method=method, max_memory=1)
     same_beams(res, ref)
 
 

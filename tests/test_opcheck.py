@@ -40,7 +40,7 @@ def samples(device):
     atom_text = torch.tensor(list(texts), dtype=torch.uint8)
     atom_offsets = torch.tensor([0, 1, 2, 4, 6])
     hist = torch.tensor([[0, 1 * 4 + 1, -1], [2, -1, -1], [0, 2 * 4 + 3, -1]])
-    pair = ops.pair_sums(w, space.region_indptr, space.region_concepts, k)
+    pair = ops.pair_sums(w, *space.region_csr(), k)
     t = lambda v: v.to(device)  # noqa: E731
     return {
         "rank_doubled": (t(x),),
@@ -54,7 +54,7 @@ def samples(device):
             t(space.counts), t(torch.ones(3, 2 * k, dtype=torch.bool)), 90, 1, 45, 1.0, 4,
         ),
         "pair_step_select": (t(pair), t(torch.empty(0, dtype=torch.int64)), space.shift, t(conc), t(space.counts), 90, 1, 45, 1.0, 5),
-        "pair_sums": (t(w), t(space.region_indptr), t(space.region_concepts), k),
+        "pair_sums": (t(w), t(space.region_csr()[0]), t(space.region_csr()[1]), k),
         "masked_row_sums": (t(packed_rows(mask)), t(mask.sum(-1) * 2 > G), t(w), t(space.member_t)),
         "csr_gather_or": (t(space.member_t.long()), t(torch.tensor([0, 2, 3])), t(torch.tensor([0, 4, 2]))),
         "bits_transpose": (t(torch.randint(-(2**62), 2**62, (70, 2), generator=g)), 100),

@@ -93,3 +93,14 @@ def test_progress_lines_reach_logs_at_a_modest_rate():
     for i in range(3):
         line.update(f"batch {i + 1}/3", final=i == 2)
     assert log.getvalue().splitlines() == ["batch 1/3", "batch 2/3", "batch 3/3"]
+
+
+def test_memory_check_quick_stays_within_its_budget():
+    # The budgeted run (64 MiB) stays far under 450 MB peak (torch alone is ~225 MB) with the same labels.
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "check_memory.py"), "--quick", "--limit-mb", "450"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "same labels with both budgets: True" in res.stdout

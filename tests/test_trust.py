@@ -216,7 +216,8 @@ def test_p_value_search_is_deterministic_across_batches_chunks_and_devices(tmp_p
     x, y = noise_and_planted(n=300, seed=1)
     kw = dict(L=2, B=2, min_fraction=0.02, permutations=19, seed=5)
     whole = inv.explain(x, y, **kw)
-    batched = inv.explain(x, y, max_memory=1, **kw)  # one neuron per batch
+    with pytest.warns(UserWarning, match="searching one neuron at a time"):
+        batched = inv.explain(x, y, max_memory=1, **kw)  # one neuron per batch
     assert [[e.p_value_search for e in r] for r in whole] == [[e.p_value_search for e in r] for r in batched]
     filed = inv.explain_to_file(x, y, tmp_path / "l.csv", chunk=7, **kw)
     assert [[e.p_value_search for e in r] for r in whole] == [[e.p_value_search for e in r] for r in filed]

@@ -178,10 +178,12 @@ void rank_columns(const at::Tensor& x, Sink& proto, double* tie_sums, std::vecto
   const scalar_t* xp = x.const_data_ptr<scalar_t>();
   // Columns per task: reading a column of a row-major [N, D] matrix touches one page per sample, so a
   // block of kBlock columns shares each page visit (TLB misses dominated with 16). Shrink the block for
-  // very large N so the per-thread buffers stay near 256 MB.
+  // very large N so the per-thread buffers stay near 256 MB, and to the columns there are (split over
+  // the threads): the buffers are [block, N], and a caller with a memory budget batches few columns.
   const int64_t per_col = N * static_cast<int64_t>(sizeof(Item) + sizeof(int32_t));
-  const int64_t block =
-      std::max<int64_t>(1, std::min<int64_t>(kBlock, (int64_t{256} << 20) / std::max<int64_t>(per_col, 1)));
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t block = std::max<int64_t>(
+      1, std::min({kBlock, (int64_t{256} << 20) / std::max<int64_t>(per_col, 1), (D + threads - 1) / threads}));
   const int64_t num_blocks = (D + block - 1) / block;
   at::parallel_for(0, num_blocks, 1, [&](int64_t b0, int64_t b1) {
     std::vector<Item> items(static_cast<size_t>(block * N)), tmp(static_cast<size_t>(N));

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..core.validate import to_tensor
+from ..files import drop_resident_pages
 from ..io.progress import ProgressLine
 from ..io.store import NeuronStore
 
@@ -219,6 +220,8 @@ def cmd_explain(args) -> int:
     acts = open_store(args.activations, args.activations_key)
     labels = load_array(args.labels, args.labels_key, "labels")
     concepts = build_concepts(labels, read_names(args.names), args.num_classes)
+    drop_resident_pages(labels)  # packed into the concept set: the mapped file need not stay resident
+    del labels
     t0 = time.perf_counter()
     kwargs = dict(
         L=args.L,

@@ -70,7 +70,11 @@ def ranked_region_sums(x: torch.Tensor, regions: Regions) -> tuple[torch.Tensor,
 
 
 def concept_rank_sums(
-    region_sums: torch.Tensor, regions: Regions, method: str = "sparse", per_sample_max: int | None = None
+    region_sums: torch.Tensor,
+    regions: Regions,
+    method: str = "sparse",
+    per_sample_max: int | None = None,
+    member_bytes: int | None = None,
 ) -> torch.Tensor:
     """Sums of per-region values over every concept's regions (doubled rank sums of every concept).
 
@@ -80,17 +84,25 @@ def concept_rank_sums(
         method: 'sparse' or 'dense' (same integers; only speed differs).
         per_sample_max: bound on one sample's contribution to region_sums (default 2N, the largest
             doubled rank); the dense product splits the regions so float64 stays exact.
+        member_bytes: memory the dense product may keep for the float64 [K, G] membership (default: no
+            limit, cached on regions). Above it, blocks of regions are converted from the bool membership
+            as the product needs them.
 
     Returns:
         [K, C] int64.
     """
     if method == "sparse":
         return ops.csr_gather_sum(region_sums, regions.concept_indptr, regions.concept_regions)
-    member = regions.membership_f64  # [K, G]
+    k, g = regions.num_concepts, regions.num_regions
+    cached = member_bytes is None or 8 * k * g <= member_bytes
+    block = g if cached else max(64, member_bytes // (8 * max(k, 1)))
     bound = 2 * regions.n_samples if per_sample_max is None else per_sample_max
-    out = torch.zeros(member.shape[0], region_sums.shape[1], dtype=torch.int64, device=region_sums.device)
-    for g0, g1 in exact_chunks(regions.sizes, bound):
-        out += torch.mm(member[:, g0:g1], region_sums[g0:g1].double()).round_().long()
+    out = torch.zeros(k, region_sums.shape[1], dtype=torch.int64, device=region_sums.device)
+    for c0, c1 in exact_chunks(regions.sizes, bound):
+        for g0 in range(c0, c1, block):
+            g1 = min(c1, g0 + block)
+            member = regions.membership_f64[:, g0:g1] if cached else regions.membership_bool[:, g0:g1].double()
+            out += torch.mm(member, region_sums[g0:g1].double()).round_().long()
     return out
 
 
@@ -180,6 +192,6 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
     step = _neuron_batch(n, regions.num_regions, k, d, chosen == "dense", max_memory)
     for d0 in range(0, d, step):
         region_sums, _ = ranked_region_sums(x[:, d0 : d0 + step], regions)
-        s2 = concept_rank_sums(region_sums, regions, chosen)  # [K, Dc]
+        s2 = concept_rank_sums(region_sums, regions, chosen, member_bytes=max_memory // 4)  # [K, Dc]
         out[d0 : d0 + step] = auc_from_rank_sums(s2.t(), concepts.counts, n)
     return out

@@ -37,6 +37,24 @@ def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     return byte_vals.view(torch.int64)
 
 
+def pack_columns(mask: torch.Tensor, block: int = 1 << 14) -> torch.Tensor:
+    """Pack each column of a sample-major mask: [N, K] bool -> [K, ceil(N / 64)] int64, the same as
+    pack_bits(mask.t()) without its [K, N] copies: rows are packed in blocks of samples ([N, ceil(K / 64)]
+    words, K / 8 bytes per sample), then transposed bit for bit (ops.bits_transpose).
+
+    Example:
+        >>> pack_columns(torch.tensor([[True, False], [False, True], [True, True]])).tolist()
+        [[5], [6]]
+    """
+    from .. import ops
+
+    n, k = mask.shape
+    if n == 0 or k == 0:
+        return torch.zeros(k, num_words(n), dtype=torch.int64, device=mask.device)
+    rows = torch.cat([pack_bits(mask[s : s + block]) for s in range(0, n, block)])  # [N, ceil(K / 64)]
+    return ops.bits_transpose(rows, k)
+
+
 def unpack_bits(words: torch.Tensor, n: int) -> torch.Tensor:
     """Inverse of pack_bits.
 

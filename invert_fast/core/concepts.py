@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from .. import ops
-from .bits import num_words, pack_bits, popcount, unpack_bits
+from .bits import num_words, pack_columns, popcount, unpack_bits
 from .validate import as_binary_labels, check_samples, to_tensor, validate_names
 
 
@@ -35,7 +35,7 @@ class ConceptSet:
         mask = as_binary_labels(labels, "labels")
         n, k = mask.shape
         names = [f"c{i}" for i in range(k)] if names is None else validate_names(names, k)
-        self._set(pack_bits(mask.t()), n, names, descriptions)
+        self._set(pack_columns(mask), n, names, descriptions)
 
     def _set(self, bits: torch.Tensor, n: int, names: list[str], descriptions) -> None:
         self._bits = bits

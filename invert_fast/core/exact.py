@@ -126,9 +126,8 @@ def exact_search(
 
 
 def concept_rank_sums_of(region_sums: torch.Tensor, space: RegionSpace) -> torch.Tensor:
-    from .auroc import concept_rank_sums
 
-    return concept_rank_sums(region_sums, space.regions, space.method).t()
+    return space.concept_sums(region_sums).t()
 
 
 def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2, atom_p, top: int, bounds) -> Beams:
@@ -138,10 +137,10 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
     sizes = space.regions.sizes
     if space.packed:
         w = region_sums.long() * 2**space.shift + sizes.unsqueeze(1)
-        x, x_p, shift = ops.pair_sums(w, space.region_indptr, space.region_concepts, k), None, space.shift
+        x, x_p, shift = ops.pair_sums(w, *space.region_csr(), k), None, space.shift
     else:
-        x = ops.pair_sums(region_sums.long(), space.region_indptr, space.region_concepts, k)
-        x_p = ops.pair_sums(sizes.unsqueeze(1), space.region_indptr, space.region_concepts, k).expand_as(x)
+        x = ops.pair_sums(region_sums.long(), *space.region_csr(), k)
+        x_p = ops.pair_sums(sizes.unsqueeze(1), *space.region_csr(), k).expand_as(x)
         shift = 0
     empty = x.new_empty(0)
     pool = PoolLayout(2 * k, k)

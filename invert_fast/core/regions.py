@@ -64,16 +64,28 @@ class Regions:
         """[K, G] bool membership, cached for building formula masks in region space."""
         return self.membership(torch.bool)
 
-    def membership(self, dtype=torch.float64) -> torch.Tensor:
-        """[K, G] dense 0/1 matrix of which regions each concept holds."""
+    def membership(self, dtype=torch.float64, block: int = 1 << 20) -> torch.Tensor:
+        """[K, G] dense 0/1 matrix of which regions each concept holds (filled in blocks of about `block`
+        entries of the concept CSR, so no [nnz] index temporaries)."""
         k, g = self.num_concepts, self.num_regions
-        rows = torch.repeat_interleave(torch.arange(k, device=self.sizes.device), self.concept_indptr.diff())
         out = torch.zeros(k, g, dtype=dtype, device=self.sizes.device)
-        out[rows, self.concept_regions] = 1
+        flat, indptr = out.view(-1), self.concept_indptr.tolist()
+        k0 = 0
+        while k0 < k:
+            k1 = k0 + 1
+            while k1 < k and indptr[k1 + 1] - indptr[k0] <= block:
+                k1 += 1
+            lo, hi = indptr[k0], indptr[k1]
+            rows = torch.repeat_interleave(
+                torch.arange(k0, k1, device=out.device),
+                self.concept_indptr[k0 + 1 : k1 + 1] - self.concept_indptr[k0:k1],
+            )
+            flat[rows * g + self.concept_regions[lo:hi]] = 1
+            k0 = k1
         return out
 
 
-def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 26) -> Regions:
+def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 23) -> Regions:
     """Group samples by their concept vector.
 
     Each sample's concept vector, packed (ops.bits_transpose: [N, ceil(K / 64)]), is hashed to one
@@ -116,14 +128,13 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 26) -> R
     # masks over regions ([K, ceil(G / 64)]), unpacked in blocks of concepts to bound the [K, G] temporary.
     region_bits = bits if g == n or rows is None else ops.bits_transpose(rows[reps], k)
     step = max(1, chunk_elems // max(g, 1))
-    counts, cols = [], []
-    for k0 in range(0, k, step):
-        block = region_bits[k0 : k0 + step]
-        member = unpack_bits(block, g)  # [c, G]
-        counts.append(popcount(block))
-        cols.append(member.nonzero()[:, 1])
     concept_indptr = torch.zeros(k + 1, dtype=torch.int64, device=device)
     if k:
-        concept_indptr[1:] = torch.cumsum(torch.cat(counts), 0)
-    concept_regions = torch.cat(cols) if cols else torch.zeros(0, dtype=torch.int64, device=device)
+        concept_indptr[1:] = torch.cumsum(popcount(region_bits), 0)
+    ends = concept_indptr.tolist()
+    concept_regions = torch.empty(ends[-1], dtype=torch.int64, device=device)  # filled in place, block by block
+    for k0 in range(0, k, step):
+        k1 = min(k, k0 + step)
+        member = unpack_bits(region_bits[k0:k1], g)  # [c, G]
+        concept_regions[ends[k0] : ends[k1]] = member.nonzero()[:, 1]
     return Regions(n, ids, sizes, sample_indptr, sample_indices, concept_indptr, concept_regions, g == n)

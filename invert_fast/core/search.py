@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from .. import ops
-from .auroc import auc_from_rank_sums, concept_rank_sums, default_max_memory, ranked_region_sums, region_rank_sums
+from .auroc import auc_from_rank_sums, default_max_memory, ranked_region_sums, region_rank_sums
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
 from .order import exact_subrank, float_key
@@ -134,10 +135,10 @@ def explain(
         raise ValueError(f"device: {dev} was asked for, but torch sees no CUDA device")
     ops.check_device(torch.empty(0, device=dev), "explain")
     cs = cs.to(dev)
-    space = RegionSpace(cs, method)
     if max_memory is None:
         max_memory = default_max_memory(dev)
     max_memory = check_positive_int(max_memory, "max_memory")
+    space = RegionSpace(cs, method, max_memory)
     exported = {**params.as_dict(), "adjust": adjust, "method": space.method, "n_samples": n, "n_concepts": space.k}
     if groups is not None:
         exported["groups"] = plan.describe()
@@ -155,7 +156,16 @@ def explain(
                 f"max_memory: the exact search needs about {per_neuron:,} bytes per neuron ({2 * k} atoms, {g} regions, "
                 f"L = {params.L}), above max_memory = {max_memory:,}"
             )
-    step = max(1, min(d_total, 4096, max_memory // per_neuron))
+    # The space's own tensors (memberships, region maps) come out of the same budget.
+    if space.fixed_bytes + per_neuron > max_memory:
+        size = lambda b: f"{b / 2**20:.1f} MiB" if b >= 2**20 else f"{b:,} bytes"  # noqa: E731
+        warnings.warn(
+            f"max_memory: the concept set's region structures ({size(space.fixed_bytes)}: {k} concepts over "
+            f"{g} regions) and one neuron's search ({size(per_neuron)}) exceed max_memory = {size(max_memory)}; "
+            "searching one neuron at a time",
+            stacklevel=2,
+        )
+    step = max(1, min(d_total, 4096, (max_memory - space.fixed_bytes) // per_neuron))
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
         xb = as_activations(store.read(d0, d0 + step)) if store is not None else x[:, d0 : d0 + step]
@@ -354,7 +364,7 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
 def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams) -> Beams:
     """The beam search of a batch of neurons from their region rank sums [G, Db]: the final beams."""
     n, B, sign = space.n, params.B, params.sign
-    s2_c = concept_rank_sums(region_sums, space.regions, space.method).t()  # [Db, K]
+    s2_c = space.concept_sums(region_sums).t()  # [Db, K]
     total = n * (n + 1)
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]

@@ -28,18 +28,18 @@ AND, OR = 1, 2  # history op codes (0: the first atom)
 class RegionSpace:
     """Region-space view of a concept set on one device, shared by all neuron batches."""
 
-    def __init__(self, concepts: ConceptSet, method: str):
+    def __init__(self, concepts: ConceptSet, method: str, max_memory: int | None = None):
+        """Args: max_memory: the search's budget in bytes (None: no limit); the dense product keeps its
+        float64 [K, G] membership only within a quarter of it (see auroc.concept_rank_sums)."""
         self.regions = concepts.regions()
         self.method = choose_method(self.regions, method)
         self.n = concepts.n_samples
         self.k = len(concepts)
+        self.member_bytes = None if max_memory is None else max_memory // 4
         self.counts = concepts.counts  # [K]
         self.member = self.regions.membership_bool  # [K, G]
-        self.member_t = self.member.t().contiguous()  # [G, K]
-        rows, cols = self.member_t.nonzero().unbind(1)  # region -> concepts CSR (for pair_sums)
-        self.region_indptr = torch.zeros(self.regions.num_regions + 1, dtype=torch.int64, device=rows.device)
-        self.region_indptr[1:] = torch.cumsum(torch.bincount(rows, minlength=self.regions.num_regions), 0)
-        self.region_concepts = cols
+        self._member_t = None
+        self._region_csr = None
         n = self.n
         self.shift = max(1, n.bit_length())  # 2^shift > N: counts fit below the rank sum
         # Pack (rank sum, count) in one integer when the total over all samples stays exact: int64
@@ -55,9 +55,41 @@ class RegionSpace:
         self.atom_text_order = torch.tensor(order, dtype=torch.long, device=concepts.device)
         # Packed region masks of the 2K atoms (exact mask identity for distinct labels).
         atoms = torch.arange(2 * self.k, device=concepts.device)
-        self.atom_words = packed_rows(self.atom_masks(atoms))  # [2K, ceil(G / 64)]
+        # Packed in blocks of atoms: the [2K, G] bool masks never exist at once.
+        self.atom_words = torch.cat([packed_rows(self.atom_masks(atoms[a : a + 64])) for a in range(0, 2 * self.k, 64)])
         self._formulas: dict[tuple, Formula] = {}
         self._prefixes = None
+
+    @property
+    def member_t(self) -> torch.Tensor:
+        """[G, K] bool membership by region (masked_row_sums, region_csr); built on first use, as the
+        dense concepts of many regions may never need it."""
+        if self._member_t is None:
+            self._member_t = self.member.t().contiguous()
+        return self._member_t
+
+    @property
+    def fixed_bytes(self) -> int:
+        """Memory this space holds for the whole search (the bool memberships both ways, the region
+        maps, and the float64 membership where the dense product may cache it)."""
+        k, g, n = self.k, self.regions.num_regions, self.n
+        dense = 8 * k * g if self.method == "dense" and 8 * k * g <= (self.member_bytes or 8 * k * g) else 0
+        return 2 * k * g + 8 * self.regions.concept_regions.numel() + 40 * n + 8 * g + dense
+
+    def region_csr(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Region -> concepts CSR ([G + 1] indptr, [nnz] concepts), for the exact search's pair sums; cached."""
+        if self._region_csr is None:
+            g = self.regions.num_regions
+            nz = self.member_t.nonzero()  # [nnz, 2] (region, concept), by region
+            indptr = torch.zeros(g + 1, dtype=torch.int64, device=nz.device)
+            indptr[1:] = torch.cumsum(torch.bincount(nz[:, 0], minlength=g), 0)
+            self._region_csr = (indptr, nz[:, 1].clone())  # the clone frees the [nnz, 2] pairs
+        return self._region_csr
+
+    def concept_sums(self, weights: torch.Tensor, per_sample_max: int | None = None) -> torch.Tensor:
+        """[K, C] int64 sums of weights [G, C] over each concept's regions (auroc.concept_rank_sums, in
+        this space's method and memory)."""
+        return concept_rank_sums(weights, self.regions, self.method, per_sample_max, self.member_bytes)
 
     def prefixes(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every formula of two atoms whose mask is new: not empty, not full, not an atom's mask (a formula
@@ -134,7 +166,7 @@ class RegionSpace:
         if path == "beam" or (path is None and beam_major < concept_major):
             out = ops.masked_row_sums(words, outside, weights, self.member_t)
             if bool(outside.any()):
-                total = concept_rank_sums(weights, self.regions, self.method, per_sample_max).t()  # [Db, K]
+                total = self.concept_sums(weights, per_sample_max).t()  # [Db, K]
                 out = torch.where(outside.unsqueeze(-1), total.unsqueeze(1) - out, out)
             return out
         mask = unpack_bits(words, g)  # [Db, B, G]
@@ -142,7 +174,7 @@ class RegionSpace:
             vals = (weights.t().unsqueeze(1) * mask).reshape(db * b, g).t().contiguous()  # [G, Db*B]
         else:  # the GEMM reads a transposed view; weights (< 2^53) are exact in float64
             vals = (weights.t().unsqueeze(1).double() * mask).view(db * b, g).t()
-        out = concept_rank_sums(vals, self.regions, self.method, per_sample_max)  # [K, Db*B]
+        out = self.concept_sums(vals, per_sample_max)  # [K, Db*B]
         return out.t().reshape(db, b, self.k)
 
     def beam_concept_sums(self, region_sums: torch.Tensor, words: torch.Tensor):

@@ -34,12 +34,22 @@ def _blake(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
-def slice_hash(xc: torch.Tensor) -> str:
-    """BLAKE2b of a chunk of activations [N, d] as explain sees it: dtype, shape and every byte."""
-    h = hashlib.blake2b(f"{xc.dtype} {tuple(xc.shape)}".encode(), digest_size=32)
-    flat = xc.detach().cpu().contiguous().reshape(-1)
-    if flat.numel():
-        h.update(flat.view(torch.uint8).numpy().tobytes())
+def slice_hash(xc, max_bytes: int = 1 << 26) -> str:
+    """BLAKE2b of a chunk of activations as explain sees it: shape, dtype and every byte, neuron by
+    neuron (each column's N values in sample order), so the digest does not depend on how the chunk
+    is read: pieces of at most `max_bytes` (a tensor [N, d], or a store / NeuronSlice read piecewise).
+    """
+    n, d = xc.shape
+    h = hashlib.blake2b(f"{tuple(xc.shape)}".encode(), digest_size=32)
+    item = torch.empty(0, dtype=xc.dtype).element_size() if isinstance(xc, torch.Tensor) else xc.dtype.itemsize
+    step = max(1, max_bytes // max(1, n * item))
+    for a in range(0, d, step):
+        piece = xc[:, a : a + step] if isinstance(xc, torch.Tensor) else xc.read(a, a + step)
+        if a == 0:
+            h.update(str(piece.dtype).encode())
+        cols = piece.detach().cpu().t().contiguous()  # [p, N]: neuron-major bytes
+        if cols.numel():
+            h.update(cols.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no bytes copy
     return h.hexdigest()
 
 

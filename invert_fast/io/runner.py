@@ -87,6 +87,8 @@ def explain_to_file(
             key["groups"] = hashlib.blake2b(groups.tobytes() + str(groups.dtype).encode()).hexdigest()
         dtype = store.dtype if store is not None else x.dtype
         ckpt = CheckpointStore(checkpoint, run_key(shape, dtype, cs, key), d, chunk, writer=rank == 0)
+    # Pieces of a chunk read to hash it: an eighth of the budget (default budget: 2 GiB).
+    piece_bytes = max(1 << 20, (explain_kwargs.get("max_memory") or 2 << 30) // 8)
     stream = not keep_results
     if stream and (world > 1 or adjust is not None or out.suffix.lower() != ".csv"):
         raise ValueError("keep_results: False needs one process, no p-value adjustment and a .csv output")
@@ -94,11 +96,11 @@ def explain_to_file(
     done = 0
     with sink:
         for c in range(rank, n_chunks, world):
-            # A store reads just this chunk of neurons from disk; a tensor (or memory map) is sliced. With a
-            # checkpoint the slice is read (and hashed) even when the chunk is saved: a saved chunk is reused
-            # only if the activations it was computed from hash alike.
-            xc = store.read(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
-            digest = slice_hash(xc) if ckpt is not None else None
+            # A store's chunk is a NeuronSlice (read on demand: hashing and explain read it in pieces within
+            # the budget); a tensor (or memory map) is sliced. With a checkpoint the slice is read and hashed
+            # even when the chunk is saved: a saved chunk is reused only if its activations hash alike.
+            xc = store.slice(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
+            digest = slice_hash(xc, piece_bytes) if ckpt is not None else None
             saved = ckpt.load(c, digest) if ckpt is not None else None
             if saved is not None:
                 per_neuron, params = saved

@@ -139,7 +139,11 @@ class NeuronStore:
         key = f", key {self.key!r}" if self.key else ""
         return f"NeuronStore({str(self.path)!r}{key}, {self.shape[0]} samples x {self.shape[1]} neurons, {layout})"
 
-    def read(self, d0: int, d1: int, max_buffer: int = 2**26) -> torch.Tensor:
+    def slice(self, d0: int, d1: int) -> NeuronSlice:
+        """Neurons d0:d1 as a store of their own (nothing read yet): explain reads it in its own batches."""
+        return NeuronSlice(self, d0, d1)
+
+    def read(self, d0: int, d1: int, max_buffer: int = 2**23) -> torch.Tensor:
         """Neurons d0:d1 of every sample as an [N, d1 - d0] tensor (a transposed view for neuron-major files).
 
         Sample-major .npy files are read in blocks of whole rows of at most `max_buffer` bytes.
@@ -169,6 +173,25 @@ class NeuronStore:
                 _read_into(f, block, self.offset + r0 * d * item)
                 out[r0 : r0 + len(block)] = block[:, d0:d1]
             return torch.from_numpy(out)
+
+
+class NeuronSlice:
+    """Neurons d0:d1 of a NeuronStore, read on demand: .shape (N, d1 - d0), .dtype, .read(a, b) (neurons
+    d0 + a : d0 + b). The runner hands chunks to explain this way, so a chunk is never read whole and
+    explain's batches stay within its memory budget."""
+
+    def __init__(self, store: NeuronStore, d0: int, d1: int):
+        n, d = store.shape
+        self.store, self.d0, self.d1 = store, max(0, d0), min(d, d1)
+        self.shape = (n, self.d1 - self.d0)
+        self.dtype = store.dtype
+
+    def read(self, a: int, b: int) -> torch.Tensor:
+        a, b = max(0, a), min(self.shape[1], b)
+        return self.store.read(self.d0 + a, self.d0 + b)
+
+    def __repr__(self) -> str:
+        return f"{self.store!r}[:, {self.d0}:{self.d1}]"
 
 
 def _as_dtype(t: torch.dtype):
