@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Regenerates every output README.md quotes, into out/readme/<name>.txt, so its figures can be checked
+# against what the code prints today: the main demo (Fashion-MNIST on MobileNetV2), the MNIST case,
+# INVERT vs Network Dissection on the MNIST and Fashion cases, and the MiniLM case. About 6 minutes on 2 cores.
+#   bash scripts/readme_outputs.sh            # all
+#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare-fashion, minilm
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+OUT=out/readme
+mkdir -p "$OUT"
+run() {  # name, then the command line of `python -m invert_fast`
+  local name=$1; shift
+  echo "== $name: invert-fast $*"
+  "$PY" -m invert_fast "$@" 2>&1 | tee "$OUT/$name.txt"
+}
+args=("$@")
+sel() { [ ${#args[@]} -eq 0 ] || [[ " ${args[*]} " == *" $1 "* ]]; }
+sel demo && run demo demo --out "$OUT/demo"
+sel mnist && run mnist demo --case mnist --out "$OUT/demo-mnist"
+sel compare && run compare compare --case mnist --out "$OUT/compare"
+sel compare-fashion && run compare-fashion compare --case fashion --out "$OUT/compare-fashion"
+sel minilm && run minilm demo --case minilm --out "$OUT/demo-minilm"
+echo "wrote $OUT/*.txt"
