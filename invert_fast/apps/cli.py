@@ -388,11 +388,7 @@ def cmd_compare(args) -> int:
 def cmd_demo(args) -> int:
     from . import demo
 
-    argv = ["--case", args.case, "--size", str(args.size)]
-    argv += ["--out", args.out] if args.out is not None else []
-    argv += ["--samples", str(args.samples)] if args.samples is not None else []
-    argv += ["--permutations", str(args.permutations)] if args.permutations is not None else []
-    return demo.main(argv)
+    return demo.run(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -562,28 +558,9 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo", help="the embedded real cases: MobileNetV2 on Fashion-MNIST (default), --case mnist or --case minilm"
     )
-    d.add_argument(
-        "--case",
-        choices=["fashion", "mnist", "minilm"],
-        default="fashion",
-        help="fashion: ImageNet MobileNetV2 on Fashion-MNIST (default); mnist: a small MNIST CNN (fast); "
-        "minilm: every MLP neuron of all-MiniLM-L6-v2 on WordNet sentences",
-    )
-    d.add_argument(
-        "--out",
-        default=None,
-        help="output folder, written exactly there (default: out/demo for fashion, out/demo-mnist, out/demo-minilm)",
-    )
-    d.add_argument(
-        "--samples", type=int, default=None, help="images (fashion, default 2,000) or sentences (minilm, 3,000)"
-    )
-    d.add_argument("--size", type=int, default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)")
-    d.add_argument(
-        "--permutations",
-        type=int,
-        default=None,
-        help="permutations for the search-corrected p-values (default 99; minilm 0)",
-    )
+    from . import demo
+
+    demo.add_arguments(d)
     d.set_defaults(func=cmd_demo)
     return p
 

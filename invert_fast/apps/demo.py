@@ -459,8 +459,8 @@ def run_minilm(args) -> int:
 DEFAULT_OUT = {"fashion": Path("out/demo"), "mnist": Path("out/demo-mnist"), "minilm": Path("out/demo-minilm")}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The demo's options: one definition for `python -m invert_fast.apps.demo` and `invert-fast demo`."""
     p.add_argument(
         "--case",
         choices=["fashion", "mnist", "minilm"],
@@ -489,7 +489,10 @@ def main(argv=None) -> int:
         help="permutations for the search-corrected p-values (default 99; MiniLM 0, as 9,216 neurons x 25k tokens "
         "cost one full search per permutation)",
     )
-    args = p.parse_args(argv)
+
+
+def run(args) -> int:
+    """Run the case that parsed arguments (add_arguments) name."""
     if args.out is None:  # one folder per case: cases never overwrite each other's labels or reports
         args.out = DEFAULT_OUT[args.case]
     if args.case == "minilm":
@@ -499,6 +502,12 @@ def main(argv=None) -> int:
     args.permutations = args.permutations if args.permutations is not None else 99
     args.samples = args.samples or 2000
     return run_fashion(args) if args.case == "fashion" else run_mnist(args)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":
