@@ -284,3 +284,11 @@ def test_dataframe_csvs_escape_text_cells_only(tmp_path):
 
     write_frame_csv(tmp_path / "t.csv", pd.DataFrame({"concept": ["@SUM(A1)", "ok"], "iou": [-0.5, 0.25]}))
     assert (tmp_path / "t.csv").read_text().splitlines() == ["concept,iou", "'@SUM(A1),-0.5", "ok,0.25"]
+
+
+def test_numpy_scalar_parameters_mean_what_they_print():
+    x, y = problem(6, n=50, d=2, k=4)
+    want = inv.explain(x, y, L=2, B=3, min_fraction=0.1, max_fraction=0.5)
+    got = inv.explain(x, y, L=np.int64(2), B=np.int32(3), min_fraction=np.float32(0.1), max_fraction=np.float16(0.5))
+    assert got.params["min_fraction"] == 0.1 and got.params["max_fraction"] == 0.5
+    assert [[str(e.formula) for e in n] for n in got] == [[str(e.formula) for e in n] for n in want]

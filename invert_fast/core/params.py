@@ -101,12 +101,15 @@ class SearchParams:
 
 
 def fraction(v, name: str) -> float:
-    """A share in [0, 1] as a Python float (numpy floats accepted; bools rejected)."""
+    """A share in [0, 1] as a Python float (numpy floats accepted; bools rejected). A numpy float32 or
+    float16 is read as the decimal it prints as (np.float32(0.1) is 0.1, not 0.10000000149...), so a
+    mask of exactly 10% of the samples stays admissible whichever float type gave the bound."""
     if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
         raise TypeError(f"{name}: expected a number in [0, 1], got {type(v).__name__} {v!r}")
-    if not 0.0 <= float(v) <= 1.0:
+    value = float(str(v)) if isinstance(v, np.floating) and np.finfo(v.dtype).bits < 64 else float(v)
+    if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name}: expected a number in [0, 1], got {v}")
-    return float(v)
+    return value
 
 
 def size_bounds(n: int, min_fraction: float, max_fraction: float) -> tuple[int, int]:
