@@ -86,6 +86,22 @@ def test_cli_compare_on_files(tmp_path, capsys):
     assert "--maps needs --masks" in capsys.readouterr().err
 
 
+def test_cli_compare_reports_the_netdissect_definition(tmp_path, capsys):
+    maps, pm = problem(4)
+    np.save(tmp_path / "maps.npy", maps)
+    pm.save(tmp_path / "masks.npz")
+    base = ["compare", "--maps", str(tmp_path / "maps.npy"), "--masks", str(tmp_path / "masks.npz"), "--quiet"]
+    assert main([*base, "--quantile", "0.05", "--netdissect", "netdissect-lite", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "NetDissect (netdissect-lite definition) detectors (IoU >= 0.04)" in out
+    direct = inv.network_dissection(maps, pm, 0.05, compat="netdissect-lite")
+    with open(tmp_path / "o" / "netdissect.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["threshold"]) for r in rows] == direct.thresholds.tolist()
+    assert main([*base, "--quantile", "0.05", "--out", str(tmp_path / "p")]) == 0
+    assert "NetDissect (invert_fast definition) detectors (IoU > 0.04)" in capsys.readouterr().out
+
+
 def test_cli_compare_real_mnist(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert main(["compare", "--case", "mnist", "--samples", "1500", "--length", "2", "--out", str(out), "--quiet"]) == 0

@@ -284,3 +284,81 @@ def test_derived_pixel_masks_of_a_ring():
     assert b[0, pm.index("top half"), :3].all() and not b[0, pm.index("top half"), 3:].any()
     assert b[1, pm.index("dot")].sum() == 1 and b[0, pm.index("dot")].sum() == 0
     assert pm.categories[pm.index("ring")] == "class" and pm.categories[pm.index("left half")] == "position"
+
+
+def _netdissect_lite_reference(maps, masks_bool, categories, quantile, iou_threshold, label_size=None):
+    """NetDissect-Lite's definition, written plainly from its description: threshold at the quantile level
+    the original reads (column int(1000 (1 - q) - 1) of 1,000 levels i / 999), bilinear upsampling
+    (align_corners=False) in float64, per image the unit's pixels count toward category c's union only
+    if its mask covers a pixel of some label of c; IoU >= threshold; best label per category, then
+    across categories."""
+    import torch.nn.functional as F
+
+    n, d = maps.shape[:2]
+    if masks_bool.shape[2:] == (1, 1):
+        masks_bool = masks_bool.expand(-1, -1, *label_size)
+    h, w = masks_bool.shape[2:]
+    level = int(1000 * (1 - quantile) - 1) / 999
+    t = np.array([np.quantile(maps[:, u].numpy().ravel(), level) for u in range(d)])
+    up = F.interpolate(maps.double(), size=(h, w), mode="bilinear", align_corners=False)
+    unit = up > torch.from_numpy(t)[None, :, None, None]  # [N, D, H, W]
+    cats = list(dict.fromkeys(categories))
+    k = masks_bool.shape[1]
+    both = np.zeros((d, k), dtype=np.int64)
+    units_cat = np.zeros((d, len(cats)), dtype=np.int64)
+    for i in range(n):
+        b = (unit[i][:, None] & masks_bool[i][None]).sum((2, 3)).numpy()  # [D, K]
+        both += b
+        for ci, c in enumerate(cats):
+            cols = [j for j in range(k) if categories[j] == c]
+            units_cat[:, ci] += unit[i].sum((1, 2)).numpy() * (b[:, cols].sum(1) > 0)
+    labels = masks_bool.sum((0, 2, 3)).numpy()
+    union = units_cat[:, [cats.index(c) for c in categories]] + labels[None] - both
+    iou = np.where(union > 0, both / np.maximum(union, 1), 0.0)
+    best, score = [], []
+    for u in range(d):
+        per_cat = []
+        for c in cats:
+            cols = [j for j in range(k) if categories[j] == c]
+            j = cols[int(np.argmax(iou[u, cols]))]
+            per_cat.append((iou[u, j], j))
+        top = max(v for v, _ in per_cat)
+        j = next(j for v, j in per_cat if v == top)
+        best.append(j if top > 0 else -1)
+        score.append(top)
+    return t, both, union, best, [s >= iou_threshold for s in score]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_netdissect_lite_compat_matches_the_originals_definition(seed):
+    g = torch.Generator().manual_seed(seed)
+    n, d, h, w, H, W = 12, 5, 4, 4, 9, 9
+    maps = torch.randn(n, d, h, w, generator=g, dtype=torch.float64)
+    k = 7
+    masks = torch.rand(n, k, H, W, generator=g) < torch.rand(1, k, 1, 1, generator=g) * 0.5
+    categories = ["object", "object", "part", "part", "part", "color", "color"]
+    masks[: n // 2, 2:5] = False  # "part" is not annotated in half of the images
+    pm = inv.PixelMasks(masks, [f"l{j}" for j in range(k)], categories=categories)
+    diss = inv.network_dissection(maps, pm, 0.05, compat="netdissect-lite")
+    t, both, union, best, det = _netdissect_lite_reference(maps, masks, categories, 0.05, 0.04)
+    assert np.array_equal(diss.thresholds.numpy(), t)  # the exact quantile at 994/999-style levels
+    assert np.array_equal(diss.intersection.numpy(), both) and np.array_equal(diss.union.numpy(), union)
+    assert diss.best()[0] == best
+    assert [r["detector"] for r in diss.records()] == det
+    plain = inv.network_dissection(maps, pm, 0.05)  # this package's definition differs in the union
+    assert not torch.equal(plain.union, diss.union) and not torch.equal(plain.thresholds, diss.thresholds)
+
+
+def test_netdissect_lite_counts_image_labels_at_label_resolution():
+    g = torch.Generator().manual_seed(7)
+    maps = torch.randn(10, 3, 3, 3, generator=g, dtype=torch.float64)
+    scene = torch.rand(10, 2, generator=g) < 0.5
+    pm = inv.PixelMasks(scene, ["indoor", "outdoor"], categories=["scene", "scene"])
+    with pytest.raises(ValueError, match="label_size: compat 'netdissect-lite' counts image-level labels"):
+        inv.network_dissection(maps, pm, compat="netdissect-lite")
+    diss = inv.network_dissection(maps, pm, 0.1, compat="netdissect-lite", label_size=(6, 6))
+    t, both, union, best, det = _netdissect_lite_reference(
+        maps, scene[:, :, None, None], ["scene"] * 2, 0.1, 0.04, (6, 6)
+    )
+    assert np.array_equal(diss.intersection.numpy(), both) and np.array_equal(diss.union.numpy(), union)
+    assert diss.best()[0] == best

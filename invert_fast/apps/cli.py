@@ -362,7 +362,7 @@ def cmd_compare(args) -> int:
     t1 = time.perf_counter()
     cmp = compare(
         maps, masks, length=args.length, beam=args.beam, quantile=args.quantile, iou_threshold=args.iou_threshold,
-        min_fraction=args.min_fraction, layer=layer, device=args.device,
+        min_fraction=args.min_fraction, layer=layer, device=args.device, compat=args.netdissect,
     )  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -549,6 +549,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--beam", type=int, default=5, help="beam size of both methods (default 5)")
     c.add_argument("--quantile", type=float, default=0.005, help="NetDissect's top quantile (default 0.005)")
     c.add_argument("--iou-threshold", type=float, default=0.04, help="NetDissect detector IoU (default 0.04)")
+    c.add_argument(
+        "--netdissect",
+        choices=["invert_fast", "netdissect-lite"],
+        default="invert_fast",
+        help="Network Dissection's definition: invert_fast (exact quantile at 1 - q, IoU over all unit pixels, "
+        "> threshold; default) or netdissect-lite (the original's quantile level, per-category union, >=)",
+    )
     c.add_argument("--min-fraction", type=float, default=0.02, help="INVERT's minimum concept fraction (default 0.02)")
     c.add_argument("--device", default=None, help="cpu or cuda (default: where the maps are)")
     c.add_argument("--show", type=int, default=10, help="units printed (default 10)")

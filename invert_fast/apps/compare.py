@@ -89,7 +89,9 @@ class Comparison:
         det = sum(r["netdissect_detector"] for r in self.rows)
         return (
             f"{n} units; agreement {self.agreement:.1%} ({sum(r['agree'] for r in self.rows)}/{n}); "
-            f"NetDissect detectors (IoU > {self.dissection.iou_threshold}) {det}/{n}; "
+            f"NetDissect ({self.dissection.compat} definition) detectors "
+            f"(IoU {'>=' if self.dissection.compat == 'netdissect-lite' else '>'} {self.dissection.iou_threshold}) "
+            f"{det}/{n}; "
             f"INVERT {self.invert_seconds:.2f} s, NetDissect{' + compositional' if self.compositional else ''} "
             f"{self.netdissect_seconds:.2f} s"
         )
@@ -148,6 +150,8 @@ def compare(
     layer: str = "",
     max_memory: int = 2**28,
     device=None,
+    compat: str = "invert_fast",
+    label_size: tuple[int, int] | None = None,
 ) -> Comparison:
     """Label every unit with INVERT and with Network Dissection and score each label by the other's metric.
 
@@ -159,6 +163,8 @@ def compare(
         beam: beam size of both searches.
         quantile, iou_threshold: NetDissect's.
         min_fraction, max_fraction: INVERT's admissible concept fractions.
+        compat, label_size: the Network Dissection definition, "invert_fast" or "netdissect-lite" (see
+            network_dissection; with length > 1 the compositional search uses its thresholds).
 
     Returns:
         Comparison (rows, agreement, timings; to_csv, html).
@@ -172,8 +178,9 @@ def compare(
     device = torch.device(device) if device is not None else x.device
     t0 = time.perf_counter()
     diss = network_dissection(
-        x, masks, quantile, iou_threshold=iou_threshold, max_memory=max_memory, device=device, layer=layer
-    )
+        x, masks, quantile, iou_threshold=iou_threshold, max_memory=max_memory, device=device, layer=layer,
+        compat=compat, label_size=label_size,
+    )  # fmt: skip
     comp = None
     if length > 1:
         comp = compositional_explain(
@@ -212,12 +219,12 @@ def compare(
                 "invert_label_iou": inv_iou[d],
                 "netdissect_label": str(nd_formulas[d]) if nd_formulas[d] is not None else "",
                 "netdissect_iou": float(nd_scores[d]),
-                "netdissect_detector": bool(nd_scores[d] > iou_threshold),
+                "netdissect_detector": diss.is_detector(float(nd_scores[d])),
                 "netdissect_label_auc": nd_auc[d],
                 "agree": e is not None and e.formula == nd_formulas[d],
             }
         )
-    params = dict(length=length, beam=beam, quantile=quantile, iou_threshold=iou_threshold)
+    params = dict(length=length, beam=beam, quantile=quantile, iou_threshold=iou_threshold, netdissect=compat)
     return Comparison(rows, inv_labels, diss, comp, t2 - t1, t1 - t0, excluded, params, acts, concepts)
 
 

@@ -53,7 +53,9 @@ def images_per_chunk(maps: torch.Tensor, bytes_per_value: int, max_memory: int) 
     return max(1, min(maps.shape[0], max_memory // max(per_image, 1)))
 
 
-def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**28, device=None) -> torch.Tensor:
+def quantile_thresholds(
+    maps, quantile: float = 0.005, *, max_memory: int = 2**28, device=None, level: float | None = None
+) -> torch.Tensor:
     """Each unit's top-`quantile` activation: np.quantile(maps[:, d].ravel(), 1 - quantile), bit for bit.
 
     The two order statistics numpy interpolates between are found exactly by keeping each unit's
@@ -63,6 +65,7 @@ def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**2
         maps: [N, D, h, w] (or [N, D]) float activations: tensor, array or memory-mapped .npy.
         quantile: share of each unit's activations above its threshold, in (0, 1).
         max_memory: bytes of maps read at a time.
+        level: the quantile level itself, instead of 1 - quantile (e.g. NetDissect-Lite's netdissect_level).
 
     Returns:
         [D] thresholds in the maps' dtype (float32 for half-precision maps) on `device`.
@@ -76,7 +79,10 @@ def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**2
     device = torch.device(device) if device is not None else x.device
     n, d = x.shape[:2]
     m = n * x.shape[2] * x.shape[3]
-    level = 1 - float(quantile)
+    if level is None:
+        level = 1 - float(quantile)
+    elif not 0 <= level <= 1:
+        raise ValueError(f"level: expected a number in [0, 1], got {level!r}")
     virtual = (m - 1) * np.float64(level)  # numpy's "linear" method: virtual index (n - 1) * q
     lo = m - 1 if virtual >= m - 1 else int(math.floor(virtual))
     hi = m - 1 if virtual >= m - 1 else lo + 1
@@ -100,6 +106,17 @@ def quantile_thresholds(maps, quantile: float = 0.005, *, max_memory: int = 2**2
         out = np.add(a, diff * gamma)
         np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5, casting="unsafe")
     return torch.from_numpy(np.asarray(out, dtype=a.dtype)).to(device)
+
+
+COMPAT = ("invert_fast", "netdissect-lite")
+
+
+def netdissect_level(quantile: float) -> float:
+    """The quantile level NetDissect-Lite thresholds at for a top share `quantile`: its quantile sketch
+    keeps 1,000 evenly spaced levels (i / 999) and the threshold is column int(1000 (1 - q) - 1), e.g.
+    994 / 999 = 0.994995 for q = 0.005 (not 0.995). The sketch itself is randomised; this package takes
+    the exact quantile at that level."""
+    return int(1000 * (1 - quantile) - 1) / 999
 
 
 def check_masks(x: torch.Tensor, masks) -> PixelMasks:
@@ -170,7 +187,8 @@ class Dissection:
         intersection, union: [D, K] int64 pixel counts summed over images.
         unit_pixels: [D] int64 pixels of each unit's masks; concept_pixels: [K] int64.
         names, categories, descriptions: the K concepts.
-        iou_threshold: a unit detects its best concept when IoU > this.
+        iou_threshold: a unit detects its best concept when IoU > this (>= with compat "netdissect-lite").
+        compat: "invert_fast" or "netdissect-lite": the definition the counts follow (network_dissection).
         seconds: wall time of the dissection (thresholds + tally).
     """
 
@@ -185,7 +203,12 @@ class Dissection:
     iou_threshold: float = 0.04
     layer: str = ""
     seconds: float = 0.0
+    compat: str = "invert_fast"
     _best: dict = field(default_factory=dict, repr=False)
+
+    def is_detector(self, iou: float) -> bool:
+        """Whether a best IoU makes its unit a detector: > iou_threshold, or >= as NetDissect-Lite's report."""
+        return iou >= self.iou_threshold if self.compat == "netdissect-lite" else iou > self.iou_threshold
 
     @property
     def iou(self) -> torch.Tensor:
@@ -204,8 +227,28 @@ class Dissection:
             cols = [k for k, c in enumerate(self.categories) if category is None or c == category]
             if not cols:
                 raise ValueError(f"category: expected one of {sorted(set(self.categories))}, got {category!r}")
-            self._best[category] = best_by_iou(self.intersection[:, cols], self.union[:, cols], cols, self.names)
+            if self.compat == "netdissect-lite":
+                self._best[category] = self._best_netdissect_lite(category)
+            else:
+                self._best[category] = best_by_iou(self.intersection[:, cols], self.union[:, cols], cols, self.names)
         return self._best[category]
+
+    def _best_netdissect_lite(self, category: str | None) -> tuple[list[int], list[float]]:
+        """NetDissect-Lite's choice: float64 IoUs, in each primary category the first label of highest IoU
+        (numpy argmax), then the category of highest such IoU (the first on ties, categories in order of
+        first appearance); -1 where it is 0."""
+        iou = self.iou
+        order = list(dict.fromkeys(self.categories)) if category is None else [category]
+        idx, val = [-1] * iou.shape[0], [0.0] * iou.shape[0]
+        for c in order:
+            cols = [k for k, cat in enumerate(self.categories) if cat == c]
+            sub = iou[:, cols]
+            arg = sub.argmax(1).tolist()
+            for d, j in enumerate(arg):
+                v = float(sub[d, j])
+                if v > val[d]:
+                    idx[d], val[d] = cols[j], v
+        return idx, val
 
     def records(self) -> list[dict]:
         """One dict per unit: unit, threshold, unit_pixels, label, category, iou, detector, then label/iou
@@ -225,7 +268,7 @@ class Dissection:
                 "label": name(k),
                 "category": self.categories[k] if k >= 0 else "",
                 "iou": iou[d],
-                "detector": iou[d] > self.iou_threshold,
+                "detector": self.is_detector(iou[d]),
                 "intersection": int(self.intersection[d, k]) if k >= 0 else 0,
                 "union": int(self.union[d, k]) if k >= 0 else 0,
             }
@@ -271,8 +314,21 @@ def network_dissection(
     max_memory: int = 2**28,
     device=None,
     layer: str = "",
+    compat: str = "invert_fast",
+    label_size: tuple[int, int] | None = None,
 ) -> Dissection:
     """Network Dissection of every unit of a layer against pixel-level concepts.
+
+    Two definitions (`compat`):
+    - "invert_fast" (default): threshold = the exact quantile at level 1 - quantile; IoU = |M ∩ C| /
+      |M ∪ C| with every count summed over the images (all of the unit's pixels in the union); detector
+      when IoU > iou_threshold; best label: highest IoU, exact ties to the first name in text order.
+    - "netdissect-lite": NetDissect-Lite's arithmetic (feature_operation.py): threshold = the exact
+      quantile at netdissect_level(quantile) (994/999 for 0.005); a unit's pixels of an image count toward
+      the union of category c's labels only where its mask covers a pixel of some label of c in that image;
+      detector when IoU >= iou_threshold; best label per category (first of highest float IoU), then the
+      category of highest IoU. Image-level (1 x 1) masks need `label_size`, the label resolution (sh, sw)
+      at which the original counts them (the label covering the whole image).
 
     Args:
         maps: [N, D, h, w] activation maps (tensor, array or memory-mapped .npy, streamed in image
@@ -284,6 +340,8 @@ def network_dissection(
         iou_threshold: IoU above which a unit is a detector of its best concept.
         thresholds: [D] precomputed thresholds (skips the quantile pass).
         device: where to compute (default: the maps' device; "cuda" streams chunks to the GPU).
+        compat: "invert_fast" or "netdissect-lite" (above).
+        label_size: (sh, sw) of image-level masks under compat "netdissect-lite".
 
     Returns:
         Dissection with thresholds [D], intersection/union [D, K], best labels per unit and category.
@@ -297,8 +355,15 @@ def network_dissection(
     masks = check_masks(x, masks)
     if not isinstance(iou_threshold, float | int) or not 0 <= iou_threshold < 1:
         raise ValueError(f"iou_threshold: expected a number in [0, 1), got {iou_threshold!r}")
+    if compat not in COMPAT:
+        raise ValueError(f"compat: expected one of {COMPAT}, got {compat!r}")
     device = torch.device(device) if device is not None else x.device
     n, d, h, w = x.shape
+    lite = compat == "netdissect-lite"
+    if lite and masks.n_pixels == 1:
+        masks = _at_label_size(masks, label_size)
+    if thresholds is None and lite:
+        thresholds = quantile_thresholds(x, max_memory=max_memory, device=device, level=netdissect_level(quantile))
     thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device)
     cwords = masks.words.to(device)
     k = len(masks)
@@ -306,6 +371,36 @@ def network_dissection(
     unit_px = torch.zeros(d, dtype=torch.int64, device=device)
     image_level = masks.n_pixels == 1
     out_px = h * w if image_level else masks.n_pixels
+    if lite:
+        cats = list(dict.fromkeys(masks.categories))
+        members = [[j for j, c in enumerate(masks.categories) if c == cat] for cat in cats]
+        units_cat = torch.zeros(d, len(cats), dtype=torch.int64, device=device)
+        for s, u in iter_unit_words(x, thresholds, masks, max_memory, device):
+            cw = cwords[s : s + u.shape[0]]
+            inter += and_popcount(u, cw)
+            px = popcount(u)  # [n, D] pixels of each unit's mask per image
+            unit_px += px.sum(0)
+            for ci, cols in enumerate(members):
+                cat_mask = cw[:, cols[0]].clone()  # [n, W]: pixels with some label of this category
+                for j in cols[1:]:
+                    cat_mask |= cw[:, j]
+                covered = (u & cat_mask[:, None, :]).ne(0).any(-1)  # [n, D]
+                units_cat[:, ci] += (px * covered).sum(0)
+        union = units_cat[:, [cats.index(c) for c in masks.categories]] + masks.pixels().to(device)[None, :] - inter
+        return Dissection(
+            thresholds=thresholds,
+            intersection=inter,
+            union=union,
+            unit_pixels=unit_px,
+            concept_pixels=masks.pixels().to(device),
+            names=masks.names,
+            categories=masks.categories,
+            descriptions=masks.descriptions,
+            iou_threshold=float(iou_threshold),
+            layer=layer,
+            seconds=time.perf_counter() - t0,
+            compat=compat,
+        )
     if image_level:
         step = images_per_chunk(x, 16, max_memory)
         for s in range(0, n, step):
@@ -337,3 +432,19 @@ def network_dissection(
         layer=layer,
         seconds=time.perf_counter() - t0,
     )
+
+
+def _at_label_size(masks: PixelMasks, label_size) -> PixelMasks:
+    """Image-level (1 x 1) masks as full-image masks at the label resolution (sh, sw)."""
+    if (
+        not isinstance(label_size, tuple | list)
+        or len(label_size) != 2
+        or not all(isinstance(v, int) and v >= 1 for v in label_size)
+    ):
+        raise ValueError(
+            "label_size: compat 'netdissect-lite' counts image-level labels at the label resolution; expected "
+            f"(sh, sw) positive integers, got {label_size!r}"
+        )
+    sh, sw = label_size
+    full = masks.to_bool().expand(-1, -1, sh, sw)
+    return PixelMasks(full, masks.names, masks.descriptions, masks.categories)
