@@ -3,7 +3,7 @@
 # against what the code prints today: the main demo (Fashion-MNIST on MobileNetV2), the MNIST case,
 # INVERT vs Network Dissection on the MNIST and Fashion cases, and the MiniLM case. About 6 minutes on 2 cores.
 #   bash scripts/readme_outputs.sh            # all
-#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare-fashion, minilm
+#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare3, compare-fashion, minilm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -19,6 +19,7 @@ sel() { [ ${#args[@]} -eq 0 ] || [[ " ${args[*]} " == *" $1 "* ]]; }
 sel demo && run demo demo --out "$OUT/demo"
 sel mnist && run mnist demo --case mnist --out "$OUT/demo-mnist"
 sel compare && run compare compare --case mnist --out "$OUT/compare"
+sel compare3 && run compare3 compare --case mnist --length 3 --out "$OUT/compare3"
 sel compare-fashion && run compare-fashion compare --case fashion --out "$OUT/compare-fashion"
 sel minilm && run minilm demo --case minilm --out "$OUT/demo-minilm"
 echo "wrote $OUT/*.txt"
