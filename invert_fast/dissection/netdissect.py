@@ -386,22 +386,9 @@ def network_dissection(
                     cat_mask |= cw[:, j]
                 covered = (u & cat_mask[:, None, :]).ne(0).any(-1)  # [n, D]
                 units_cat[:, ci] += (px * covered).sum(0)
-        union = units_cat[:, [cats.index(c) for c in masks.categories]] + masks.pixels().to(device)[None, :] - inter
-        return Dissection(
-            thresholds=thresholds,
-            intersection=inter,
-            union=union,
-            unit_pixels=unit_px,
-            concept_pixels=masks.pixels().to(device),
-            names=masks.names,
-            categories=masks.categories,
-            descriptions=masks.descriptions,
-            iou_threshold=float(iou_threshold),
-            layer=layer,
-            seconds=time.perf_counter() - t0,
-            compat=compat,
-        )
-    if image_level:
+        concept_px = masks.pixels().to(device)
+        union = units_cat[:, [cats.index(c) for c in masks.categories]] + concept_px[None, :] - inter
+    elif image_level:
         step = images_per_chunk(x, 16, max_memory)
         for s in range(0, n, step):
             chunk = map_chunk(x, s, s + step, device)
@@ -417,8 +404,9 @@ def network_dissection(
         for s, u in iter_unit_words(x, thresholds, masks, max_memory, device):
             inter += and_popcount(u, cwords[s : s + u.shape[0]])
             unit_px += popcount(u).sum(0)
-    concept_px = masks.pixels().to(device) * (out_px if image_level else 1)
-    union = unit_px[:, None] + concept_px[None, :] - inter
+    if not lite:
+        concept_px = masks.pixels().to(device) * (out_px if image_level else 1)
+        union = unit_px[:, None] + concept_px[None, :] - inter
     return Dissection(
         thresholds=thresholds,
         intersection=inter,
@@ -431,6 +419,7 @@ def network_dissection(
         iou_threshold=float(iou_threshold),
         layer=layer,
         seconds=time.perf_counter() - t0,
+        compat=compat,
     )
 
 
