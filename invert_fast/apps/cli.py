@@ -133,9 +133,9 @@ def open_store(path: str, key: str | None) -> NeuronStore:
 
 
 def read_names(path: str | None) -> list[str] | None:
-    """Concept names, one per line: split on line feeds only (a name may hold U+2028, U+0085 or a form
-    feed, which str.splitlines() would split on), "\r" of CRLF files and a UTF-8 BOM removed, trailing
-    empty lines ignored."""
+    """Concept names, one per line: split on line feeds only (str.splitlines() also splits on U+2028,
+    U+0085 and form feeds, shifting every later name), "\r" of CRLF files and a UTF-8 BOM removed,
+    trailing empty lines ignored. Names are validated later (no control characters)."""
     if path is None:
         return None
     p = input_file(path, "names")
