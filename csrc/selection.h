@@ -28,6 +28,18 @@ inline uint64_t hash_words(const int64_t* w, int64_t W) {
   return h;
 }
 
+// Buckets M candidates by neuron nd[m] (each in [0, D), checked by the caller): candidates of neuron d
+// are order[start[d] .. start[d + 1]), in input order (a counting sort).
+inline void bucket_by_neuron(const int64_t* nd, int64_t M, int64_t D, std::vector<int64_t>& start,
+                             std::vector<int64_t>& order) {
+  start.assign(static_cast<size_t>(D + 1), 0);
+  order.resize(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) ++start[nd[m] + 1];
+  for (int64_t d = 0; d < D; ++d) start[d + 1] += start[d];
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  for (int64_t m = 0; m < M; ++m) order[fill[nd[m]]++] = m;
+}
+
 // One neuron's candidates, in scratch arrays the selection reads: score[i], hist row i (T tokens),
 // words row i (W words).
 struct Candidates {

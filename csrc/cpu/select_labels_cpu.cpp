@@ -36,20 +36,14 @@ SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor&
   at::Tensor lengths = at::zeros({D, B}, nc.options());
   if (M == 0 || D == 0) return {winners, lengths};
 
-  // Bucket the candidates by neuron (counting sort keeps their input order within a neuron).
-  std::vector<int64_t> start(static_cast<size_t>(D + 1), 0), order(static_cast<size_t>(M));
   for (int64_t m = 0; m < M; ++m) {
     TORCH_CHECK_VALUE(nd[m] >= 0 && nd[m] < D, "select_labels: neuron must lie in [0, ", D, "), got ", nd[m],
                       " at candidate ", m);
     TORCH_CHECK_VALUE(pp[m] > 0 && pp[m] < n, "select_labels: candidate ", m, " has a mask of ", pp[m],
                       " samples; only masks with 0 < P < n = ", n, " have an AUC");
-    ++start[nd[m] + 1];
   }
-  for (int64_t d = 0; d < D; ++d) start[d + 1] += start[d];
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t m = 0; m < M; ++m) order[fill[nd[m]]++] = m;
-  }
+  std::vector<int64_t> start, order;
+  bucket_by_neuron(nd, M, D, start, order);  // keeps the input order within a neuron
   int64_t* win = winners.data_ptr<int64_t>();
   int64_t* lens = lengths.data_ptr<int64_t>();
 

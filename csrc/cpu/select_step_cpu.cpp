@@ -40,7 +40,6 @@ std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, con
   at::Tensor winners = at::full({D, B}, -1, nc.options());
   at::Tensor lengths = at::zeros({D, B}, nc.options());
   if (M == 0 || D == 0) return {winners, lengths};
-  std::vector<int64_t> start(static_cast<size_t>(D + 1), 0), order(static_cast<size_t>(M));
   const int64_t width = pool_width(Bb, K);
   for (int64_t m = 0; m < M; ++m) {
     TORCH_CHECK_VALUE(nd[m] >= 0 && nd[m] < D, "select_step: neuron must lie in [0, ", D, "), got ", nd[m]);
@@ -48,13 +47,9 @@ std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, con
                       " beams and ", K, " concepts");
     TORCH_CHECK_VALUE(pp[m] > 0 && pp[m] < n, "select_step: candidate ", m, " has a mask of ", pp[m],
                       " samples; only masks with 0 < P < n = ", n, " have an AUC");
-    ++start[nd[m] + 1];
   }
-  for (int64_t d = 0; d < D; ++d) start[d + 1] += start[d];
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (int64_t m = 0; m < M; ++m) order[fill[nd[m]]++] = m;
-  }
+  std::vector<int64_t> start, order;
+  bucket_by_neuron(nd, M, D, start, order);
   int64_t* win = winners.data_ptr<int64_t>();
   int64_t* lens = lengths.data_ptr<int64_t>();
   at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {

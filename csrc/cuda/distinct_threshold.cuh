@@ -1,12 +1,19 @@
 // Shared by the CUDA step kernels: each row's k-th best distinct finite score, the threshold of
-// beam_step_select and pair_step_select (the CPU kernels' DistinctTop, in ATen operations).
+// beam_step_select and pair_step_select (the CPU kernels' DistinctTop, in ATen operations), and the
+// columns it keeps in the CSR layout both kernels return.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/cumsum.h>
 #include <ATen/ops/full_like.h>
+#include <ATen/ops/ge.h>
+#include <ATen/ops/gt.h>
+#include <ATen/ops/nonzero.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/sort.h>
 #include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
 
 #include <limits>
 
@@ -23,6 +30,21 @@ inline at::Tensor kth_distinct_threshold(const at::Tensor& score, int64_t k) {
   const at::Tensor hit = is_new.logical_and(is_new.to(at::kLong).cumsum(1).eq(k));
   const at::Tensor thr = sorted.gather(1, hit.to(at::kInt).argmax(1, /*keepdim=*/true));
   return at::where(hit.any(1, /*keepdim=*/true), thr, at::full_like(thr, -std::numeric_limits<double>::max()));
+}
+
+// The columns of score [D, C] at or above each row's kth_distinct_threshold: hit [D, C] bool; where
+// [M, 2] (neuron, column), row-major, so neurons then columns ascend; indptr [D + 1] int64 (row d's
+// kept columns are where[indptr[d] .. indptr[d + 1])); valid [D] int64 finite scores per row.
+struct KeptColumns {
+  at::Tensor hit, where, indptr, valid;
+};
+
+inline KeptColumns keep_top_columns(const at::Tensor& score, int64_t k) {
+  const at::Tensor hit = at::ge(score, kth_distinct_threshold(score, k));
+  const at::Tensor where = at::nonzero(hit).contiguous();
+  const at::Tensor indptr = at::cat({at::zeros({1}, score.options().dtype(at::kLong)), at::cumsum(hit.sum(1), 0)});
+  const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);
+  return {hit, where, indptr, valid};
 }
 
 }  // namespace invert_fast

@@ -3,13 +3,8 @@
 // -inf; the threshold (the k-th best distinct score) and the kept columns then come from ATen's sort and nonzero, as in
 // beam_step_select.
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/ops/cat.h>
-#include <ATen/ops/cumsum.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/full.h>
-#include <ATen/ops/ge.h>
-#include <ATen/ops/gt.h>
-#include <ATen/ops/nonzero.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
@@ -86,11 +81,8 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
       xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
       cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), score.data_ptr<double>(), D, K, n, p_lo, p_hi, sign);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const at::Tensor thr = kth_distinct_threshold(score, k);
-  const at::Tensor hit = at::ge(score, thr);
-  const at::Tensor where = at::nonzero(hit).contiguous();  // [M, 2] row-major: neurons, then columns ascending
-  const at::Tensor indptr = at::cat({at::zeros({1}, x.options()), at::cumsum(hit.sum(1), 0)});
-  const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);
+  const KeptColumns kept = keep_top_columns(score, k);
+  const at::Tensor& where = kept.where;
   const int64_t M = where.size(0);
   at::Tensor s_out = at::empty({M}, x.options()), p_out = at::empty({M}, x.options());
   if (M > 0) {
@@ -101,7 +93,7 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
         cp.const_data_ptr<int64_t>(), s_out.data_ptr<int64_t>(), p_out.data_ptr<int64_t>(), M, K, n);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
-  return {indptr, where.select(1, 1).contiguous(), score.masked_select(hit), valid, s_out, p_out};
+  return {kept.indptr, where.select(1, 1).contiguous(), score.masked_select(kept.hit), kept.valid, s_out, p_out};
 }
 
 TORCH_LIBRARY_IMPL(invert_fast, CUDA, m) { m.impl("pair_step_select", &pair_step_select_cuda); }
