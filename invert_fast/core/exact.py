@@ -273,17 +273,7 @@ def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: 
     win, _, _, _ = select_winners(
         atom_gather(score, atom_s2, atom_p), atom_chooser(space, params, db), db, space, params, top
     )
-    beams = Beams(db, top, params.L, space.regions.num_regions, atom_s2.device)
-    d_t, r_t = (win >= 0).nonzero().unbind(1)
-    if d_t.numel():
-        j_t = win[d_t, r_t]
-        beams.hist[d_t, r_t, 0] = j_t
-        beams.ntok[d_t, r_t] = 1
-        beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
-        beams.pos[d_t, r_t] = atom_p[j_t]
-        beams.words[d_t, r_t] = space.atom_words[j_t]
-        beams.valid[d_t, r_t] = True
-    return beams
+    return Beams.of_atoms(win, atom_s2, atom_p, space, params.L)
 
 
 def _check_work(max_work: int | None, work: int, what: str) -> None:

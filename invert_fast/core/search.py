@@ -363,7 +363,7 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
 
 def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams) -> Beams:
     """The beam search of a batch of neurons from their region rank sums [G, Db]: the final beams."""
-    n, B, sign = space.n, params.B, params.sign
+    n, sign = space.n, params.sign
     s2_c = space.concept_sums(region_sums).t()  # [Db, K]
     total = n * (n + 1)
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
@@ -376,16 +376,7 @@ def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams)
     win, _, _, _ = select_winners(
         atom_gather(atom_score, atom_s2, atom_p), atom_chooser(space, params, db), db, space, params
     )
-    beams = Beams(db, B, params.L, space.regions.num_regions, region_sums.device)
-    d_t, r_t = (win >= 0).nonzero().unbind(1)
-    if d_t.numel():
-        j_t = win[d_t, r_t]
-        beams.hist[d_t, r_t, 0] = j_t
-        beams.ntok[d_t, r_t] = 1
-        beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
-        beams.pos[d_t, r_t] = atom_p[j_t]
-        beams.words[d_t, r_t] = space.atom_words[j_t]
-        beams.valid[d_t, r_t] = True
+    beams = Beams.of_atoms(win, atom_s2, atom_p, space, params.L)
     ext = _extension_atoms(atom_s2, atom_p, space, params)
     for _length in range(2, params.L + 1):
         beams = _step(beams, region_sums, space, s2_c, ext, params, bounds)

@@ -219,6 +219,23 @@ class Beams:
         """[Db, B, G] bool region masks (unpacked on demand)."""
         return unpack_bits(self.words, self.g)
 
+    @classmethod
+    def of_atoms(cls, win: torch.Tensor, atom_s2: torch.Tensor, atom_p: torch.Tensor, space, L: int) -> Beams:
+        """Beams of single atoms: win [Db, B] atom indices into the 2K atoms (-1: empty slot), atom_s2
+        [Db, 2K] and atom_p [2K] their doubled rank sums and sizes."""
+        db, b = win.shape
+        beams = cls(db, b, L, space.regions.num_regions, atom_s2.device)
+        d_t, r_t = (win >= 0).nonzero().unbind(1)
+        if d_t.numel():
+            j_t = win[d_t, r_t]
+            beams.hist[d_t, r_t, 0] = j_t
+            beams.ntok[d_t, r_t] = 1
+            beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
+            beams.pos[d_t, r_t] = atom_p[j_t]
+            beams.words[d_t, r_t] = space.atom_words[j_t]
+            beams.valid[d_t, r_t] = True
+        return beams
+
 
 def sign_int(sign: float) -> int:
     return 1 if sign > 0 else -1
