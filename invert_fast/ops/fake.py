@@ -122,7 +122,7 @@ def register() -> None:
         B,
         distinct,
         D,
-    ):  # noqa: E501
+    ):
         return neuron.new_empty((D, B), dtype=torch.int64), neuron.new_empty((D, B), dtype=torch.int64)
 
     @reg("invert_fast::select_labels")

@@ -323,7 +323,7 @@ def select_step(
     B,
     distinct,
     D,
-):  # noqa: E501
+):
     """Each neuron's best B formulas among the kept columns of a beam-step pool, in the search's exact
     order; see csrc/select_step.h. Runs on the CPU (the kept columns are few); results on neuron's device.
 
