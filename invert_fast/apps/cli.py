@@ -345,7 +345,7 @@ def cmd_compare(args) -> int:
         raise CliError("compare: give either --case (mnist or fashion) or --maps with --masks")
     t0 = time.perf_counter()
     images = None
-    output_path(args.out, "out", {}, folder=True)
+    output_path(args.out, "out", {"--maps": args.maps, "--masks": args.masks}, folder=True)
     if args.case is not None:
         maps, masks, images, what = zoo.conv_case(
             args.case, args.layer, args.samples, args.size, progress=not args.quiet
@@ -354,7 +354,6 @@ def cmd_compare(args) -> int:
     else:
         if args.masks is None:
             raise CliError("masks: --maps needs --masks (a .npz written by PixelMasks.save)")
-        output_path(args.out, "out", {"--maps": args.maps, "--masks": args.masks}, folder=True)
         maps = load_array(args.maps, args.maps_key, "maps")
         masks = PixelMasks.load(input_file(args.masks, "masks"))
         layer = args.layer or Path(args.maps).stem

@@ -134,10 +134,13 @@ def check_masks(x: torch.Tensor, masks) -> PixelMasks:
     return masks
 
 
-def resolve_thresholds(x: torch.Tensor, thresholds, quantile: float, max_memory: int, device) -> torch.Tensor:
-    """The given [D] thresholds (checked) on `device`, or the maps' top-quantile thresholds."""
+def resolve_thresholds(
+    x: torch.Tensor, thresholds, quantile: float, max_memory: int, device, level: float | None = None
+) -> torch.Tensor:
+    """The given [D] thresholds (checked) on `device`, or the maps' top-quantile thresholds (at `level`
+    instead of 1 - quantile when given)."""
     if thresholds is None:
-        return quantile_thresholds(x, quantile, max_memory=max_memory, device=device)
+        return quantile_thresholds(x, quantile, max_memory=max_memory, device=device, level=level)
     t = to_tensor(thresholds, "thresholds").to(device)
     if t.shape != (x.shape[1],):
         raise ValueError(f"thresholds: expected [{x.shape[1]}] (one per unit), got shape {tuple(t.shape)}")
@@ -362,9 +365,8 @@ def network_dissection(
     lite = compat == "netdissect-lite"
     if lite and masks.n_pixels == 1:
         masks = _at_label_size(masks, label_size)
-    if thresholds is None and lite:
-        thresholds = quantile_thresholds(x, max_memory=max_memory, device=device, level=netdissect_level(quantile))
-    thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device)
+    level = netdissect_level(quantile) if lite else None
+    thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device, level)
     cwords = masks.words.to(device)
     k = len(masks)
     inter = torch.zeros(d, k, dtype=torch.int64, device=device)
