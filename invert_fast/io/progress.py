@@ -1,8 +1,8 @@
 """One progress line on stderr, for terminals and for logs alike.
 
 On a terminal the line is redrawn in place at every update; written to a file or a CI log (not a
-TTY), a full line is printed at the first update, then at most every `every` seconds, plus the final one, so long runs show
-that they advance without flooding the log.
+TTY), a full line is printed at the first update, then at most every `every` seconds, plus the final
+one, so long runs show that they advance without flooding the log.
 """
 
 from __future__ import annotations
