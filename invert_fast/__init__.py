@@ -25,6 +25,7 @@ from .core.regions import Regions, compute_regions
 from .core.results import Explanation, Explanations, read_csv, write_csv
 from .core.scoring import score
 from .core.search import explain
+from .dissection.broden import Broden, read_broden, write_broden
 from .dissection.compositional import IoULabel, compositional_explain
 from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
 from .dissection.pixel_masks import PixelMasks
@@ -36,6 +37,7 @@ from .ops import and_popcount, built_with_cuda, csr_gather_sum, rank_doubled, ra
 __version__ = "0.1.0"
 
 __all__ = [
+    "Broden",
     "ConceptSet",
     "Dissection",
     "Explanation",
@@ -61,7 +63,9 @@ __all__ = [
     "quantile_thresholds",
     "rank_doubled",
     "rank_doubled_ties",
+    "read_broden",
     "read_csv",
     "score",
+    "write_broden",
     "write_csv",
 ]

@@ -7,6 +7,7 @@
     invert-fast report labels.csv --out report.html [--activations A.npy --concepts Y.npy --names names.txt]
     invert-fast compare --case mnist|fashion [--length L] [--out DIR]    (INVERT vs Network Dissection)
     invert-fast compare --maps maps.npy --masks masks.npz [--out DIR]
+    invert-fast compare --broden DIR [--model module:fn --layer NAME] [--netdissect netdissect-lite]
     invert-fast demo [--case fashion|mnist] [--out DIR]
 
 Inputs: .npy, .pt (a tensor, or a dict with --*-key) and .h5/.hdf5 (a dataset, named by --*-key when
@@ -341,12 +342,16 @@ def cmd_compare(args) -> int:
     from .compare import compare
     from .report import LayerReport, write_report
 
-    if (args.case is None) == (args.maps is None):
-        raise CliError("compare: give either --case (mnist or fashion) or --maps with --masks")
+    if sum(v is not None for v in (args.case, args.maps, args.broden)) != 1:
+        raise CliError("compare: give one of --case (mnist or fashion), --maps with --masks, or --broden with --model")
+    if args.broden is None and (args.model is not None or args.categories is not None or args.max_images is not None):
+        raise CliError("compare: --model, --categories and --max-images go with --broden")
     t0 = time.perf_counter()
     images = None
     output_path(args.out, "out", {"--maps": args.maps, "--masks": args.masks}, folder=True)
-    if args.case is not None:
+    if args.broden is not None:
+        maps, masks, layer, what = broden_maps(args)
+    elif args.case is not None:
         maps, masks, images, what = zoo.conv_case(
             args.case, args.layer, args.samples, args.size, progress=not args.quiet
         )
@@ -382,6 +387,40 @@ def cmd_compare(args) -> int:
         )
     print(f"\nwrote {out / 'compare.csv'}, {out / 'netdissect.csv'} and {out / 'report.html'}")
     return 0
+
+
+def broden_maps(args):
+    """Activation maps of a model on a Broden directory's images (captured to --out/maps, memory-mapped)
+    and the directory's pixel labels: (maps, masks, layer, description)."""
+    from ..cases import zoo
+    from ..dissection.broden import read_broden
+    from ..io.capture import capture, load_activations
+
+    cats = None if args.categories is None else [c.strip() for c in args.categories.split(",") if c.strip()]
+    try:
+        broden = read_broden(args.broden, cats, args.max_images)
+    except ImportError as e:
+        raise CliError(f"broden: {e}") from None
+    spec = args.model or "mobilenet_v2"
+    model = zoo.load_model(spec)
+    layer = args.layer or zoo.EMBEDDED_MODELS.get(spec)
+    if layer is None:
+        raise CliError(f"layer: --model {spec} needs --layer (a module name, e.g. layer4)")
+    if args.image_size < 1:
+        raise CliError(f"image-size: expected a positive number of pixels, got {args.image_size}")
+    batches = broden.image_batches(32, args.image_size)
+    paths = capture(model, batches, [layer], reduce="keep", out=Path(args.out) / "maps", progress=not args.quiet)
+    maps = load_activations(paths[layer])
+    if maps.dim() != 4:
+        raise CliError(f"layer: expected {layer} to output [N, C, h, w] maps, got shape {tuple(maps.shape)}")
+    skipped = len(broden.skipped_images)
+    excluded = ", ".join(f"{k} ({v})" for k, v in broden.excluded.items()) or "none"
+    what = (
+        f"{spec}, layer {layer}, {len(broden)} Broden images of {args.broden} at {args.image_size} px "
+        f"(categories {', '.join(broden.categories)}; {skipped} images without their labels skipped; "
+        f"labels left out: {excluded})"
+    )
+    return maps, broden.masks, layer, what
 
 
 def cmd_demo(args) -> int:
@@ -539,7 +578,22 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--masks", help="pixel concept masks (.npz written by invert_fast.PixelMasks.save), with --maps (default: none)"
     )
-    c.add_argument("--layer", help="module name of the case's model (default: the case's) or a name for --maps")
+    c.add_argument(
+        "--broden",
+        help="a Broden-format directory (index.csv, label.csv, ...; images/) instead of a case (default: none)",
+    )
+    c.add_argument(
+        "--model",
+        help="with --broden: mobilenet_v2 (the embedded ImageNet MobileNetV2; default) or module.path:name, an "
+        "nn.Module or a function returning one (e.g. torchvision.models:resnet18)",
+    )
+    c.add_argument("--categories", help="with --broden: categories to read, comma-separated (default: all)")
+    c.add_argument("--max-images", type=int, help="with --broden: read the first N images (default: all)")
+    c.add_argument("--image-size", type=int, default=224, help="with --broden: model input size (default 224)")
+    c.add_argument(
+        "--layer",
+        help="module name of the model (default: the case's / features.18 of mobilenet_v2) or a name for --maps",
+    )
     c.add_argument("--samples", type=int, default=None, help="images of the case (default: all MNIST / 2,000 Fashion)")
     c.add_argument("--size", type=int, default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)")
     c.add_argument(

@@ -247,3 +247,50 @@ def conv_case(case: str, layer: str | None = None, samples: int | None = None, s
     masks = pixel_masks(images, labels, names)
     maps = capture(model, [x[i : i + 64] for i in range(0, len(x), 64)], [layer], reduce="keep", progress=progress)
     return maps[layer], masks, shown, what
+
+
+# --- any model, and a Broden-format miniature of a real case ------------------------------------
+
+EMBEDDED_MODELS = {"mobilenet_v2": "features.18"}
+
+
+def load_model(spec: str) -> nn.Module:
+    """A model in eval mode: "mobilenet_v2" (the embedded ImageNet MobileNetV2), or "module.path:name"
+    where name is an nn.Module or a callable returning one with no arguments (e.g.
+    "torchvision.models:resnet18" builds it untrained; "mypkg.models:trained_resnet" can load weights).
+    """
+    import importlib
+
+    if spec in EMBEDDED_MODELS:
+        return load_mobilenet_v2()
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(
+            f"model: expected {' or '.join(sorted(EMBEDDED_MODELS))} or 'module.path:name' (an nn.Module or a "
+            f"function returning one), got {spec!r}"
+        )
+    try:
+        obj = getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        raise ValueError(f"model: cannot import module {module!r} of {spec!r} ({e})") from None
+    except AttributeError:
+        raise ValueError(f"model: module {module!r} has no attribute {name!r}") from None
+    model = obj if isinstance(obj, nn.Module) else obj() if callable(obj) else obj
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model: expected {spec!r} to be or return an nn.Module, got {type(model).__name__}")
+    return model.eval()
+
+
+def fashion_broden(directory, samples: int = 500) -> Path:
+    """The first `samples` Fashion-MNIST test images and their pixel concepts (derived.pixel_masks: shape,
+    position and class categories at 28 x 28) written as a Broden directory, the images as the
+    MobileNetV2 case shows them (a dark garment on white, 28 x 28 PNG)."""
+    from ..dissection.broden import write_broden
+    from .derived import pixel_masks
+
+    if not isinstance(samples, int) or not 1 <= samples <= 10000:
+        raise ValueError(f"samples: expected 1 to 10,000 Fashion-MNIST test images, got {samples!r}")
+    images, labels = load_fashion_mnist("test")
+    images, labels = images[:samples], labels[:samples]
+    masks = pixel_masks(images, labels, list(FASHION_MNIST_CLASSES))
+    return write_broden(directory, masks, 255 - images, split="test")
