@@ -64,6 +64,21 @@ def test_rows_equal_independent_computations(length):
         assert r["netdissect_detector"] == (r["netdissect_iou"] > 0.04)
     assert cmp.agreement == np.mean([r["agree"] for r in cmp.rows])
     assert "INVERT vs Network Dissection" in cmp.html() and "agreement" in cmp.summary()
+    # the unique-detector summary, recounted from the rows and the labels
+    pm2 = inv.PixelMasks(pm.to_bool(), pm.names, categories=["pos", "cls", "cls", "cls", "texture"])
+    cmp2 = compare(maps, pm2, length=length, beam=3, quantile=0.05)
+    for cut in (0.5, 0.6, 0.7):
+        nd = {
+            n
+            for r in cmp2.rows
+            if r["netdissect_detector"]
+            for n in inv.Formula.parse(r["netdissect_label"]).concepts()
+        }
+        iv = {n for e in cmp2.invert.best() if e and e.auc >= cut for n in e.formula.concepts()}
+        cat = dict(zip(pm2.names, pm2.categories, strict=True))
+        want = {c: (sum(cat[n] == c for n in nd), sum(cat[n] == c for n in iv)) for c in ("pos", "cls", "texture")}
+        assert cmp2.unique_detectors(cut) == want
+    assert "Unique detectors per category" in cmp2.html() and "grouped bar chart" in cmp2.html()
 
 
 def test_cli_compare_on_files(tmp_path, capsys):
@@ -81,7 +96,7 @@ def test_cli_compare_on_files(tmp_path, capsys):
         assert len(list(csv.DictReader(f))) == 6
     assert "agreement" in capsys.readouterr().out
     assert main(["compare", "--out", str(out)]) == 2
-    assert "give either --case" in capsys.readouterr().err
+    assert "give one of --case" in capsys.readouterr().err
     assert main(["compare", "--maps", str(tmp_path / "maps.npy"), "--out", str(out)]) == 2
     assert "--maps needs --masks" in capsys.readouterr().err
 

@@ -343,7 +343,7 @@ def cmd_compare(args) -> int:
     from .report import LayerReport, write_report
 
     if sum(v is not None for v in (args.case, args.maps, args.broden)) != 1:
-        raise CliError("compare: give one of --case (mnist or fashion), --maps with --masks, or --broden with --model")
+        raise CliError("compare: give one of --case (mnist or fashion), --maps with --masks, or --broden")
     if args.broden is None and (args.model is not None or args.categories is not None or args.max_images is not None):
         raise CliError("compare: --model, --categories and --max-images go with --broden")
     t0 = time.perf_counter()
@@ -376,7 +376,8 @@ def cmd_compare(args) -> int:
     intro = f"<p>{html.escape(what)}; {len(masks)} pixel concepts at {masks.height} x {masks.width}.</p>" + cmp.html()
     write_report(out / "report.html", [report], "INVERT and Network Dissection, side by side", intro)
     print(f"{what}; {len(masks)} pixel concepts ({', '.join(masks.names)})")
-    print(f"loading and capture {t1 - t0:.1f} s; {cmp.summary()}\n")
+    print(f"loading and capture {t1 - t0:.1f} s; {cmp.summary()}")
+    print(f"{cmp.detectors_line()}\n")
     print(
         "| unit | INVERT label | AUC | its IoU | NetDissect label | IoU | its AUC |\n|---:|---|---:|---:|---|---:|---:|"
     )

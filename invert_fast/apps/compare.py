@@ -38,6 +38,9 @@ from ..dissection.netdissect import (
 )
 from ..dissection.pixel_masks import PixelMasks
 from ..files import write_frame_csv
+from .report import svg_grouped_bars
+
+INVERT_DETECTOR_AUC = 0.9  # the AUC cut at which the detector summary counts an INVERT label
 
 COLUMNS = [
     "layer",
@@ -84,6 +87,33 @@ class Comparison:
         """Share of units whose two labels are the same formula."""
         return float(np.mean([r["agree"] for r in self.rows])) if self.rows else float("nan")
 
+    def unique_detectors(self, auc_threshold: float = INVERT_DETECTOR_AUC) -> dict[str, tuple[int, int]]:
+        """Network Dissection's summary, for both methods: per category, the number of distinct concepts
+        that some unit detects. NetDissect: the concepts of detector units' labels (IoU threshold of its
+        definition). INVERT: the concepts of best labels with AUC >= auc_threshold (INVERT defines no
+        detector; this cut is stated wherever the count is shown). A concept counts for its category
+        (a Broden label for its primary category); a formula counts each of its concepts.
+
+        Returns:
+            {category: (NetDissect count, INVERT count)} in the masks' category order.
+        """
+        cat = dict(zip(self.dissection.names, self.dissection.categories, strict=True))
+        nd: set[str] = set()
+        inv: set[str] = set()
+        for r, e in zip(self.rows, self.invert.best(), strict=True):
+            if r["netdissect_detector"] and r["netdissect_label"]:
+                nd |= Formula.parse(r["netdissect_label"], self.dissection.names).concepts()
+            if e is not None and e.auc >= auc_threshold:
+                inv |= e.formula.concepts()
+        order = list(dict.fromkeys(self.dissection.categories))
+        return {c: (sum(cat[k] == c for k in nd), sum(cat[k] == c for k in inv)) for c in order}
+
+    def detectors_line(self) -> str:
+        """'unique detectors per category (NetDissect / INVERT AUC >= 0.9): shape 3/4, ...'."""
+        counts = self.unique_detectors()
+        parts = ", ".join(f"{c} {a}/{b}" for c, (a, b) in counts.items())
+        return f"unique detectors per category (NetDissect / INVERT with AUC >= {INVERT_DETECTOR_AUC}): {parts}"
+
     def summary(self) -> str:
         n = len(self.rows)
         det = sum(r["netdissect_detector"] for r in self.rows)
@@ -124,6 +154,15 @@ class Comparison:
         )
         best = sorted(self.rows, key=lambda r: -r["netdissect_iou"])[:top]
         p = self.params
+        counts = self.unique_detectors()
+        chart = svg_grouped_bars(
+            [(c, [a, b]) for c, (a, b) in counts.items()],
+            [
+                (f"NetDissect (IoU {'>=' if self.dissection.compat == 'netdissect-lite' else '>'} "
+                 f"{self.dissection.iou_threshold})", "#1f77b4"),
+                (f"INVERT (AUC >= {INVERT_DETECTOR_AUC})", "#ff7f0e"),
+            ],
+        )  # fmt: skip
         return (
             f"<h2>INVERT vs Network Dissection{' (compositional)' if self.compositional else ''}</h2>"
             f"<p>{html.escape(self.summary())}.</p>"
@@ -132,6 +171,9 @@ class Comparison:
             f"Not offered to INVERT (present in every image): {html.escape(', '.join(self.excluded) or 'none')}. "
             f"<i>its IoU</i>: INVERT's formula on the pixel masks vs the unit's NetDissect masks; <i>its AUC</i>: "
             f"NetDissect's label on the image-level labels (n/a: no image-level contrast).</p>"
+            "<h4>Unique detectors per category</h4><p>Distinct concepts that some unit detects, per category "
+            "(NetDissect's summary picture; for INVERT, units whose best label has AUC at or above the cut).</p>"
+            f"{chart}"
             f"<h4>Top {len(best)} units by NetDissect IoU</h4><table>{head}{''.join(row(r) for r in best)}</table>"
             f"<details><summary>All {len(self.rows)} units</summary><table>{head}{''.join(row(r) for r in self.rows)}</table></details>"
         )

@@ -89,6 +89,31 @@ def svg_histograms(
     return "".join(out)
 
 
+def svg_grouped_bars(
+    groups: list[tuple[str, list[float]]], series: list[tuple[str, str]], width: int = 420, row: int = 14
+) -> str:
+    """Horizontal grouped bars: groups of (label, one value per series), series of (name, color)."""
+    top = max((v for _, vals in groups for v in vals), default=0) or 1
+    label_w, pad = 130, 4
+    bar_w = width - label_w - 40
+    step = row * len(series) + pad
+    height = step * len(groups) + 18
+    out = [f'<svg width="{width}" height="{height}" role="img" aria-label="grouped bar chart">']
+    for g, (label, vals) in enumerate(groups):
+        y0 = g * step
+        out.append(
+            f'<text x="{label_w - 6}" y="{y0 + row * len(series) / 2 + 4:.1f}" font-size="11" '
+            f'text-anchor="end">{html.escape(label)}</text>'
+        )
+        for i, (v, (_, color)) in enumerate(zip(vals, series, strict=True)):
+            w = bar_w * v / top
+            out.append(f'<rect x="{label_w}" y="{y0 + i * row}" width="{w:.1f}" height="{row - 2}" fill="{color}"/>')
+            out.append(f'<text x="{label_w + w + 3:.1f}" y="{y0 + i * row + row - 4}" font-size="10">{v:g}</text>')
+    legend = " · ".join(f'<tspan fill="{c}">{html.escape(n)}</tspan>' for n, c in series)
+    out.append(f'<text x="{label_w}" y="{height - 4}" font-size="11">{legend}</text></svg>')
+    return "".join(out)
+
+
 @dataclass
 class LayerReport:
     """What the report shows of one layer.
