@@ -46,6 +46,24 @@ def test_matches_reference(seed, length, beam, penalty):
     assert [[(str(x.formula), x.intersection, x.union) for x in unit] for unit in got] == want
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_netdissect_lite_thresholds_at_the_originals_level(seed):
+    """compat="netdissect-lite": the units' masks at NetDissect-Lite's quantile level (column
+    int(1000 (1 - q) - 1) of 1,000 levels i / 999), here from numpy directly; the search is unchanged."""
+    rng = np.random.default_rng(seed)
+    maps = rng.standard_normal((25, 5, 4, 4)).astype(np.float32)
+    _, pm = problem(seed)
+    q = 0.2
+    level = int(1000 * (1 - q) - 1) / 999
+    th = torch.from_numpy(np.array([np.quantile(maps[:, d].ravel(), level) for d in range(5)], dtype=np.float32))
+    want = inv.compositional_explain(maps, pm, length=3, beam=3, thresholds=th)
+    got = inv.compositional_explain(maps, pm, length=3, beam=3, quantile=q, compat="netdissect-lite")
+    assert [[(str(x.formula), x.intersection, x.union) for x in u] for u in got] == [
+        [(str(x.formula), x.intersection, x.union) for x in u] for u in want
+    ]
+    assert not torch.equal(th, inv.quantile_thresholds(maps, q))  # not the plain level 1 - q
+
+
 def test_units_in_chunks_and_counts_are_the_formula_masks():
     maps, pm = problem(7, d=9)
     whole = inv.compositional_explain(maps, pm, length=3, beam=3, quantile=0.1)
@@ -91,5 +109,7 @@ def test_errors():
         inv.compositional_explain(maps, pm, length_penalty=-0.1)
     with pytest.raises(ValueError, match="need pixel masks, got 1 x 1 image-level labels"):
         inv.compositional_explain(maps, inv.PixelMasks(np.eye(25, 2), ["a", "b"]))
+    with pytest.raises(ValueError, match=r"compat: expected one of \('invert_fast', 'netdissect-lite'\), got 'lite'"):
+        inv.compositional_explain(maps, pm, compat="lite")
     with pytest.raises(ValueError, match="masks of the 24 images of maps, got 25 images"):
         inv.compositional_explain(maps[:24], pm)

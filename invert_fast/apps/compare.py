@@ -226,8 +226,9 @@ def compare(
     comp = None
     if length > 1:
         comp = compositional_explain(
-            x, masks, length=length, beam=beam, thresholds=diss.thresholds, max_memory=max_memory, device=device
-        )
+            x, masks, length=length, beam=beam, thresholds=diss.thresholds, max_memory=max_memory, device=device,
+            compat=compat,
+        )  # fmt: skip
     t1 = time.perf_counter()
     concepts, excluded = masks.image_concepts()
     acts = _spatial_mean(x, max_memory, device)

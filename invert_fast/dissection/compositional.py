@@ -21,7 +21,7 @@ import torch
 from ..core.bits import popcount
 from ..core.formula import Formula
 from ..ops import and_popcount
-from .netdissect import as_maps, check_masks, iter_unit_words, resolve_thresholds
+from .netdissect import COMPAT, as_maps, check_masks, iter_unit_words, netdissect_level, resolve_thresholds
 from .pixel_masks import PixelMasks
 
 OPS = ("or", "and", "and not")
@@ -62,6 +62,7 @@ def compositional_explain(
     thresholds=None,
     max_memory: int = 2**28,
     device=None,
+    compat: str = "invert_fast",
 ) -> list[list[IoULabel]]:
     """Compositional explanation of every unit of a layer.
 
@@ -74,6 +75,11 @@ def compositional_explain(
         quantile, thresholds: the units' masks as in network_dissection.
         max_memory: bytes of maps, unit masks and beam masks held at a time (units run in chunks).
         device: where to compute (default: the maps' device).
+        compat: the units' masks by this package's definition ("invert_fast": threshold at level
+            1 - quantile) or NetDissect-Lite's ("netdissect-lite": at netdissect_level(quantile), as
+            Mu & Andreas' code, built on NetDissect-Lite, thresholds). The rest of network_dissection's
+            netdissect-lite arithmetic does not apply: a formula mixes categories, so its union is the
+            plain one (all of the unit's pixels), as in their code, and there is no detector cut.
 
     Returns:
         per unit, its final beam as IoULabel best first (the first is the unit's explanation).
@@ -93,7 +99,10 @@ def compositional_explain(
         raise ValueError(f"length_penalty: expected a number >= 0, got {length_penalty!r}")
     device = torch.device(device) if device is not None else x.device
     n, d = x.shape[:2]
-    thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device)
+    if compat not in COMPAT:
+        raise ValueError(f"compat: expected one of {COMPAT}, got {compat!r}")
+    level = netdissect_level(quantile) if compat == "netdissect-lite" else None
+    thresholds = resolve_thresholds(x, thresholds, quantile, max_memory, device, level)
     search = _Search(masks.to(device), float(length_penalty), beam)
     # Units per chunk: their masks plus one beam mask per unit and beam slot fit in max_memory.
     per_unit = n * masks.words.shape[2] * 8 * (2 + beam)
