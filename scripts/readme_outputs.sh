@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates every output README.md quotes, into out/readme/<name>.txt, so its figures can be checked
 # against what the code prints today: the main demo (Fashion-MNIST on MobileNetV2), the MNIST case,
-# INVERT vs Network Dissection on the MNIST and Fashion cases, and the MiniLM case. About 6 minutes on 2 cores.
+# INVERT vs Network Dissection on the MNIST and Fashion cases (and the Fashion case in Broden format), and the MiniLM case. About 6 minutes on 2 cores.
 #   bash scripts/readme_outputs.sh            # all
-#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare3, compare-fashion, minilm
+#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare3, compare-fashion, compare-broden, minilm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -21,5 +21,9 @@ sel mnist && run mnist demo --case mnist --out "$OUT/demo-mnist"
 sel compare && run compare compare --case mnist --out "$OUT/compare"
 sel compare3 && run compare3 compare --case mnist --length 3 --out "$OUT/compare3"
 sel compare-fashion && run compare-fashion compare --case fashion --out "$OUT/compare-fashion"
+if sel compare-broden; then
+  "$PY" scripts/fashion_broden.py "$OUT/fashion-broden" --samples 2000
+  run compare-broden compare --broden "$OUT/fashion-broden" --image-size 160 --netdissect netdissect-lite --out "$OUT/compare-broden"
+fi
 sel minilm && run minilm demo --case minilm --out "$OUT/demo-minilm"
 echo "wrote $OUT/*.txt"

@@ -173,6 +173,7 @@ def test_selection_of_categories_images_and_split(mini):
 def test_images_load_as_model_inputs(mini):
     root, _ = mini
     b = read_broden(root, max_images=2)
+    assert len(b.image_batches(batch_size=1, size=(8, 6))) == 2 and len(b.image_batches(3)) == 1
     batches = list(b.image_batches(batch_size=1, size=(8, 6)))
     assert [x.shape for x in batches] == [(1, 3, 8, 6)] * 2
     raw = torch.from_numpy(read_image(b.images[1])).permute(2, 0, 1)[None].float() / 255

@@ -104,3 +104,23 @@ def test_memory_check_quick_stays_within_its_budget():
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "same labels with both budgets: True" in res.stdout
+
+
+def test_fashion_broden_script_writes_a_readable_broden(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import fashion_broden
+    finally:
+        sys.path.pop(0)
+    from invert_fast.cases import zoo
+    from invert_fast.dissection.broden import read_broden
+
+    try:
+        zoo.load_fashion_mnist("test")
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    assert fashion_broden.main([str(tmp_path / "fb"), "--samples", "100"]) == 0
+    assert len(read_broden(tmp_path / "fb")) == 100
+    assert fashion_broden.main([str(tmp_path / "fb2"), "--samples", "0"]) == 2
+    assert "samples: expected 1 to 10,000" in capsys.readouterr().err

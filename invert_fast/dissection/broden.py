@@ -126,7 +126,7 @@ class Broden:
         """(sh, sw) of the labels."""
         return self.masks.height, self.masks.width
 
-    def image_batches(self, batch_size: int = 32, size: int | tuple[int, int] = 224) -> Iterator[torch.Tensor]:
+    def image_batches(self, batch_size: int = 32, size: int | tuple[int, int] = 224) -> ImageBatches:
         """The images as model inputs, in order: [n, 3, H, W] float32 batches, RGB in [0, 1] resized
         bilinearly (torch, align_corners=False, no antialias) to `size`, then ImageNet-normalized (the
         torchvision models' convention).
@@ -139,13 +139,28 @@ class Broden:
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if len(hw) != 2 or not all(isinstance(v, int) and v >= 1 for v in hw):
             raise ValueError(f"size: expected a positive integer or (H, W), got {size!r}")
+        return ImageBatches(self.images, batch_size, hw)
+
+
+@dataclass
+class ImageBatches:
+    """The images as normalized model inputs, batch after batch (len: the number of batches)."""
+
+    paths: list[Path]
+    batch_size: int
+    size: tuple[int, int]
+
+    def __len__(self) -> int:
+        return -(-len(self.paths) // self.batch_size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        for s in range(0, len(self.images), batch_size):
+        for s in range(0, len(self.paths), self.batch_size):
             out = []
-            for path in self.images[s : s + batch_size]:
+            for path in self.paths[s : s + self.batch_size]:
                 x = torch.from_numpy(read_image(path)).permute(2, 0, 1)[None].float().div_(255)
-                out.append(torch.nn.functional.interpolate(x, size=hw, mode="bilinear", align_corners=False))
+                out.append(torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False))
             yield (torch.cat(out) - mean) / std
 
 
