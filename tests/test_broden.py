@@ -213,6 +213,14 @@ def test_dissection_on_broden_counts_scene_labels_at_label_size(mini):
     assert int(lite.concept_pixels[j]) == int(b.masks.to_bool()[:, j].sum()) and lite.concept_pixels[j] % (SH * SW) == 0
 
 
+def test_a_name_shared_by_two_labels_gets_their_numbers(mini):
+    root, _ = mini
+    text = (root / "label.csv").read_text().replace(",tree,", ",sky,")
+    (root / "label.csv").write_text(text)
+    names = read_broden(root, ["object"]).masks.names
+    assert names[:3] == ("sky #1", "sky #2", "car")
+
+
 def test_errors_name_the_file_and_what_came(mini, tmp_path):
     root, _ = mini
     with pytest.raises(ValueError, match=r"categories: expected names from category.csv .* got \['objects'\]"):

@@ -92,8 +92,9 @@ class Broden:
         images: [N] paths of the images (directory/images/<image>), in index.csv order.
         splits: [N] their split ("train", "val", ...).
         image_sizes: [N] (ih, iw) from index.csv.
-        masks: PixelMasks [N, K] at the label size sh x sw, one concept per label (named by label.csv,
-            category = its primary category); scalar labels cover their whole image.
+        masks: PixelMasks [N, K] at the label size sh x sw, one concept per label (named by label.csv;
+            a name several labels share gets " #<number>"; category = its primary category); scalar
+            labels cover their whole image.
         label_numbers: [K] the Broden label number of each concept.
         categories: the categories read, in category.csv order.
         excluded: {label name: why} for the labels of these categories left out: no pixel in the images
@@ -329,11 +330,15 @@ def read_broden(
     }
     if not keep:
         raise ValueError(f"{root}: no label of categories {cats} has pixel contrast in the {n} images read")
+    # Names must be unique: a name label.csv gives to several labels read is suffixed with its number.
+    given = [label_name[numbers[j]] for j in keep]
+    repeated = {x for x in given if given.count(x) > 1}
+    names = [f"{x} #{numbers[j]}" if x in repeated else x for x, j in zip(given, keep, strict=True)]
     masks = PixelMasks.from_words(
         all_words[:, keep].contiguous(),
         sh,
         sw,
-        [label_name[numbers[j]] for j in keep],
+        names,
         [label_syns[numbers[j]].replace(";", ", ") for j in keep],
         [primary[numbers[j]] for j in keep],
     )
