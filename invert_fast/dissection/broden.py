@@ -36,7 +36,7 @@ from ..core.bits import num_words, pack_bits, popcount
 from .pixel_masks import PixelMasks
 
 META = ("image", "split", "ih", "iw", "sh", "sw")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalization (cases.zoo uses these too)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
