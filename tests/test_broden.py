@@ -155,6 +155,8 @@ def test_reads_the_generated_miniature(mini):
         cat["door"] == "part" and cat["red-c"] == "material" and cat["sky"] == "object" and cat["street-s"] == "scene"
     )
     assert b.masks.descriptions[0] == "sky, xsky"
+    one_at_a_time = read_broden(root, max_memory=900)  # packed masks 864 bytes: images decoded one by one
+    assert torch.equal(one_at_a_time.masks.words, b.masks.words)
 
 
 def test_selection_of_categories_images_and_split(mini):

@@ -394,14 +394,15 @@ def broden_maps(args):
     """Activation maps of a model on a Broden directory's images (captured to --out/maps, memory-mapped)
     and the directory's pixel labels: (maps, masks, layer, description)."""
     from ..cases import zoo
-    from ..dissection.broden import read_broden
+    from ..dissection.broden import read_broden, require_pillow
     from ..io.capture import capture, load_activations
 
-    cats = None if args.categories is None else [c.strip() for c in args.categories.split(",") if c.strip()]
     try:
-        broden = read_broden(args.broden, cats, args.max_images)
+        require_pillow()  # decodes the label PNGs and the images
     except ImportError as e:
         raise CliError(f"broden: {e}") from None
+    cats = None if args.categories is None else [c.strip() for c in args.categories.split(",") if c.strip()]
+    broden = read_broden(args.broden, cats, args.max_images)
     spec = args.model or "mobilenet_v2"
     model = zoo.load_model(spec)
     layer = args.layer or zoo.EMBEDDED_MODELS.get(spec)

@@ -40,7 +40,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalization (c
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _pil():
+def require_pillow():
+    """PIL.Image, or an ImportError that says how to install Pillow."""
     try:
         from PIL import Image
     except ImportError:
@@ -167,7 +168,7 @@ class ImageBatches:
 
 def read_image(path) -> np.ndarray:
     """[H, W, 3] uint8 RGB of an image file (any format Pillow reads)."""
-    image = _pil()
+    image = require_pillow()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
@@ -177,7 +178,7 @@ def read_image(path) -> np.ndarray:
 
 def read_label_png(path, size: tuple[int, int]) -> np.ndarray:
     """[sh, sw] int64 label numbers of a Broden pixel-label PNG (R + 256 G; 0 = unlabelled)."""
-    image = _pil()
+    image = require_pillow()
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: label image not found")
@@ -265,6 +266,8 @@ def read_broden(
                 raise ValueError(f"{path}: line {i + 2}: label number {number} is not in label.csv")
             coverage.setdefault(number, []).append((_float(r["coverage"], path, i + 2, "coverage"), ci))
     numbers = sorted(coverage)
+    if not numbers:
+        raise ValueError(f"{root}: the c_<category>.csv files of categories {cats} list no label")
     primary = {n: cats[max(coverage[n])[1]] for n in numbers}
     column = {n: j for j, n in enumerate(numbers)}
 
@@ -312,7 +315,7 @@ def read_broden(
     lookup = np.full(max(label_name) + 1, -1, dtype=np.int64)
     for number, j in column.items():
         lookup[number] = j
-    step = max(1, max_memory // max(k * p, 1))
+    step = max(1, (max_memory - packed) // (k * p))  # dense chunk + packed masks within max_memory
     words = []
     for s in range(0, n, step):
         rows = chosen[s : s + step]
@@ -323,22 +326,23 @@ def read_broden(
     all_words = torch.cat(words)
     px = popcount(all_words).sum(0).tolist()
     keep = [j for j in range(k) if 0 < px[j] < n * p]
+    # Names must be unique: a name label.csv gives to several labels read is suffixed with its number.
+    given = [label_name[number] for number in numbers]
+    repeated = {x for x in given if given.count(x) > 1}
+    names = [f"{x} #{number}" if x in repeated else x for x, number in zip(given, numbers, strict=True)]
+    kept = set(keep)
     excluded = {
-        label_name[numbers[j]]: ("no pixel in the images read" if px[j] == 0 else "every pixel of every image read")
+        names[j]: ("no pixel in the images read" if px[j] == 0 else "every pixel of every image read")
         for j in range(k)
-        if j not in set(keep)
+        if j not in kept
     }
     if not keep:
         raise ValueError(f"{root}: no label of categories {cats} has pixel contrast in the {n} images read")
-    # Names must be unique: a name label.csv gives to several labels read is suffixed with its number.
-    given = [label_name[numbers[j]] for j in keep]
-    repeated = {x for x in given if given.count(x) > 1}
-    names = [f"{x} #{numbers[j]}" if x in repeated else x for x, j in zip(given, keep, strict=True)]
     masks = PixelMasks.from_words(
         all_words[:, keep].contiguous(),
         sh,
         sw,
-        names,
+        [names[j] for j in keep],
         [label_syns[numbers[j]].replace(";", ", ") for j in keep],
         [primary[numbers[j]] for j in keep],
     )
@@ -414,7 +418,7 @@ def write_broden(
     Returns:
         the directory.
     """
-    image = _pil()
+    image = require_pillow()
     root = Path(directory)
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
