@@ -9,6 +9,10 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 
+#include <cstdint>
+
+#include "macros.h"
+
 namespace invert_fast {
 
 // words: [Db, B, W] int64 packed region masks (region g at bit g % 64 of word g / 64), W >= ceil(G / 64)
@@ -18,6 +22,14 @@ at::Tensor masked_row_sums_cpu(const at::Tensor& words, const at::Tensor& outsid
                                const at::Tensor& table);
 at::Tensor masked_row_sums_cuda(const at::Tensor& words, const at::Tensor& outside, const at::Tensor& weights,
                                 const at::Tensor& table);
+
+// The regions a row sums from word j of its mask: the word's set bits, or with `outside` its clear
+// bits, never the padding bits at and past region G. Both kernels walk exactly these.
+INVERT_FAST_HD inline uint64_t row_word_bits(uint64_t word, bool outside, int64_t j, int64_t G) {
+  const uint64_t bits = outside ? ~word : word;
+  const int64_t valid = G - 64 * j;  // regions of this word that exist (> 0 for every word walked)
+  return valid < 64 ? bits & ((uint64_t{1} << valid) - 1) : bits;
+}
 
 inline void check_masked_row_sums_input(const at::Tensor& words, const at::Tensor& outside, const at::Tensor& weights,
                                         const at::Tensor& table) {

@@ -31,7 +31,6 @@ at::Tensor masked_row_sums_cpu(const at::Tensor& words, const at::Tensor& outsid
   const uint8_t* tp = static_cast<const uint8_t*>(tc.const_data_ptr());
   const int64_t* gp = wt.const_data_ptr<int64_t>();
   int64_t* out_p = out.data_ptr<int64_t>();
-  const int64_t last_bits = G - 64 * (W - 1) >= 64 ? 64 : G - 64 * (W - 1);  // valid bits of the last word
   at::parallel_for(0, D * B, 4, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t d = r / B;
@@ -40,8 +39,7 @@ at::Tensor masked_row_sums_cpu(const at::Tensor& words, const at::Tensor& outsid
       int64_t* orow = out_p + r * K;
       const bool flip = op_[r];
       for (int64_t j = 0; j < W && 64 * j < G; ++j) {
-        uint64_t bits = flip ? ~w[j] : w[j];
-        if (64 * j + 64 > G) bits &= last_bits == 64 ? ~0ull : ((1ull << last_bits) - 1);
+        uint64_t bits = row_word_bits(w[j], flip, j, G);
         while (bits) {
           const int64_t g = 64 * j + __builtin_ctzll(bits);
           bits &= bits - 1;

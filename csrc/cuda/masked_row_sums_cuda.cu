@@ -26,9 +26,7 @@ __global__ void masked_row_sums_kernel(const uint64_t* __restrict__ words,   // 
   const bool flip = outside[r];
   int64_t acc = 0;
   for (int64_t j = 0; j < W && 64 * j < G; ++j) {
-    uint64_t bits = flip ? ~words[r * W + j] : words[r * W + j];
-    const int64_t valid = G - 64 * j;
-    if (valid < 64) bits &= (1ull << valid) - 1;
+    uint64_t bits = row_word_bits(words[r * W + j], flip, j, G);
     while (bits) {
       const int64_t g = 64 * j + __ffsll(static_cast<long long>(bits)) - 1;
       bits &= bits - 1;
