@@ -69,6 +69,12 @@ def ranked_region_sums(x: torch.Tensor, regions: Regions) -> tuple[torch.Tensor,
     return region_rank_sums(ranks, regions), ties
 
 
+def caches_membership(regions: Regions, member_bytes: int | None) -> bool:
+    """Whether the dense product keeps the float64 [K, G] membership (cached on regions): always
+    without a limit, else when its 8 K G bytes fit member_bytes."""
+    return member_bytes is None or 8 * regions.num_concepts * regions.num_regions <= member_bytes
+
+
 def concept_rank_sums(
     region_sums: torch.Tensor,
     regions: Regions,
@@ -94,7 +100,7 @@ def concept_rank_sums(
     if method == "sparse":
         return ops.csr_gather_sum(region_sums, regions.concept_indptr, regions.concept_regions)
     k, g = regions.num_concepts, regions.num_regions
-    cached = member_bytes is None or 8 * k * g <= member_bytes
+    cached = caches_membership(regions, member_bytes)
     block = g if cached else max(64, member_bytes // (8 * max(k, 1)))
     bound = 2 * regions.n_samples if per_sample_max is None else per_sample_max
     out = torch.zeros(k, region_sums.shape[1], dtype=torch.int64, device=region_sums.device)

@@ -72,7 +72,7 @@ def exact_search(
     top = params.B if top is None else top
     db = region_sums.shape[1]
     dev = region_sums.device
-    s2_c = concept_rank_sums_of(region_sums, space)  # [Db, K]
+    s2_c = space.concept_sums(region_sums).t()  # [Db, K]
     atom_s2 = torch.cat([s2_c, n * (n + 1) - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
     defined = (atom_p > 0) & (atom_p < n)
@@ -123,11 +123,6 @@ def exact_search(
     step.valid[d_t, slot] = True
     x, x_p, shift = space.beam_concept_sums(region_sums, step.words)
     return extend(step, x, x_p, shift, space, s2_c, ext, params, bounds, out=top)
-
-
-def concept_rank_sums_of(region_sums: torch.Tensor, space: RegionSpace) -> torch.Tensor:
-
-    return space.concept_sums(region_sums).t()
 
 
 def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2, atom_p, top: int, bounds) -> Beams:

@@ -14,7 +14,7 @@ import torch
 
 from .. import ops
 from ..ops import PoolLayout
-from .auroc import choose_method, concept_rank_sums
+from .auroc import caches_membership, choose_method, concept_rank_sums
 from .bits import num_words, popcount, unpack_bits
 from .concepts import ConceptSet
 from .formula import Formula
@@ -73,7 +73,7 @@ class RegionSpace:
         """Memory this space holds for the whole search (the bool memberships both ways, the region
         maps, and the float64 membership where the dense product may cache it)."""
         k, g, n = self.k, self.regions.num_regions, self.n
-        dense = 8 * k * g if self.method == "dense" and 8 * k * g <= (self.member_bytes or 8 * k * g) else 0
+        dense = 8 * k * g if self.method == "dense" and caches_membership(self.regions, self.member_bytes) else 0
         return 2 * k * g + 8 * self.regions.concept_regions.numel() + 40 * n + 8 * g + dense
 
     def region_csr(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +91,7 @@ class RegionSpace:
         this space's method and memory)."""
         return concept_rank_sums(weights, self.regions, self.method, per_sample_max, self.member_bytes)
 
-    def prefixes(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def prefixes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every formula of two atoms whose mask is new: not empty, not full, not an atom's mask (a formula
         extending such a prefix has the mask of a shorter one). Neuron independent; cached.
 
@@ -213,11 +213,6 @@ class Beams:
         self.s2, self.pos = z, z.clone()
         self.words = torch.zeros(db, B, num_words(g), dtype=torch.int64, device=dev)
         self.valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """[Db, B, G] bool region masks (unpacked on demand)."""
-        return unpack_bits(self.words, self.g)
 
     @classmethod
     def of_atoms(cls, win: torch.Tensor, atom_s2: torch.Tensor, atom_p: torch.Tensor, space, L: int) -> Beams:
