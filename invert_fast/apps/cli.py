@@ -397,6 +397,8 @@ def broden_maps(args):
     from ..dissection.broden import read_broden, require_pillow
     from ..io.capture import capture, load_activations
 
+    if args.image_size < 1:  # checked before any file is read
+        raise CliError(f"image-size: expected a positive number of pixels, got {args.image_size}")
     try:
         require_pillow()  # decodes the label PNGs and the images
     except ImportError as e:
@@ -408,8 +410,6 @@ def broden_maps(args):
     layer = args.layer or zoo.EMBEDDED_MODELS.get(spec)
     if layer is None:
         raise CliError(f"layer: --model {spec} needs --layer (a module name, e.g. layer4)")
-    if args.image_size < 1:
-        raise CliError(f"image-size: expected a positive number of pixels, got {args.image_size}")
     batches = broden.image_batches(32, args.image_size)
     paths = capture(model, batches, [layer], reduce="keep", out=Path(args.out) / "maps", progress=not args.quiet)
     maps = load_activations(paths[layer])
