@@ -5,6 +5,7 @@ torch peer, the published method and (optionally) another checkout of invert_fas
     python benchmarks/bench_explain.py --quick              # D=64, N=5,000
     python benchmarks/bench_explain.py --baseline ../old    # also time the checkout ../old (built in place)
     python benchmarks/bench_explain.py --device cuda
+    python benchmarks/bench_explain.py --permutations 4 --skip-dense --peer-neurons 64   # + permutation cost
 
 Timed: a fresh ConceptSet (built from the workload's labels), its regions, then explain. The peer is
 baselines.torch_beam_search (feature batches, inclusion-exclusion, float32 GEMMs); it runs on
@@ -13,6 +14,10 @@ agreement = share of those neurons whose rank-0 AUC it matches within 1e-6. The 
 (lapalap/invert 1.1) scores every candidate formula with one AUROC over all N samples, one neuron at a
 time: one exact torchmetrics binary AUROC at this N (mask evaluation not counted) x the candidates the
 search scores per neuron x D.
+
+With --permutations P, one more table: the cost of p_value_search on the ImageNet shape, explain with
+permutations=P against permutations=0 on the same cached ConceptSet (each permutation is one more
+batched search of the layer; the ranks are permuted, not recomputed), per permutation.
 """
 
 import argparse
@@ -103,6 +108,9 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--skip-dense", action="store_true")
     p.add_argument("--baseline", metavar="DIR", help="another invert_fast checkout (built in place) to time alike")
+    p.add_argument(
+        "--permutations", type=int, default=0, help="also time p_value_search with P permutations (default 0: not)"
+    )
     args = p.parse_args()
     if args.quick:
         args.neurons, args.samples, args.peer_neurons = 64, 5000, 64
@@ -142,6 +150,24 @@ def main():
             tb = baseline_seconds(args.baseline, name, n, d, args.quick)
             row += f" {tb:.2f} | {tb / t:.2f}x |"
         print(row, flush=True)
+    if args.permutations > 0:
+        permutation_cost(n, d, args.quick, dev, args.permutations)
+
+
+def permutation_cost(n: int, d: int, quick: bool, device: torch.device, perms: int):
+    """Print explain with `perms` permutations against without, ImageNet shape, regions cached."""
+    labels, names = workload("imagenet", n, quick)
+    cs = inv.ConceptSet(labels.to(device), names)
+    cs.regions()
+    x = shapes.tied_activations(n, d).to(device)
+    t0, _ = timed(lambda: inv.explain(x, cs, L=L, B=B), device, repeat=2)
+    tp, res = timed(lambda: inv.explain(x, cs, L=L, B=B, permutations=perms, seed=0), device, repeat=1)
+    assert all(0 < r[0].p_value_search <= 1 for r in res)
+    per = (tp - t0) / perms
+    print(f"\n# p_value_search on the ImageNet shape (D={d}, N={n}, L={L}, B={B}), ConceptSet and regions cached\n")
+    print("| permutations=0 (s) | permutations=P (s) | P | per permutation (s) | per permutation / plain search |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {t0:.2f} | {tp:.2f} | {perms} | {per:.2f} | {per / t0:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
