@@ -4,11 +4,16 @@
     python benchmarks/bench_dissection.py --quick          # 1,000 digits
     python benchmarks/bench_dissection.py --case fashion   # MobileNetV2 features.18 (1,280 units, 5x5), 2,000 images
     python benchmarks/bench_dissection.py --device cuda
+    python benchmarks/bench_dissection.py --case synthetic # the Fashion layer's shape, random (no data needed)
 
 Every method computes the same counts (checked equal here): thresholds (np.quantile per unit vs
 invert_fast's streaming selection), then the tally of |unit mask & concept mask| over all images.
 Baselines: the vectorised torch tally (upsample a batch, threshold, AND with each concept, sum) and
 NetDissect-Lite's per-image, per-unit loop (timed on a subset of images and scaled).
+
+--case synthetic needs no model or data (e.g. a GPU machine without the registries' packages): maps
+of the Fashion case's shape [2,000, 1,280, 5, 5] (ReLU6 of 1.5 x normals: ties at 0) and 18 random
+rectangle concepts at 28 x 28, seeded.
 """
 
 import argparse
@@ -27,16 +32,39 @@ import invert_fast as inv  # noqa: E402
 from invert_fast.cases import zoo  # noqa: E402
 
 
+def synthetic_case(n: int, units: int = 1280, side: int = 5, concepts: int = 18, size: int = 28):
+    """(maps [n, units, side, side] float32, PixelMasks [n, concepts] at size x size, description):
+    ReLU6 of 1.5 x normals (half the values tied at 0, 6 rare), each concept a random rectangle per
+    image (absent in ~1/3)."""
+    g = torch.Generator().manual_seed(0)
+    maps = (torch.randn(n, units, side, side, generator=g) * 1.5).clamp(0, 6)  # half at 0, rare at 6
+    lo = torch.randint(0, size // 2, (n, concepts, 2), generator=g)
+    hi = lo + torch.randint(2, size // 2, (n, concepts, 2), generator=g)
+    ar = torch.arange(size)
+    rows = (ar >= lo[..., :1]) & (ar < hi[..., :1])  # [n, K, size]
+    cols = (ar >= lo[..., 1:]) & (ar < hi[..., 1:])
+    present = torch.rand(n, concepts, 1, 1, generator=g) < 2 / 3
+    dense = rows[..., :, None] & cols[..., None, :] & present
+    masks = inv.PixelMasks(dense, [f"rect{k}" for k in range(concepts)])
+    return maps, masks, f"synthetic maps of the Fashion layer's shape, {n} images, {concepts} random rectangle concepts"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="cpu")
     ap.add_argument(
-        "--case", choices=["mnist", "fashion"], default="mnist", help="real maps and masks (invert_fast.cases.zoo)"
+        "--case",
+        choices=["mnist", "fashion", "synthetic"],
+        default="mnist",
+        help="real maps and masks (invert_fast.cases.zoo), or synthetic ones of the fashion case's shape",
     )
     ap.add_argument("--lite-images", type=int, default=200, help="images the NetDissect-Lite loop is timed on")
     args = ap.parse_args(argv)
-    maps, masks, _, what = zoo.conv_case(args.case, samples=1000 if args.quick else None)
+    if args.case == "synthetic":
+        maps, masks, what = synthetic_case(1000 if args.quick else 2000)
+    else:
+        maps, masks, _, what = zoo.conv_case(args.case, samples=1000 if args.quick else None)
     n = maps.shape[0]
     dense = masks.to_bool()
     print(f"# {machine()}; {what}: maps {tuple(maps.shape)}, masks {tuple(dense.shape)} ({len(masks)} concepts)")

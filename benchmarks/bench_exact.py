@@ -20,7 +20,6 @@ tied ReLU activations; L = 2).
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import shapes  # noqa: E402
-from bench_auroc import machine  # noqa: E402
+from bench_auroc import machine, timed  # noqa: E402
 
 import invert_fast as inv  # noqa: E402
 
@@ -81,17 +80,6 @@ def imagenet_case(neurons: int):
     n = 50_000
     cs = shapes.imagenet_like_concepts(n, 1000, 473)
     return shapes.tied_activations(n, neurons), cs, f"ImageNet shape ({neurons} neurons, N = 50,000, K = 1,473)"
-
-
-def timed(fn, device: torch.device):
-    """(seconds, fn()) with the device synchronized around the call."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, out
 
 
 def compare(x, cs, L, min_fraction, device: torch.device):

