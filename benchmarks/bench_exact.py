@@ -3,6 +3,7 @@
     python benchmarks/bench_exact.py                            # every case below
     python benchmarks/bench_exact.py --cases mnist imagenet --neurons 256
     python benchmarks/bench_exact.py --cases imagenet --device cuda    # on a GPU (synchronized timings)
+    python benchmarks/bench_exact.py --cases dense --dense-neurons 8   # densest concepts: sparse vs GEMM
 
 For each case and L, explain(search="exact") gives every neuron's best formula of at most L atoms;
 the beam search (B = 5 and 10) is compared with it: misses (the beam's best AUC below the exact
@@ -15,7 +16,9 @@ miss; the bound is checked against the optimum on every neuron). min_fraction 0.
 Cases: MNIST (ccexam CNN, 202 neurons, 5,000 digits, 18 concepts; L = 2, 3); Fashion-MNIST
 (MobileNetV2 features.18 + 16 logits, 2,000 images, 23 concepts; L = 2, 3); MiniLM (all 9,216 MLP
 neurons, 3,000 sentences, ~25k tokens; L = 2); ImageNet shape (N = 50,000, K = 1,473, D neurons of
-tied ReLU activations; L = 2).
+tied ReLU activations; L = 2); dense (not by default: --cases dense; K = 500 concepts of 2-40% density,
+50,000 regions, --dense-neurons neurons; L = 2), where the sparse pair product is compared with the
+float64 GEMM that would replace it.
 """
 
 import argparse
@@ -82,6 +85,27 @@ def imagenet_case(neurons: int):
     return shapes.tied_activations(n, neurons), cs, f"ImageNet shape ({neurons} neurons, N = 50,000, K = 1,473)"
 
 
+def dense_case(neurons: int):
+    n = 50_000
+    cs = shapes.dense_concepts(n, 500)
+    return shapes.tied_activations(n, neurons), cs, f"dense multi-label ({neurons} neurons, N = 50,000, K = 500)"
+
+
+def dense_product_note(x, cs, device: torch.device) -> str:
+    """The pair sums as a float64 GEMM, M diag(r) M^T per neuron, timed for the same neurons: the
+    alternative to the sparse product (sum over regions of (concepts holding it)^2 additions)."""
+    m = cs.regions().membership_bool.to(device)
+    held = m.sum(0).double()
+    mf = m.double()
+    r = torch.rand(m.shape[1], dtype=torch.float64, device=device)
+    t, _ = timed(lambda: [(mf * r) @ mf.T for _ in range(x.shape[1])], device)
+    return (
+        f"pair sums: sparse {float((held**2).sum()):.3g} additions per neuron against a GEMM's K^2 G = "
+        f"{m.shape[0] ** 2 * m.shape[1]:.3g} multiply-adds; the float64 GEMM alone for these {x.shape[1]} neurons: "
+        f"{t:.2f} s"
+    )
+
+
 def compare(x, cs, L, min_fraction, device: torch.device):
     """Exact search, the beam at B = 5 and 10, and the B = 10 beam with certify=True on one case."""
     if device.type == "cuda":  # the CUDA context and kernels' first load outside the timing
@@ -109,6 +133,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", nargs="+", default=["mnist", "fashion", "minilm", "imagenet"])
     p.add_argument("--neurons", type=int, default=2048, help="ImageNet-shape neurons (default 2,048)")
+    p.add_argument("--dense-neurons", type=int, default=8, help="neurons of the dense case (default 8)")
     p.add_argument("--device", default="cpu", help="where explain computes (default cpu; results are identical)")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -124,7 +149,9 @@ def main():
         "fashion": (fashion_case, (2, 3), 0.02),
         "minilm": (minilm_case, (2,), 0.02),
         "imagenet": (lambda: imagenet_case(args.neurons), (2,), 0.0),
+        "dense": (lambda: dense_case(args.dense_neurons), (2,), 0.0),
     }
+    notes = []
     for name in args.cases:
         make, lengths, mf = plans[name]
         try:
@@ -141,6 +168,10 @@ def main():
                     f"{mean:.4f} | {worst:.4f} | {cert}",
                     flush=True,
                 )
+        if name == "dense":
+            notes.append(dense_product_note(x, cs, device))
+    for note in notes:
+        print(f"\n{note}")
 
 
 if __name__ == "__main__":
