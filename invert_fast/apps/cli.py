@@ -465,7 +465,11 @@ def parser() -> argparse.ArgumentParser:
         "(default: all 2K atoms)",
     )
     e.add_argument(
-        "--min-fraction", type=float, default=0.0, help="smallest admissible share of samples in a label (default 0)"
+        "--min-fraction",
+        type=float,
+        default=0.0,
+        help="smallest admissible share of samples in a label (default 0, as INVERT; with 0 masks of a few samples "
+        "tend to win: set it above your smallest concept's share, README 'Choosing min_fraction')",
     )
     e.add_argument(
         "--max-fraction", type=float, default=0.5, help="largest admissible share of samples in a label (default 0.5)"
