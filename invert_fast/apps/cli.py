@@ -469,7 +469,7 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="smallest admissible share of samples in a label (default 0, as INVERT; with 0 masks of a few samples "
-        "tend to win: set it above your smallest concept's share, README 'Choosing min_fraction')",
+        "tend to win: set it to the smallest share a label should cover, README 'Choosing min_fraction')",
     )
     e.add_argument(
         "--max-fraction", type=float, default=0.5, help="largest admissible share of samples in a label (default 0.5)"

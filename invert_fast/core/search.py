@@ -81,8 +81,8 @@ def explain(
         limit_search: extension atoms per neuron: the limit_search atoms of largest differentiability
             2|AUC - 0.5| among all 2K atoms (ties: AUC in the mode's direction, then text); None for all.
         min_fraction, max_fraction: admissible share of samples in a formula's mask (also 0 < share < 1).
-            min_fraction 0 (INVERT's default) lets masks of a few samples win; set it above the share of
-            the smallest concept (README, "Choosing min_fraction"; benchmarks/bench_recovery.py).
+            min_fraction 0 (INVERT's default) lets masks of a few samples win; set it to the smallest
+            share a label should cover (README, "Choosing min_fraction"; benchmarks/bench_recovery.py).
         mode: "positive" (formulas the neuron activates for) or "negative".
         device: where to compute (default: the activations' device); results are identical on all.
         distinct: one formula per distinct mask (default); False keeps formulas with equal masks but
