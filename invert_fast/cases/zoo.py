@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..dissection.broden import IMAGENET_MEAN, IMAGENET_STD  # the normalization of torchvision's models
+from ..dissection.broden import imagenet_normalize  # torchvision's models' normalization
 from ..files import package_file
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # ccexam's normalization of [0, 1] pixels
@@ -198,9 +198,7 @@ def imagenet_tensor(images: np.ndarray, size: int = 224) -> torch.Tensor:
     inverted to a dark object on white as ImageNet photos of products show them, bilinear upsampling."""
     x = 1.0 - torch.tensor(images, dtype=torch.float32).div_(255).unsqueeze(1)
     x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (x.expand(-1, 3, -1, -1) - mean) / std
+    return imagenet_normalize(x)  # the gray channel broadcasts to RGB
 
 
 # --- pixel-level cases (Network Dissection / INVERT comparison) ----------------------------------

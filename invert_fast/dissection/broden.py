@@ -40,6 +40,20 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalization (c
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def imagenet_normalize(x: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std per channel, torchvision's ImageNet normalization.
+
+    Args:
+        x: [B, 3, H, W] RGB in [0, 1], or [B, 1, H, W] gray (broadcast to the 3 channels).
+
+    Returns:
+        [B, 3, H, W] float32.
+    """
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 def require_pillow():
     """PIL.Image, or an ImportError that says how to install Pillow."""
     try:
@@ -156,14 +170,12 @@ class ImageBatches:
         return -(-len(self.paths) // self.batch_size)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         for s in range(0, len(self.paths), self.batch_size):
             out = []
             for path in self.paths[s : s + self.batch_size]:
                 x = torch.from_numpy(read_image(path)).permute(2, 0, 1)[None].float().div_(255)
                 out.append(torch.nn.functional.interpolate(x, size=self.size, mode="bilinear", align_corners=False))
-            yield (torch.cat(out) - mean) / std
+            yield imagenet_normalize(torch.cat(out))
 
 
 def read_image(path) -> np.ndarray:
