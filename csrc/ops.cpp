@@ -26,6 +26,7 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def("rank_doubled(Tensor x) -> Tensor");
   m.def("rank_doubled_ties(Tensor x) -> (Tensor, Tensor)");
   m.def("rank_region_sums(Tensor x, Tensor region_of, int G) -> (Tensor, Tensor)");
+  m.def("sparse_rank_doubled(Tensor indptr, Tensor indices, Tensor values, int N, int first) -> (Tensor, Tensor, Tensor)");
   m.def("csr_gather_sum(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
   m.def("csr_gather_or(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
   m.def("bits_transpose(Tensor bits, int n) -> Tensor");

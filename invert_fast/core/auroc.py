@@ -15,7 +15,8 @@ import torch
 from .. import ops
 from .concepts import ConceptSet
 from .regions import Regions
-from .validate import as_activations, check_positive_int
+from .sparse import SparseColumns, SparseRanks, activation_columns, as_activation_input
+from .validate import check_positive_int
 
 _EXACT = 2**53  # float64 holds every integer up to here
 # Dense products win once this share of (concept, region) pairs is set: on 2 AMD EPYC cores the
@@ -41,28 +42,43 @@ def choose_method(regions: Regions, method: str = "auto") -> str:
     return "dense" if regions.density >= DENSE_DENSITY else "sparse"
 
 
-def region_rank_sums(ranks: torch.Tensor, regions: Regions, perm: torch.Tensor | None = None) -> torch.Tensor:
+def rank_columns(x) -> tuple:
+    """(ranks, [D] tie terms) of dense [N, D] activations ([N, D] int32 doubled mid-ranks) or of
+    SparseColumns (SparseRanks: the stored entries' ranks and the zeros' rank), for region_rank_sums."""
+    if isinstance(x, SparseColumns):
+        sr = x.ranks()
+        return sr, sr.ties
+    return ops.rank_doubled_ties(x)
+
+
+def region_rank_sums(ranks, regions: Regions, perm: torch.Tensor | None = None) -> torch.Tensor:
     """Doubled rank sums per region.
 
     Args:
-        ranks: [N, D] int32 doubled mid-ranks.
+        ranks: [N, D] int32 doubled mid-ranks, or SparseRanks (rank_columns of sparse activations).
         regions: the concepts' regions.
         perm: optional [N] int64 permutation: sample n takes the activations (ranks) of sample perm[n].
 
     Returns:
         [G, D] int32 (the ranks themselves when every sample is its own region) or int64.
     """
+    if isinstance(ranks, SparseRanks):
+        return ranks.region_sums(regions.region_of, regions.sizes, perm)
     if regions.identity:
         return ranks if perm is None else ranks[perm]
     indices = regions.sample_indices if perm is None else perm[regions.sample_indices]
     return ops.csr_gather_sum(ranks, regions.sample_indptr, indices)
 
 
-def ranked_region_sums(x: torch.Tensor, regions: Regions) -> tuple[torch.Tensor, torch.Tensor]:
+def ranked_region_sums(x, regions: Regions) -> tuple[torch.Tensor, torch.Tensor]:
     """Rank x [N, D] and sum the doubled ranks per region: ([G, D] int32/int64 sums, [D] tie terms).
 
     Where regions are much fewer than samples, the sums are accumulated while ranking
-    (ops.rank_region_sums) and the [N, D] ranks never exist; otherwise ranks, then region_rank_sums."""
+    (ops.rank_region_sums) and the [N, D] ranks never exist; otherwise ranks, then region_rank_sums.
+    SparseColumns rank their stored entries only (core/sparse.py); the sums are the same integers."""
+    if isinstance(x, SparseColumns):
+        sr = x.ranks()
+        return sr.region_sums(regions.region_of, regions.sizes), sr.ties
     if not regions.identity and 2 * regions.num_regions <= regions.n_samples:
         return ops.rank_region_sums(x, regions.region_of, regions.num_regions)
     ranks, ties = ops.rank_doubled_ties(x)
@@ -164,6 +180,8 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
     Args:
         activations: [N, D] tensor or numpy array (N samples, D neurons), any float dtype, CPU or
             CUDA, any strides. Ranked in its own precision; +-inf are ordinary values; NaN is an error.
+            Sparse input (torch COO/CSR/CSC, scipy.sparse, SparseColumns): entries not stored are 0.0;
+            the same result as its dense twin.
         labels: ConceptSet, or [N, K] 0/1 matrix (bool/integer/float).
         method: 'auto' (default), 'sparse' or 'dense' product of ranks and concepts.
         max_memory: working-memory budget in bytes; neurons are processed in batches within it.
@@ -177,7 +195,7 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
         >>> inv.auroc(x, [[1], [0], [1], [0]]).tolist()
         [[0.875]]
     """
-    x = as_activations(activations)
+    x = as_activation_input(activations)
     concepts = labels if isinstance(labels, ConceptSet) else ConceptSet(labels)
     n, d = x.shape
     if concepts.n_samples != n:
@@ -197,7 +215,7 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
         return out.fill_(float("nan"))
     step = _neuron_batch(n, regions.num_regions, k, d, chosen == "dense", max_memory)
     for d0 in range(0, d, step):
-        region_sums, _ = ranked_region_sums(x[:, d0 : d0 + step], regions)
+        region_sums, _ = ranked_region_sums(activation_columns(x, d0, d0 + step), regions)
         s2 = concept_rank_sums(region_sums, regions, chosen, member_bytes=max_memory // 4)  # [K, Dc]
         out[d0 : d0 + step] = auc_from_rank_sums(s2.t(), concepts.counts, n)
     return out

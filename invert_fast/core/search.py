@@ -25,15 +25,16 @@ import numpy as np
 import torch
 
 from .. import ops
-from .auroc import auc_from_rank_sums, default_max_memory, ranked_region_sums, region_rank_sums
+from .auroc import auc_from_rank_sums, default_max_memory, rank_columns, ranked_region_sums, region_rank_sums
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
 from .space import NEG_INF, Beams, RegionSpace, atom_chooser, atom_gather, extend, select_winners, sign_int
+from .sparse import SparseColumns, activation_columns, as_activation_input
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
-from .validate import as_activations, check_positive_int, to_tensor
+from .validate import check_positive_int, to_tensor
 
 
 def explain(
@@ -73,8 +74,10 @@ def explain(
     masks count once everywhere (beams and results): the shortest, then first in text order, is kept.
 
     Args:
-        activations: [N, D] tensor or numpy array (N samples, D neurons), or an on-disk store
-            (invert_fast.NeuronStore: .npy, HDF5, safetensors, .pt) read in neuron batches; NaN is an error.
+        activations: [N, D] tensor or numpy array (N samples, D neurons), a sparse matrix (torch COO,
+            CSR or CSC, scipy.sparse: entries not stored are 0.0, results identical to the dense twin's),
+            or an on-disk store (invert_fast.NeuronStore: .npy, HDF5, safetensors, .pt, sparse .npz, a
+            delphi latent cache) read in neuron batches; NaN is an error.
         concepts: ConceptSet, or [N, K] 0/1 matrix (names c0, c1, ...).
         L: longest formula (atom occurrences), >= 1.
         B: beam size and number of labels per neuron, >= 1.
@@ -115,7 +118,7 @@ def explain(
     # An on-disk store (io.store.NeuronStore, or anything with .shape and .read(d0, d1)) is read in neuron
     # batches; everything else is an in-memory [N, D] array.
     store = activations if is_neuron_source(activations) else None
-    x = None if store is not None else as_activations(activations)
+    x = None if store is not None else as_activation_input(activations)
     params = SearchParams(
         L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed, search, certify
     )
@@ -146,7 +149,11 @@ def explain(
         exported["groups"] = plan.describe()
 
     g, k, B = space.regions.num_regions, space.k, params.B
-    per_neuron = 4 * n + 8 * n + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
+    # Ranks and the batch's copy: [N] per neuron dense; sparse, the stored entries (ranks, rows, values,
+    # columns) and the region sums' scatter.
+    nnz = getattr(x if x is not None else store, "nnz", None)
+    per_rank = 12 * n if nnz is None else 40 * -(-nnz // max(d_total, 1)) + 16 * g
+    per_neuron = per_rank + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
     if params.search == "exact" or params.certify:
         # The exact search holds every atom AND every concept ([2K, K], packed or with sizes), the pair
         # sums, the atoms' packed masks, and for L = 3 the kept prefixes' masks and sums.
@@ -170,9 +177,15 @@ def explain(
     step = max(1, min(d_total, 4096, (max_memory - space.fixed_bytes) // per_neuron))
     per_neuron_results: list[list[Explanation]] = []
     for d0 in range(0, d_total, step):
-        xb = as_activations(store.read(d0, d0 + step)) if store is not None else x[:, d0 : d0 + step]
+        xb = (
+            as_activation_input(store.read(d0, d0 + step))
+            if store is not None
+            else activation_columns(x, d0, d0 + step)
+        )
         xb = xb.to(dev)
-        if xb.stride(1) != 1:  # a transposed layout is slow to rank (a row per page): one dense copy
+        if (
+            not isinstance(xb, SparseColumns) and xb.stride(1) != 1
+        ):  # a transposed layout is slow to rank (a row per page): one dense copy
             xb = xb.contiguous()
         per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work)
         if progress is not None:
@@ -253,7 +266,7 @@ def explain_batch(
     plan: PermutationPlan | None = None,
     max_work: int | None = None,
 ) -> list[list[Explanation]]:
-    """The search for one batch of neurons, x [N, Db] contiguous on the space's device; neuron d of the
+    """The search for one batch of neurons, x [N, Db] contiguous (or SparseColumns) on the space's device; neuron d of the
     batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
     each permutation of the samples (ranks are permuted, not recomputed) for p_value_search; with
     certify, an exact search bounds each neuron's best AUC."""
@@ -266,7 +279,7 @@ def explain_batch(
 
     permuted = plan is not None and plan.count > 0
     if permuted:  # the permutations permute these ranks
-        ranks, ties = ops.rank_doubled_ties(x)
+        ranks, ties = rank_columns(x)
         region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
     else:
         region_sums, ties = ranked_region_sums(x, space.regions)

@@ -37,6 +37,15 @@ def register() -> None:
     def _rank_region_sums(x, region_of, G):
         return x.new_empty((G, x.shape[1]), dtype=torch.int64), x.new_empty((x.shape[1],), dtype=torch.float64)
 
+    @reg("invert_fast::sparse_rank_doubled")
+    def _sparse_rank_doubled(indptr, indices, values, N, first):
+        d = indptr.shape[0] - 1
+        return (
+            indices.new_empty(indices.shape, dtype=torch.int32),
+            indptr.new_empty((d,), dtype=torch.int64),
+            indptr.new_empty((d,), dtype=torch.float64),
+        )
+
     @reg("invert_fast::csr_gather_sum")
     def _csr_gather_sum(values, indptr, indices):
         return values.new_empty((indptr.shape[0] - 1, values.shape[1]), dtype=torch.int64)

@@ -62,6 +62,32 @@ def rank_region_sums(x: torch.Tensor, region_of: torch.Tensor, g: int) -> tuple[
     return library().rank_region_sums(x, region_of, int(g))
 
 
+def sparse_rank_doubled(
+    indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, n: int, first: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Doubled mid-ranks of sparse columns (CSC) from their stored entries; every other entry is 0.0.
+
+    Ranks equal rank_doubled's on the dense matrix: the zeros (implicit and stored) share one doubled
+    mid-rank 2m + z + 1 (m negatives, z zeros), below every positive and above every negative.
+
+    Args:
+        indptr: [D + 1] int64 column pointer; indices: [nnz] int64 samples, strictly increasing within a
+            column, in [0, n); values: [nnz] float16/bfloat16/float32/float64, no NaN; n: samples N;
+            first: layer-wide number of column 0 (named in errors).
+
+    Returns:
+        ranks [nnz] int32 (each stored entry's doubled mid-rank), zero_ranks [D] int64 (the zeros'), tie_sum
+        [D] float64 (as rank_doubled_ties, the zeros' group included; bit-identical to it).
+
+    Example:
+        >>> r, z, t = sparse_rank_doubled(torch.tensor([0, 2]), torch.tensor([0, 2]), torch.tensor([0.5, -1.0]), 4)
+        >>> r.tolist(), z.tolist(), t.tolist()
+        ([8, 2], [5], [6.0])
+    """
+    check_device(indptr, "sparse_rank_doubled")
+    return library().sparse_rank_doubled(indptr, indices, values, int(n), int(first))
+
+
 def csr_gather_sum(values: torch.Tensor, indptr: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """Integer sums of selected rows: out[k] = values[indices[indptr[k]:indptr[k+1]]].sum(0).
 
