@@ -37,8 +37,10 @@ class ConceptSet:
         names = [f"c{i}" for i in range(k)] if names is None else validate_names(names, k)
         self._set(pack_columns(mask), n, names, descriptions)
 
-    def _set(self, bits: torch.Tensor, n: int, names: list[str], descriptions) -> None:
+    def _set(self, bits: torch.Tensor | None, n: int, names: list[str], descriptions, source=None) -> None:
+        # source: the ids and tables of from_ids; the packed bits are then built only when asked for.
         self._bits = bits
+        self._source = source
         self._n = int(n)
         self._names = tuple(names)
         self._index = {s: i for i, s in enumerate(self._names)}
@@ -106,6 +108,37 @@ class ConceptSet:
         return out
 
     @classmethod
+    def from_ids(cls, ids, table, names: Sequence[str] | None = None, descriptions=None) -> ConceptSet:
+        """Concepts that are functions of a categorical code per sample (a token id, ...), without an
+        [N, K] matrix: sample n has concept k of column c when table_c[ids[n, c], k] is 1.
+
+        Regions are the distinct id tuples (merged where their concept vectors agree), built in
+        O(N C + V K) memory; everything (counts, regions, every search result) is identical to
+        ConceptSet(table[ids]). Packed masks ([K, N / 64]) are built only if something asks for
+        .bits (e.g. Formula.mask, dense()).
+
+        Args:
+            ids: [N] integer codes, or [N, C] (one code per column: e.g. the token, the previous token,
+                a position bucket), each in [0, V_c).
+            table: [V, K] 0/1 (bool, integer or float): the concepts of each code; for [N, C] ids, a
+                sequence of C tables [V_c, K_c] (their concepts concatenated in order).
+            names: K unique names (default c0, c1, ...); descriptions: as for ConceptSet.
+
+        Example:
+            >>> table = [[1, 0], [0, 1], [1, 1]]  # 3 token ids, 2 concepts
+            >>> cs = ConceptSet.from_ids([2, 0, 0, 1], table, names=["noun", "plural"])
+            >>> cs.counts.tolist(), cs.dense().int().tolist()
+            ([3, 2], [[1, 1], [1, 0], [1, 0], [0, 1]])
+        """
+        from .ids import IdConcepts
+
+        src = IdConcepts.build(ids, table)
+        names = [f"c{i}" for i in range(src.k)] if names is None else validate_names(names, src.k)
+        out = cls.__new__(cls)
+        out._set(None, src.n, names, descriptions, src)
+        return out
+
+    @classmethod
     def from_csv(cls, path) -> ConceptSet:
         """Concepts from a CSV file: a header of concept names, then one row of 0/1 per sample.
 
@@ -156,7 +189,9 @@ class ConceptSet:
     # --- properties -------------------------------------------------------------------------
     @property
     def bits(self) -> torch.Tensor:
-        """[K, ceil(N / 64)] int64 packed masks."""
+        """[K, ceil(N / 64)] int64 packed masks (built on first use for from_ids)."""
+        if self._bits is None:
+            self._bits = self._source.bits()
         return self._bits
 
     @property
@@ -179,13 +214,13 @@ class ConceptSet:
 
     @property
     def device(self) -> torch.device:
-        return self._bits.device
+        return self._source.device if self._bits is None else self._bits.device
 
     @property
     def counts(self) -> torch.Tensor:
         """[K] int64 number of samples in each concept."""
         if self._counts is None:
-            self._counts = popcount(self._bits)
+            self._counts = self._source.counts() if self._bits is None else popcount(self._bits)
         return self._counts
 
     @property
@@ -241,8 +276,11 @@ class ConceptSet:
         """Sub-set by position, slice, name, list of those, or boolean mask."""
         pos = self._positions(key)
         out = ConceptSet.__new__(ConceptSet)
-        idx = torch.tensor(pos, dtype=torch.long, device=self.device)
-        out._set(self._bits[idx], self._n, [self._names[p] for p in pos], [self._descriptions[p] for p in pos])
+        names, desc = [self._names[p] for p in pos], [self._descriptions[p] for p in pos]
+        if self._bits is None:
+            out._set(None, self._n, names, desc, self._source.select(pos))
+            return out
+        out._set(self._bits[torch.tensor(pos, dtype=torch.long, device=self.device)], self._n, names, desc)
         return out
 
     def to(self, device) -> ConceptSet:
@@ -251,16 +289,19 @@ class ConceptSet:
         if device == self.device or (device.index is None and device.type == self.device.type):
             return self
         out = ConceptSet.__new__(ConceptSet)
+        if self._bits is None:
+            out._set(None, self._n, list(self._names), list(self._descriptions), self._source.to(device))
+            return out
         out._set(self._bits.to(device), self._n, list(self._names), list(self._descriptions))
         return out
 
     def dense(self) -> torch.Tensor:
         """[N, K] bool matrix of all masks."""
-        return unpack_bits(self._bits, self._n).t()
+        return unpack_bits(self.bits, self._n).t()
 
     def mask(self, concept: str | int) -> torch.Tensor:
         """[N] bool mask of one concept."""
-        return unpack_bits(self._bits[self._positions(concept)[0]], self._n)
+        return unpack_bits(self.bits[self._positions(concept)[0]], self._n)
 
     def with_unions(self, unions: Mapping[str, Iterable[str | int]], descriptions=None) -> ConceptSet:
         """A new set with named unions (logical OR) of existing concepts appended.
@@ -290,12 +331,12 @@ class ConceptSet:
             if not pos:
                 raise ValueError(f"unions[{name!r}]: a union needs at least one member, got none")
             members_of.append(pos)
-        bits = self._bits
+        bits = self.bits
         if members_of:
             # Every union's OR of member masks in one pass (ops.csr_gather_or).
             indptr = torch.tensor([0, *itertools.accumulate(len(pos) for pos in members_of)], device=self.device)
             members = torch.tensor([p for pos in members_of for p in pos], dtype=torch.int64, device=self.device)
-            bits = torch.cat([self._bits, ops.csr_gather_or(self._bits, indptr, members)])
+            bits = torch.cat([bits, ops.csr_gather_or(bits, indptr, members)])
         new_desc = normalize_descriptions(descriptions, tuple(new_names))
         out = ConceptSet.__new__(ConceptSet)
         out._set(bits, self._n, list(self._names) + new_names, list(self._descriptions) + list(new_desc))
@@ -308,7 +349,7 @@ class ConceptSet:
         if other.n_samples != self._n:
             raise ValueError(f"other: expected a concept set over {self._n} samples, got {other.n_samples}")
         return ConceptSet.from_bits(
-            torch.cat([self._bits, other.bits.to(self.device)]),
+            torch.cat([self.bits, other.bits.to(self.device)]),
             self._n,
             list(self._names + other.names),
             list(self._descriptions + other.descriptions),
@@ -319,7 +360,7 @@ class ConceptSet:
         if self._regions is None:
             from .regions import compute_regions
 
-            self._regions = compute_regions(self._bits, self._n)
+            self._regions = self._source.regions() if self._bits is None else compute_regions(self._bits, self._n)
         return self._regions
 
 

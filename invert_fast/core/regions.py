@@ -100,22 +100,42 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 23) -> R
     Returns:
         Regions on bits' device.
     """
-    device = bits.device
     k = bits.shape[0]
-    rows = None
     if k == 0 or n == 0:
-        ids = torch.zeros(n, dtype=torch.int64, device=device)
-    else:
-        rows = ops.bits_transpose(bits, n)  # [N, J]
-        mult = HASH_MULT[: rows.shape[1]].to(device)
-        h = (rows * mult).sum(1)  # wraps modulo 2^64
-        _, ids = torch.unique(h, return_inverse=True)
-        first = torch.zeros(int(ids.max()) + 1, dtype=torch.int64, device=device)
-        first[ids.flip(0)] = torch.arange(n - 1, -1, -1, device=device)  # each group's first sample
-        if not bool((rows == rows[first[ids]]).all()):
-            _, ids = torch.unique(rows, dim=0, return_inverse=True)  # a hash collision: exact, slower
+        ids = torch.zeros(n, dtype=torch.int64, device=bits.device)
+        return regions_from_groups(ids, n, k, None, lambda: bits, chunk_elems)
+    rows = ops.bits_transpose(bits, n)  # [N, J]
+    return regions_from_groups(group_rows(rows), n, k, lambda reps: rows[reps], lambda: bits, chunk_elems)
+
+
+def group_rows(rows: torch.Tensor) -> torch.Tensor:
+    """[M] int64 group of each packed concept vector of rows [M, J], numbered by ascending hash (so two
+    collections holding the same distinct vectors number them alike), exact on hash collisions."""
+    mult = HASH_MULT[: rows.shape[1]].to(rows.device)
+    h = (rows * mult).sum(1)  # wraps modulo 2^64
+    _, ids = torch.unique(h, return_inverse=True)
+    m = rows.shape[0]
+    first = torch.zeros(int(ids.max()) + 1, dtype=torch.int64, device=rows.device)
+    first[ids.flip(0)] = torch.arange(m - 1, -1, -1, device=rows.device)  # each group's first member
+    if not bool((rows == rows[first[ids]]).all()):
+        _, ids = torch.unique(rows, dim=0, return_inverse=True)  # a hash collision: exact, slower
+    return ids
+
+
+def regions_from_groups(ids: torch.Tensor, n: int, k: int, rep_rows, bits, chunk_elems: int = 1 << 23) -> Regions:
+    """Regions from the group of every sample and the groups' concept vectors.
+
+    Args:
+        ids: [N] int64 group of each sample, numbered 0 .. G - 1 (group_rows).
+        n, k: samples N and concepts K.
+        rep_rows: rep_rows(samples [G]) -> [G, ceil(K / 64)] packed concept vectors of those samples.
+        bits: bits() -> [K, W] packed concept masks; called only where every sample is its own region.
+        chunk_elems: bound on the temporary [concepts, regions] bool blocks.
+    """
+    device = ids.device
     g = int(ids.max()) + 1 if n else 0
-    if g == n:
+    identity = g == n
+    if identity:
         # Every sample alone: number regions as samples so per-region sums are the ranks themselves.
         ids = torch.arange(n, device=device)
     sizes = torch.bincount(ids, minlength=g)
@@ -126,7 +146,7 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 23) -> R
 
     # Concept -> regions CSR: the representatives' concept vectors transposed back to packed concept
     # masks over regions ([K, ceil(G / 64)]), unpacked in blocks of concepts to bound the [K, G] temporary.
-    region_bits = bits if g == n or rows is None else ops.bits_transpose(rows[reps], k)
+    region_bits = bits() if identity or k == 0 else ops.bits_transpose(rep_rows(reps), k)
     step = max(1, chunk_elems // max(g, 1))
     concept_indptr = torch.zeros(k + 1, dtype=torch.int64, device=device)
     if k:
@@ -137,4 +157,4 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 23) -> R
         k1 = min(k, k0 + step)
         member = unpack_bits(region_bits[k0:k1], g)  # [c, G]
         concept_regions[ends[k0] : ends[k1]] = member.nonzero()[:, 1]
-    return Regions(n, ids, sizes, sample_indptr, sample_indices, concept_indptr, concept_regions, g == n)
+    return Regions(n, ids, sizes, sample_indptr, sample_indices, concept_indptr, concept_regions, identity)
