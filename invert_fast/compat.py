@@ -34,6 +34,7 @@ import torch
 from .core.concepts import ConceptSet
 from .core.formula import Formula
 from .core.search import explain
+from .core.sparse import as_sparse, is_sparse
 from .core.validate import to_tensor
 from .io.store import NeuronStore, optional
 
@@ -171,10 +172,13 @@ class Invert:
             "concept_fraction"} best first; with memorize_states, {"1": [...], ..., str(L): [...]} (the beam
             after each length). For [N, D]: one such result per unit.
         """
-        x = to_tensor(A, "A")
-        single = x.dim() == 1
-        if single:
-            x = x[:, None]
+        if is_sparse(A):  # [N, D] sparse: explain ranks only the stored entries
+            x, single = as_sparse(A, "A"), False
+        else:
+            x = to_tensor(A, "A")
+            single = x.dim() == 1
+            if single:
+                x = x[:, None]
         kw = dict(B=B, limit_search=limit_search, min_fraction=min_fraction, max_fraction=max_fraction, mode=mode)
         return self._results(lambda length: explain(x, self._concepts(), L=length, device=self.device, **kw),
                              L, memorize_states, single)  # fmt: skip
@@ -240,7 +244,7 @@ class Invert:
             from scipy import stats
         except ImportError:
             raise ImportError("get_p_value: INVERT's p-value is scipy's mannwhitneyu; pip install scipy") from None
-        a = to_tensor(A, "A").double().cpu().numpy().reshape(-1)
+        a = (as_sparse(A, "A").dense() if is_sparse(A) else to_tensor(A, "A")).double().cpu().numpy().reshape(-1)
         mask = explanation(self.memdict).cpu().numpy()
         if a.shape[0] != mask.shape[0]:
             raise ValueError(f"A: expected {mask.shape[0]} activations (one per sample), got {a.shape[0]}")

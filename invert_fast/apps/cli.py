@@ -124,8 +124,9 @@ def load_array(path: str, key: str | None, what: str):
 
 
 def open_store(path: str, key: str | None) -> NeuronStore:
-    """The activations file as a NeuronStore, or a one-line error."""
-    input_file(path, "activations")
+    """The activations file (or a delphi cache folder) as a NeuronStore, or a one-line error."""
+    if not Path(path).is_dir():
+        input_file(path, "activations")
     try:
         return NeuronStore(path, key=key)
     except (ValueError, TypeError, KeyError, ImportError, OSError, EOFError) as e:
@@ -184,6 +185,30 @@ def build_concepts(labels, names, num_classes: int | None = None):
     return inv.ConceptSet(y, names)
 
 
+def concepts_from_ids(ids_arg: str, acts, table, names):
+    """ConceptSet.from_ids for --ids: the [V, K] table given as --labels, the ids from a file ([N] or
+    [N, C] integers; C > 1 needs one table per column, so only C = 1 here) or the cache's tokens."""
+    import invert_fast as inv
+
+    if ids_arg == "tokens":
+        if not hasattr(acts, "tokens"):
+            raise CliError(f"ids: 'tokens' needs a delphi cache folder as --activations, got {acts!r}")
+        ids = acts.tokens()
+    else:
+        ids = load_array(ids_arg, None, "ids")
+    t = to_tensor(table, "labels")
+    if t.dim() != 2:
+        raise CliError(f"labels: with --ids, expected the [V, K] 0/1 table of each id, got shape {tuple(t.shape)}")
+    if names is not None and len(names) != t.shape[1]:
+        raise CliError(
+            f"names: expected {t.shape[1]} names (the --ids table is [V, K = {t.shape[1]}]), got {len(names)}"
+        )
+    try:
+        return inv.ConceptSet.from_ids(ids, t, names)
+    except (ValueError, TypeError) as e:
+        raise CliError(str(e)) from None
+
+
 class Progress:
     """explain's progress(done, total) callback as one line on stderr (see io/progress.py)."""
 
@@ -210,6 +235,7 @@ def cmd_explain(args) -> int:
         "--labels": args.labels,
         "--names": args.names,
         "--groups": args.groups,
+        "--ids": None if args.ids == "tokens" else args.ids,
     }
     out = output_path(args.out, "out", inputs)
     if out.suffix.lower() not in (".csv", ".json"):
@@ -220,9 +246,14 @@ def cmd_explain(args) -> int:
     # chunk (see io/store.py).
     acts = open_store(args.activations, args.activations_key)
     labels = load_array(args.labels, args.labels_key, "labels")
-    concepts = build_concepts(labels, read_names(args.names), args.num_classes)
+    if args.ids is not None:
+        concepts = concepts_from_ids(args.ids, acts, labels, read_names(args.names))
+    else:
+        concepts = build_concepts(labels, read_names(args.names), args.num_classes)
     drop_resident_pages(labels)  # packed into the concept set: the mapped file need not stay resident
     del labels
+    if args.layer == "" and getattr(acts, "hookpoint", None):
+        args.layer = acts.hookpoint
     t0 = time.perf_counter()
     kwargs = dict(
         L=args.L,
@@ -436,13 +467,26 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("explain", help="label every neuron of an activation matrix with INVERT formulas")
     e.add_argument(
-        "--activations", required=True, help="[N, D] activations (.npy, .h5, .safetensors, .pt), read in neuron chunks"
+        "--activations",
+        required=True,
+        help="[N, D] activations (.npy, .h5, .safetensors, .pt; sparse: a scipy .npz, a torch sparse .pt, or a delphi "
+        "latent cache folder), read in neuron chunks",
     )
     e.add_argument(
         "--activations-key",
         help="dataset / tensor of an .h5, .safetensors or .pt file (default: Y when present, else the only 2-D one)",
     )
-    e.add_argument("--labels", required=True, help="[N, K] 0/1 concept matrix or [N] class indices (.npy, .pt, .h5)")
+    e.add_argument(
+        "--labels",
+        required=True,
+        help="[N, K] 0/1 concept matrix or [N] class indices (.npy, .pt, .h5); with --ids, the [V, K] 0/1 table of "
+        "the concepts of each id",
+    )
+    e.add_argument(
+        "--ids",
+        help="[N] integer id of each sample (.npy, .pt, .h5), or 'tokens' for a delphi cache's tokens: concepts are "
+        "--labels' rows of each sample's id (ConceptSet.from_ids; no [N, K] matrix)",
+    )
     e.add_argument("--labels-key", help="entry of a .pt dict or .h5 dataset (default: the only one)")
     e.add_argument(
         "--names",

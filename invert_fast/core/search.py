@@ -94,7 +94,8 @@ def explain(
             each neuron's labels, see README); 0 leaves it NaN.
         seed: seed of the permutations (permutation i is the i-th torch.randperm of a CPU generator).
         groups: [N] ints: permute whole groups of samples (e.g. the sentence of each token) instead of
-            single samples; groups of equal size are exchanged.
+            single samples; groups of equal size are exchanged. A store with sequences (a delphi cache)
+            defaults to its sequence index.
         search: "beam" (INVERT's beam search) or "exact": the B best distinct masks among every formula of
             at most L <= 3 atoms (limit_search None, distinct True), see core/exact.py.
         certify: add Explanation.bound (the exact best AUC of any admissible formula of <= L atoms, L <= 3)
@@ -134,6 +135,8 @@ def explain(
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
     if n < 2:
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
+    if groups is None and params.permutations and store is not None and hasattr(store, "sequences"):
+        groups = store.sequences()  # tokens of one sequence are not exchangeable: permute sequences
     plan = PermutationPlan(n, params.permutations, params.seed, groups)
     dev = torch.device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():

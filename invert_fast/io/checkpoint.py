@@ -25,6 +25,7 @@ import torch
 
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation, decode_row, encode_row, json_cells
+from ..core.sparse import SparseColumns
 from ..files import atomic_write
 
 FORMAT = 3  # version of the files below; a folder written in another format is refused
@@ -36,17 +37,29 @@ def _blake(data: bytes) -> str:
 
 def slice_hash(xc, max_bytes: int = 1 << 26) -> str:
     """BLAKE2b of a chunk of activations as explain sees it: shape, dtype and every byte, neuron by
-    neuron (each column's N values in sample order), so the digest does not depend on how the chunk
-    is read: pieces of at most `max_bytes` (a tensor [N, d], or a store / NeuronSlice read piecewise).
+    neuron (each column's N values in sample order; sparse: each column's stored samples and values),
+    so the digest does not depend on how the chunk is read: pieces of at most `max_bytes` (a tensor
+    [N, d], SparseColumns, or a store / NeuronSlice read piecewise).
     """
     n, d = xc.shape
     h = hashlib.blake2b(f"{tuple(xc.shape)}".encode(), digest_size=32)
-    item = xc.element_size() if isinstance(xc, torch.Tensor) else xc.dtype.itemsize
-    step = max(1, max_bytes // max(1, n * item))
+    nnz = getattr(xc, "nnz", None)
+    if nnz is not None:  # sparse: about 18 bytes per stored entry (sample, value, column)
+        per_neuron = 18 * -(-nnz // max(d, 1)) + 8
+    else:
+        per_neuron = n * (xc.element_size() if isinstance(xc, torch.Tensor) else xc.dtype.itemsize)
+    step = max(1, max_bytes // max(1, per_neuron))
     for a in range(0, d, step):
-        piece = xc[:, a : a + step] if isinstance(xc, torch.Tensor) else xc.read(a, a + step)
+        if isinstance(xc, torch.Tensor):
+            piece = xc[:, a : a + step]
+        else:
+            piece = xc.columns(a, a + step) if isinstance(xc, SparseColumns) else xc.read(a, a + step)
         if a == 0:
             h.update(str(piece.dtype).encode())
+        if isinstance(piece, SparseColumns):
+            for t in (piece.indptr.diff(), piece.indices, piece.values):
+                h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy())
+            continue
         cols = piece.detach().cpu().t().contiguous()  # [p, N]: neuron-major bytes
         if cols.numel():
             h.update(cols.reshape(-1).view(torch.uint8).numpy())  # hashed in place, no bytes copy

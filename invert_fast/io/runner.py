@@ -21,7 +21,8 @@ import numpy as np
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation, Explanations
 from ..core.search import explain
-from ..core.validate import as_activations, check_positive_int
+from ..core.sparse import activation_columns, as_activation_input
+from ..core.validate import check_positive_int
 from .checkpoint import CheckpointStore, run_key, slice_hash
 from .sinks import CollectingSink, StreamingCsvSink
 from .store import NeuronStore
@@ -69,8 +70,10 @@ def explain_to_file(
         >>> explain_to_file(NeuronStore("acts/layer3.neurons.npy"), concepts, "labels.csv", checkpoint="ckpt/")
     """
     store = activations if isinstance(activations, NeuronStore) else None
-    x = None if store is not None else as_activations(activations)
+    x = None if store is not None else as_activation_input(activations)
     shape = store.shape if store is not None else tuple(x.shape)
+    if explain_kwargs.get("permutations") and explain_kwargs.get("groups") is None and hasattr(store, "sequences"):
+        explain_kwargs["groups"] = store.sequences()  # as explain: a delphi cache permutes whole sequences
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
     chunk = check_positive_int(chunk, "chunk")
     out = Path(out)
@@ -99,7 +102,11 @@ def explain_to_file(
             # A store's chunk is a NeuronSlice (read on demand: hashing and explain read it in pieces within
             # the budget); a tensor (or memory map) is sliced. With a checkpoint the slice is read and hashed
             # even when the chunk is saved: a saved chunk is reused only if its activations hash alike.
-            xc = store.slice(c * chunk, (c + 1) * chunk) if store is not None else x[:, c * chunk : (c + 1) * chunk]
+            xc = (
+                store.slice(c * chunk, (c + 1) * chunk)
+                if store is not None
+                else activation_columns(x, c * chunk, (c + 1) * chunk)
+            )
             digest = slice_hash(xc, piece_bytes) if ckpt is not None else None
             saved = ckpt.load(c, digest) if ckpt is not None else None
             if saved is not None:

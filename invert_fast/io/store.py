@@ -10,7 +10,13 @@ A store holds the [N samples, D neurons] activations of a layer in one of these 
   read by hyperslab, so a chunk of neurons is read without the rest.
 - safetensors (`.safetensors`; the extra invert_fast[safetensors]): the format LLM-interpretability
   caches use; a 2-D tensor [N, D] read by slice.
-- torch (`.pt`, `.pth`): a tensor (or a dict of tensors) saved with torch.save, memory-mapped.
+- torch (`.pt`, `.pth`): a tensor (or a dict of tensors) saved with torch.save, memory-mapped; a
+  torch sparse tensor (COO, CSR, CSC) is read as sparse activations.
+- scipy (`.npz`): a sparse matrix saved with scipy.sparse.save_npz, read as sparse activations.
+- a folder: EleutherAI delphi's latent cache (io/delphi.py), sparse.
+
+Sparse stores return core.sparse.SparseColumns from read() (entries not stored are 0.0) and never
+densify; `sparse` and `nnz` say which kind a store is.
 
 `key` names the dataset / tensor; by default `Y` when present, else the only 2-D one.
 """
@@ -24,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.sparse import as_sparse
+
 NEURON_MAJOR_SUFFIX = ".neurons.npy"
-FORMATS = (".npy", ".h5", ".hdf5", ".safetensors", ".pt", ".pth")
+FORMATS = (".npy", ".h5", ".hdf5", ".safetensors", ".pt", ".pth", ".npz")
 
 
 class NeuronStore:
@@ -45,9 +53,21 @@ class NeuronStore:
         >>> NeuronStore("cache.safetensors", key="blocks.6.hook_mlp_out").shape
     """
 
+    sparse = False  # read() returns dense tensors; SparseColumns where True
+    nnz = None  # stored entries (sparse stores)
+
+    def __new__(cls, path=None, key: str | None = None):
+        # A folder is a delphi latent cache: NeuronStore(path) opens every format, that one too.
+        if cls is NeuronStore and path is not None and Path(path).is_dir():
+            from .delphi import DelphiCache
+
+            return DelphiCache.__new__(DelphiCache)
+        return object.__new__(cls)
+
     def __init__(self, path, key: str | None = None):
         self.path = Path(path)
         self.key = key
+        self._sparse = None
         suffix = self.path.suffix.lower()
         if suffix not in FORMATS:
             raise ValueError(f"activations: expected a file of {', '.join(FORMATS)}, got {str(self.path)!r}")
@@ -61,9 +81,15 @@ class NeuronStore:
             self._open_h5()
         elif self.format == ".safetensors":
             self._open_safetensors()
+        elif self.format == ".npz":
+            self._open_npz()
         else:
             self._open_pt()
-        if not _numeric(self.dtype):
+        if self._sparse is not None:
+            self.sparse, self.nnz = True, self._sparse.nnz
+            self.shape, self.dtype = self._sparse.shape, self._sparse.dtype
+            self._stat = _stat(self.path)
+        if not _numeric(self.dtype) and self._sparse is None:
             raise TypeError(f"activations: {self.path} holds {self.dtype}; expected floats or integers")
 
     # --- formats --------------------------------------------------------------------------------
@@ -127,6 +153,9 @@ class NeuronStore:
         )
         self.key = key or None
         self._tensor = tensors[key]
+        if self._tensor.layout != torch.strided:
+            self._sparse = as_sparse(self._tensor, f"activations ({self.path})")
+            return
         if self._tensor.dim() != 2:
             raise ValueError(
                 f"activations: {self.path} holds a tensor of shape {tuple(self._tensor.shape)}; expected 2-D"
@@ -134,7 +163,22 @@ class NeuronStore:
         self.shape = tuple(self._tensor.shape)
         self.dtype = _as_dtype(self._tensor.dtype)
 
+    def _open_npz(self) -> None:
+        import scipy.sparse
+
+        if self.key is not None:
+            raise ValueError(f"activations: {self.path} is a scipy sparse matrix, it has no keys; got key {self.key!r}")
+        try:
+            m = scipy.sparse.load_npz(self.path)
+        except Exception as e:  # noqa: BLE001  (not a save_npz file: one line naming it)
+            raise ValueError(
+                f"activations: cannot read {self.path} as a scipy.sparse .npz (save_npz): {str(e).splitlines()[0]}"
+            ) from None
+        self._sparse = as_sparse(m, f"activations ({self.path})")
+
     def __repr__(self) -> str:
+        if self.sparse:
+            return f"NeuronStore({str(self.path)!r}, {self.shape[0]} samples x {self.shape[1]} neurons, sparse, nnz {self.nnz})"
         layout = "neuron-major" if self.neuron_major else "sample-major"
         key = f", key {self.key!r}" if self.key else ""
         return f"NeuronStore({str(self.path)!r}{key}, {self.shape[0]} samples x {self.shape[1]} neurons, {layout})"
@@ -150,6 +194,10 @@ class NeuronStore:
         """
         n, d = self.shape
         d0, d1 = max(0, d0), min(d, d1)
+        if self._sparse is not None:
+            if _stat(self.path) != self._stat:
+                raise ValueError(f"activations: {self.path} changed after the store was opened; open it again")
+            return self._sparse.columns(d0, d1)
         if self.format == ".h5":
             h5py = optional("h5py", "hdf5", ".h5")
             with h5py.File(self.path, "r") as f:
@@ -185,13 +233,21 @@ class NeuronSlice:
         self.store, self.d0, self.d1 = store, max(0, d0), min(d, d1)
         self.shape = (n, self.d1 - self.d0)
         self.dtype = store.dtype
+        self.sparse = store.sparse
+        # Sparse: the stored entries this slice is expected to hold (for batch sizes and hashing pieces).
+        self.nnz = None if store.nnz is None else -(-store.nnz * self.shape[1] // max(d, 1))
 
-    def read(self, a: int, b: int) -> torch.Tensor:
+    def read(self, a: int, b: int):
         a, b = max(0, a), min(self.shape[1], b)
         return self.store.read(self.d0 + a, self.d0 + b)
 
     def __repr__(self) -> str:
         return f"{self.store!r}[:, {self.d0}:{self.d1}]"
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _as_dtype(t: torch.dtype):
