@@ -46,6 +46,10 @@ def samples(device):
         "rank_doubled": (t(x),),
         "rank_doubled_ties": (t(x),),
         "rank_region_sums": (t(x), t(space.regions.region_of), space.regions.num_regions),
+        "sparse_rank_doubled": (
+            t(torch.tensor([0, 3, 3, 7])), t(torch.tensor([1, 4, 80, 0, 2, 3, 89])),
+            t(torch.tensor([0.5, -1.0, 0.5, 2.0, 0.0, -0.0, 2.0])), 90, 0,
+        ),
         "csr_gather_sum": (t(ranks), t(space.regions.sample_indptr), t(space.regions.sample_indices)),
         "weighted_row_sums": (t(torch.tensor([0, 2, 3])), t(torch.tensor([0, 1, 1])), t(torch.tensor([5, 7, 9])), t(space.member_t)),
         "beam_step_select": (
