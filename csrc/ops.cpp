@@ -33,6 +33,7 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def("upsample_threshold(Tensor maps, Tensor thresholds, int H, int W) -> (Tensor, Tensor)");
   m.def("top_values(Tensor maps, Tensor prev, int keep) -> (Tensor, Tensor)");
   m.def("masked_row_sums(Tensor words, Tensor outside, Tensor weights, Tensor table) -> Tensor");
+  m.def("masked_csr_sums(Tensor words, Tensor outside, Tensor weights, Tensor indptr, Tensor concepts, int K) -> Tensor");
   m.def("weighted_row_sums(Tensor indptr, Tensor indices, Tensor weights, Tensor table) -> Tensor");
   m.def(
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "

@@ -25,11 +25,13 @@ from .core.regions import Regions, compute_regions
 from .core.results import Explanation, Explanations, read_csv, write_csv
 from .core.scoring import score
 from .core.search import explain
+from .core.sparse import SparseColumns
 from .dissection.broden import Broden, read_broden, write_broden
 from .dissection.compositional import IoULabel, compositional_explain
 from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
 from .dissection.pixel_masks import PixelMasks
 from .io.capture import capture
+from .io.delphi import DelphiCache  # registers the delphi folder format with NeuronStore
 from .io.runner import explain_to_file
 from .io.store import NeuronStore
 from .ops import and_popcount, built_with_cuda, csr_gather_sum, rank_doubled, rank_doubled_ties
@@ -39,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Broden",
     "ConceptSet",
+    "DelphiCache",
     "Dissection",
     "Explanation",
     "Explanations",
@@ -48,6 +51,7 @@ __all__ = [
     "PixelMasks",
     "Regions",
     "SearchParams",
+    "SparseColumns",
     "and_popcount",
     "auc_from_rank_sums",
     "auroc",

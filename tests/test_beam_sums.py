@@ -53,6 +53,27 @@ def test_masked_sums_paths_match_naive(method, path, classes):
     assert torch.equal(out, expected)
 
 
+@pytest.mark.parametrize("density", [0.05, 0.6])
+def test_masked_csr_sums_equals_masked_row_sums(density):
+    # The CSR table and the dense table give the same integers, outside rows and padding bits included.
+    g = torch.Generator().manual_seed(4)
+    gr, k = 131, 17
+    table = torch.rand(gr, k, generator=g) < density
+    nz = table.nonzero()
+    indptr = torch.zeros(gr + 1, dtype=torch.int64)
+    indptr[1:] = torch.cumsum(torch.bincount(nz[:, 0], minlength=gr), 0)
+    weights = torch.randint(-(2**40), 2**40, (gr, 4), generator=g)
+    mask = torch.rand(4, 3, gr, generator=g) < 0.4
+    outside = torch.rand(4, 3, generator=g) < 0.5
+    words = packed_rows(mask)
+    want = ops.masked_row_sums(words, outside, weights, table)
+    assert torch.equal(ops.masked_csr_sums(words, outside, weights, indptr, nz[:, 1].contiguous(), k), want)
+    rows = torch.where(outside.unsqueeze(-1), ~mask, mask).long()
+    assert torch.equal(want, torch.einsum("gd,dbg,gk->dbk", weights, rows, table.long()))
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 16\)"):
+        ops.masked_csr_sums(words, outside, weights, indptr, nz[:, 1].contiguous(), k - 1)
+
+
 def test_beam_step_select_keeps_ties_and_counts_valid():
     g = torch.Generator().manual_seed(3)
     d, b, k, n = 4, 3, 5, 100

@@ -60,6 +60,7 @@ def samples(device):
         "pair_step_select": (t(pair), t(torch.empty(0, dtype=torch.int64)), space.shift, t(conc), t(space.counts), 90, 1, 45, 1.0, 5),
         "pair_sums": (t(w), t(space.region_csr()[0]), t(space.region_csr()[1]), k),
         "masked_row_sums": (t(packed_rows(mask)), t(mask.sum(-1) * 2 > G), t(w), t(space.member_t)),
+        "masked_csr_sums": (t(packed_rows(mask)), t(mask.sum(-1) * 2 > G), t(w), *(t(v) for v in space.region_csr()), k),
         "csr_gather_or": (t(space.member_t.long()), t(torch.tensor([0, 2, 3])), t(torch.tensor([0, 4, 2]))),
         "bits_transpose": (t(torch.randint(-(2**62), 2**62, (70, 2), generator=g)), 100),
         "select_step": (

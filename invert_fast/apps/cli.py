@@ -125,6 +125,12 @@ def load_array(path: str, key: str | None, what: str):
 
 def open_store(path: str, key: str | None) -> NeuronStore:
     """The activations file (or a delphi cache folder) as a NeuronStore, or a one-line error."""
+    from ..io.delphi import is_delphi_cache
+
+    if Path(path).is_dir() and not is_delphi_cache(path):
+        raise CliError(
+            f"activations: expected a file, got the directory {path} (not a delphi cache: no <start>_<end>.safetensors shards)"
+        )
     if not Path(path).is_dir():
         input_file(path, "activations")
     try:
@@ -485,7 +491,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--ids",
         help="[N] integer id of each sample (.npy, .pt, .h5), or 'tokens' for a delphi cache's tokens: concepts are "
-        "--labels' rows of each sample's id (ConceptSet.from_ids; no [N, K] matrix)",
+        "--labels' rows of each sample's id (ConceptSet.from_ids; no [N, K] matrix) (default: none, --labels per sample)",
     )
     e.add_argument("--labels-key", help="entry of a .pt dict or .h5 dataset (default: the only one)")
     e.add_argument(

@@ -76,6 +76,15 @@ class RegionSpace:
         dense = 8 * k * g if self.method == "dense" and caches_membership(self.regions, self.member_bytes) else 0
         return 2 * k * g + 8 * self.regions.concept_regions.numel() + 40 * n + 8 * g + dense
 
+    @property
+    def region_row_cost(self) -> int:
+        """Cost of adding one region's row of the region -> concept table, in the units of K additions:
+        K for the dense bool row (vectorized), 11 per concept the region holds for its CSR list
+        (scattered; ops.masked_csr_sums): measured 1.8x faster than the dense row at 15 of K = 300 concepts
+        per region on 2 Xeon cores (token concepts, benchmarks/bench_sparse.py)."""
+        per_region = self.regions.concept_regions.numel() / max(1, self.regions.num_regions)
+        return min(self.k, max(1, round(11 * per_region)))
+
     def region_csr(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Region -> concepts CSR ([G + 1] indptr, [nnz] concepts), for the exact search's pair sums; cached."""
         if self._region_csr is None:
@@ -144,7 +153,8 @@ class RegionSpace:
         a sparse gather or an exact float64 GEMM over the unpacked masks), or beam-major (each beam
         formula's own regions, or those outside it subtracted from the total when that side is smaller:
         ops.masked_row_sums walks the set bits of the packed masks, one weighted row of the region ->
-        concept table per region; cheap when formulas cover few regions, e.g. ImageNet classes).
+        concept table per region, or ops.masked_csr_sums where regions hold few concepts, each region
+        adding to its own concepts; cheap when formulas cover few regions, e.g. ImageNet classes).
 
         Args:
             weights: [G, Db] int64; words: [Db, B, ceil(G / 64)] int64 packed region masks (padding 0).
@@ -158,13 +168,16 @@ class RegionSpace:
         cnt = popcount(words)  # [Db, B] regions per mask
         outside = cnt * 2 > g
         side = torch.where(outside, g - cnt, cnt)
-        beam_major = int(side.sum()) * self.k
+        beam_major = int(side.sum()) * self.region_row_cost
         if self.method == "sparse":
             concept_major = self.regions.concept_regions.numel() * db * b
         else:  # a GEMM multiply-add costs ~1/8 of a gathered addition (RESULTS.md)
             concept_major = self.k * g * db * b // 8
         if path == "beam" or (path is None and beam_major < concept_major):
-            out = ops.masked_row_sums(words, outside, weights, self.member_t)
+            if self.region_row_cost < self.k:  # few concepts per region: each adds to its own concepts
+                out = ops.masked_csr_sums(words, outside, weights, *self.region_csr(), self.k)
+            else:
+                out = ops.masked_row_sums(words, outside, weights, self.member_t)
             if bool(outside.any()):
                 total = self.concept_sums(weights, per_sample_max).t()  # [Db, K]
                 out = torch.where(outside.unsqueeze(-1), total.unsqueeze(1) - out, out)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import ops
-from .validate import _EXACT_IN_FLOAT64, _RANKABLE, as_activations, check_samples
+from .validate import EXACT_IN_FLOAT64, RANKABLE, as_activations, check_samples
 
 _TORCH_SPARSE = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
 
@@ -244,9 +244,9 @@ def _as_tensor(t, name: str) -> torch.Tensor:
 
 def _rankable(v: torch.Tensor, name: str) -> torch.Tensor:
     """Values in their own precision (as validate.as_activations: exact integers widen to float64)."""
-    if v.dtype in _RANKABLE:
+    if v.dtype in RANKABLE:
         return v
-    if v.dtype in _EXACT_IN_FLOAT64 or v.dtype == torch.int64:
+    if v.dtype in EXACT_IN_FLOAT64 or v.dtype == torch.int64:
         if v.dtype == torch.int64 and v.numel() and int(v.abs().max()) > 2**53:
             raise ValueError(f"{name}: int64 values beyond 2^53 cannot be ranked exactly")
         return v.to(torch.float64)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..core.sparse import SparseColumns
-from .store import NeuronStore, optional
+from .store import FOLDER_STORES, NeuronStore, optional
 
 _SHARD = re.compile(r"^(\d+)_(\d+)\.safetensors$")
 _LOCATION_DTYPES = ("U16", "U32", "I64", "I32")
@@ -250,3 +250,6 @@ def _concat_columns(parts: list[SparseColumns], n: int, first: int) -> SparseCol
         (n, d),
         first,
     )
+
+
+FOLDER_STORES.append((is_delphi_cache, DelphiCache))

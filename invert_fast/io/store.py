@@ -34,6 +34,8 @@ from ..core.sparse import as_sparse
 
 NEURON_MAJOR_SUFFIX = ".neurons.npy"
 FORMATS = (".npy", ".h5", ".hdf5", ".safetensors", ".pt", ".pth", ".npz")
+# (accepts(path) -> bool, NeuronStore subclass) for folders; filled by the modules that define them.
+FOLDER_STORES: list = []
 
 
 class NeuronStore:
@@ -57,11 +59,16 @@ class NeuronStore:
     nnz = None  # stored entries (sparse stores)
 
     def __new__(cls, path=None, key: str | None = None):
-        # A folder is a delphi latent cache: NeuronStore(path) opens every format, that one too.
+        # A folder is a store of several files (a delphi latent cache): NeuronStore(path) opens every
+        # format, those too, through the folder formats registered below (io/delphi.py registers its own).
         if cls is NeuronStore and path is not None and Path(path).is_dir():
-            from .delphi import DelphiCache
-
-            return DelphiCache.__new__(DelphiCache)
+            for accepts, store_cls in FOLDER_STORES:
+                if accepts(path):
+                    return object.__new__(store_cls)
+            raise ValueError(
+                f"activations: {path} is a folder but no store format reads it (a delphi cache holds "
+                "<start>_<end>.safetensors shards)"
+            )
         return object.__new__(cls)
 
     def __init__(self, path, key: str | None = None):

@@ -62,6 +62,10 @@ def register() -> None:
     def _masked_row_sums(words, outside, weights, table):
         return words.new_empty((words.shape[0], words.shape[1], table.shape[1]))
 
+    @reg("invert_fast::masked_csr_sums")
+    def _masked_csr_sums(words, outside, weights, indptr, concepts, K):
+        return words.new_empty((words.shape[0], words.shape[1], K))
+
     @reg("invert_fast::weighted_row_sums")
     def _weighted_row_sums(indptr, indices, weights, table):
         return table.new_empty((indptr.shape[0] - 1, table.shape[1]), dtype=torch.int64)

@@ -162,6 +162,27 @@ def masked_row_sums(words: torch.Tensor, outside: torch.Tensor, weights: torch.T
     return library().masked_row_sums(words, outside, weights, table)
 
 
+def masked_csr_sums(words, outside, weights, indptr, concepts, k: int):
+    """masked_row_sums with the region -> concept table as CSR: each region adds its weight to the concepts
+    it holds, so a region costs its concept count instead of K (the same integers).
+
+    Args:
+        words: [Db, B, W] int64 packed region masks; outside: [Db, B] bool (sum the regions not in the
+            mask); weights: [G, Db] int64; indptr: [G + 1] int64, concepts: [nnz] int64 in [0, k).
+
+    Returns:
+        [Db, B, k] int64.
+
+    Example:
+        >>> w = torch.tensor([[3], [5]])  # two regions, one neuron
+        >>> masked_csr_sums(torch.tensor([[[3]]]), torch.tensor([[False]]), w, torch.tensor([0, 1, 3]),
+        ...                 torch.tensor([0, 0, 1]), 2).tolist()
+        [[[8, 5]]]
+    """
+    check_device(words, "masked_csr_sums")
+    return library().masked_csr_sums(words, outside, weights, indptr, concepts, int(k))
+
+
 def weighted_row_sums(indptr, indices, weights, table):
     """out[r] = sum over j in [indptr[r], indptr[r+1]) of weights[j] * table[indices[j]].
 
