@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--dense-latents", type=int, default=64, help="latents of the dense comparison (0: skip)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default="/tmp/invert_fast_bench_sae/labels.csv")
+    ap.add_argument("--write-only", action="store_true", help="write the cache and stop (nothing timed)")
     args = ap.parse_args()
     n_seq = -(-args.tokens // args.ctx)
     folder = Path(args.folder)
@@ -124,6 +125,8 @@ def main() -> None:
         write_cache(folder, n_seq, args.ctx, args.latents, args.k, args.shard)
         print(f"wrote the cache in {time.perf_counter() - t:.0f} s: {folder}", file=sys.stderr)
     size = sum(f.stat().st_size for f in folder.glob("*.safetensors"))
+    if args.write_only:
+        return
 
     t0 = time.perf_counter()
     cache = inv.NeuronStore(folder)

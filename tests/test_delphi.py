@@ -75,6 +75,8 @@ def test_cli_labels_a_cache_with_token_ids(tmp_path, capsys):
     assert f"labeled {D} neurons ({N_SEQ * CTX} samples, 12 concepts" in capsys.readouterr().out
     (res,) = inv.read_csv(out)
     assert res.layer == "layers.3" and str(res[5][0].formula) == "tok=7"
+    assert main([*args[:-1], str(tmp_path / "labels.json")]) == 0  # JSON keeps the parameters: config.json's model
+    assert json.loads((tmp_path / "labels.json").read_text())["params"]["model"] == "EleutherAI/pythia-70m"
     cs = inv.ConceptSet.from_ids(torch.from_numpy(tokens), token_table(), ["tok=7"] + [f"f{i}" for i in range(11)])
     want = inv.explain(dense, cs, L=2, B=2)
     assert [(str(e.formula), e.auc) for p in res for e in p] == [(str(e.formula), e.auc) for p in want for e in p]

@@ -150,6 +150,8 @@ def explain(
     exported = {**params.as_dict(), "adjust": adjust, "method": space.method, "n_samples": n, "n_concepts": space.k}
     if groups is not None:
         exported["groups"] = plan.describe()
+    if getattr(store, "model", None):  # a delphi cache's config.json names the model of its latents
+        exported["model"] = str(store.model)
 
     g, k, B = space.regions.num_regions, space.k, params.B
     # Ranks and the batch's copy: [N] per neuron dense; sparse, the stored entries (ranks, rows, values,

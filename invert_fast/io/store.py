@@ -57,6 +57,7 @@ class NeuronStore:
 
     sparse = False  # read() returns dense tensors; SparseColumns where True
     nnz = None  # stored entries (sparse stores)
+    model = None  # the model the activations come from, where the store says (a delphi cache's config.json)
 
     def __new__(cls, path=None, key: str | None = None):
         # A folder is a store of several files (a delphi latent cache): NeuronStore(path) opens every
@@ -241,6 +242,7 @@ class NeuronSlice:
         self.shape = (n, self.d1 - self.d0)
         self.dtype = store.dtype
         self.sparse = store.sparse
+        self.model = store.model
         # Sparse: the stored entries this slice is expected to hold (for batch sizes and hashing pieces).
         self.nnz = None if store.nnz is None else -(-store.nnz * self.shape[1] // max(d, 1))
 
