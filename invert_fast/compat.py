@@ -254,7 +254,7 @@ class Invert:
         """{"label": the formula text with concept names, "details": [{"wordnet", "description",
         "full_description"}, ...]} as INVERT's explain_formula."""
         by_offset = {str(v["offset"]): v for v in self.description.values()}
-        text, details = str(explanation), []
+        details = []
         for c in explanation._distinct_concepts:
             entry = by_offset.get(str(c))
             if entry is None:
@@ -262,7 +262,9 @@ class Invert:
             details.append(
                 {"wordnet": c, "description": entry.get("name"), "full_description": entry.get("definition")}
             )
-            text = text.replace(str(c), str(entry.get("name")))
+        # Whole atoms are renamed (INVERT replaces substrings: with concepts cat and cat2, "cat2 | cat"
+        # would come back with cat's name inside cat2's).
+        text = explanation.formula.render(lambda name: by_offset[name].get("name"))
         return {"label": text, "details": details}
 
 

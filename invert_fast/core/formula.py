@@ -157,6 +157,22 @@ class Formula:
     def __lt__(self, other: Formula) -> bool:
         return self._text < other._text
 
+    def render(self, name_of) -> str:
+        """The formula's text with every atom's name written as name_of(name) (not quoted), operands in
+        the formula's own order: replacing whole atoms, never substrings of other names.
+
+        Example:
+            >>> Formula.parse("cat2 | ~cat").render({"cat": "tabby", "cat2": "lion"}.get)
+            'lion | ~tabby'
+        """
+        texts: dict[int, str] = {}
+        for f in self.subformulas():  # children first, no recursion
+            if f.op == "atom":
+                texts[id(f)] = ("~" if f.negated else "") + str(name_of(f.name))
+            else:
+                texts[id(f)] = _SEP[f.op].join(texts[id(a)] if a.op == "atom" else f"({texts[id(a)]})" for a in f.args)
+        return texts[id(self)]
+
     def concepts(self) -> set[str]:
         """Names of the concepts the formula uses."""
         return {f.name for f in self.subformulas() if f.op == "atom"}
