@@ -92,20 +92,21 @@ class SparseColumns:
                         f"{name}: entry {e} has {what} index {int(t[e])}, outside [0, {size}) of shape {shape}"
                     )
         key = c * n + r  # < D N <= 2^63 for any shape torch can hold
-        order = torch.argsort(key, stable=True)
-        key = key[order]
+        order = _column_order(key, c, d)
+        if order is not None:
+            key = key[order]
         if key.numel() > 1:
             dup = (key[1:] == key[:-1]).nonzero()
             if dup.numel():
                 i = int(dup[0])
-                a, b = sorted((int(order[i]), int(order[i + 1])))
+                a, b = (i, i + 1) if order is None else sorted((int(order[i]), int(order[i + 1])))
                 raise ValueError(
                     f"{name}: entries {a} and {b} both store (sample {int(r[a])}, neuron {int(c[a])}); duplicate "
                     "coordinates are not summed, remove them (or coalesce first)"
                 )
         indptr = torch.zeros(d + 1, dtype=torch.int64, device=v.device)
         indptr[1:] = torch.cumsum(torch.bincount(c, minlength=d), 0)
-        return cls(indptr, (key % n) if n else key, v[order].contiguous(), (n, d))
+        return cls(indptr, (key % n) if n else key, (v if order is None else v[order]).contiguous(), (n, d))
 
     def columns(self, d0: int, d1: int) -> SparseColumns:
         """Neurons d0 .. d1 - 1 as their own SparseColumns (entries shared, not copied)."""
@@ -229,6 +230,26 @@ def as_sparse(obj, name: str = "activations") -> SparseColumns:
             name,
         )
     raise TypeError(f"{name}: expected a sparse tensor or scipy.sparse matrix, got {type(obj).__name__}")
+
+
+def _column_order(key: torch.Tensor, cols: torch.Tensor, d: int) -> torch.Tensor | None:
+    """The stable order that sorts entries by key = (column, row): None when they already are (a
+    neuron-major file); a stable sort by column when that suffices (rows already increase within each
+    column, as in a token-major cache: numpy's radix sort for small column numbers, O(nnz)); else a
+    full sort of the keys."""
+    if key.numel() < 2 or bool((key[1:] >= key[:-1]).all()):
+        return None
+    if d <= 2**16:
+        order = (
+            torch.from_numpy(np.argsort(cols.numpy().astype(np.uint16), kind="stable"))
+            if cols.device.type == "cpu"
+            else None
+        )
+        if order is not None:
+            k2 = key[order]
+            if bool((k2[1:] >= k2[:-1]).all()):
+                return order
+    return torch.argsort(key, stable=True)
 
 
 def _as_tensor(t, name: str) -> torch.Tensor:

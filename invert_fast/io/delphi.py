@@ -164,10 +164,16 @@ class DelphiCache(NeuronStore):
     def tokens(self) -> torch.Tensor:
         """[N] int64 token id of every sample (the first shard's tokens, flattened)."""
         if self._tokens is None:
+            self._tokens = torch.from_numpy(self._tokens_raw().astype(np.int64))
+        return self._tokens
+
+    def _tokens_raw(self) -> np.ndarray:
+        """The first shard's tokens as stored ([N], its integer dtype), to compare other shards' with."""
+        if getattr(self, "_raw", None) is None:
             st = optional("safetensors", "safetensors", ".safetensors")
             with st.safe_open(str(self.shards[0][2]), framework="numpy") as h:
-                self._tokens = torch.from_numpy(h.get_tensor("tokens").astype(np.int64).reshape(-1))
-        return self._tokens
+                self._raw = h.get_tensor("tokens").reshape(-1)
+        return self._raw
 
     def sequences(self) -> torch.Tensor:
         """[N] int64 sequence index of every sample (the default groups of permutations)."""
@@ -196,36 +202,43 @@ class DelphiCache(NeuronStore):
         st = optional("safetensors", "safetensors", ".safetensors")
         try:
             with st.safe_open(str(f), framework="numpy") as h:
-                loc = torch.from_numpy(h.get_tensor("locations").astype(np.int64))
+                loc = h.get_tensor("locations")  # as stored (uint16 / uint32 / int64): widened per column
                 act = torch.from_numpy(h.get_tensor("activations"))
-                tok = torch.from_numpy(h.get_tensor("tokens").astype(np.int64))
+                tok = h.get_tensor("tokens")
         except Exception as e:  # noqa: BLE001
             raise ValueError(f"activations: cannot read shard {f}: {str(e).splitlines()[0]}") from None
         if loc.shape != (n_loc, 3) or act.shape != (n_loc,):
             raise ValueError(f"activations: shard {f.name} changed shape after the store was opened; open it again")
-        if i and not torch.equal(tok.reshape(-1).long(), self.tokens()):
-            e = int((tok.reshape(-1).long() != self.tokens()).nonzero()[0])
-            raise ValueError(
-                f"activations: shard {f.name}: tokens differ from the first shard's at token {e} "
-                f"(sequence {e // self.ctx}, position {e % self.ctx}); every shard holds the same tokens"
-            )
+        if i:
+            same = tok.reshape(-1) == self._tokens_raw()
+            if not bool(same.all()):
+                e = int(np.flatnonzero(~same)[0])
+                raise ValueError(
+                    f"activations: shard {f.name}: tokens differ from the first shard's at token {e} "
+                    f"(sequence {e // self.ctx}, position {e % self.ctx}); every shard holds the same tokens"
+                )
         width = b - a + 1
+        cols = []
         for j, (what, hi) in enumerate((("sequence", self.n_seq), ("position", self.ctx), ("latent - start", width))):
             col = loc[:, j]
-            bad = (col < 0) | (col >= hi)
-            if bool(bad.any()):
-                e = int(bad.nonzero()[0])
+            lo_, hi_ = (int(col.min()), int(col.max())) if n_loc else (0, 0)
+            if lo_ < 0 or hi_ >= hi:
+                e = int(np.flatnonzero((col < 0) | (col >= hi))[0])
                 raise ValueError(
                     f"activations: shard {f.name}, entry {e}: {what} {int(col[e])} is outside [0, {hi})"
                     + (" (the tokens array's shape)" if j < 2 else f" (the shard holds latents {a} .. {b})")
                 )
+            cols.append(col)
         finite = torch.isfinite(act)
         if not bool(finite.all()):
             e = int((~finite).nonzero()[0])
             raise ValueError(f"activations: shard {f.name}, entry {e}: activation {float(act[e])} is not finite")
-        rows = loc[:, 0] * self.ctx + loc[:, 1]
+        loc = None
+        rows = torch.from_numpy(cols[0].astype(np.int64) * self.ctx + cols[1])
         try:
-            cols = SparseColumns.from_coo(rows, loc[:, 2], act, (self.shape[0], width), name=f"shard {f.name}")
+            cols = SparseColumns.from_coo(
+                rows, torch.from_numpy(cols[2].astype(np.int64)), act, (self.shape[0], width), name=f"shard {f.name}"
+            )
         except ValueError as e:
             raise ValueError(f"activations: {e}") from None
         self._loaded = (i, cols)
