@@ -35,7 +35,7 @@ from .core.concepts import ConceptSet
 from .core.formula import Formula
 from .core.search import explain
 from .core.sparse import as_sparse, is_sparse
-from .core.validate import to_tensor
+from .core.validate import check_positive_int, to_tensor
 from .io.store import NeuronStore, optional
 
 
@@ -197,6 +197,7 @@ class Invert:
     ):
         """explain_representation for every feature of an HDF5 file written by invertH5Dataset (dataset
         `Y` [N, D]), read feature_batch_size features at a time (bounded memory). One result per feature."""
+        feature_batch_size = check_positive_int(feature_batch_size, "feature_batch_size")
         store = NeuronStore(h5_path, key="Y")
         if store.shape[0] != self._concepts().n_samples:
             raise ValueError(

@@ -31,6 +31,7 @@ from ..core.validate import to_tensor
 from ..files import drop_resident_pages
 from ..io.progress import ProgressLine
 from ..io.store import NeuronStore
+from .argtypes import fraction, int_at_least
 
 
 class CliError(Exception):
@@ -171,6 +172,14 @@ def build_concepts(labels, names, num_classes: int | None = None):
         lo, hi = int(y.min()), int(y.max())
         if lo < 0:
             raise CliError(f"labels: class indices must be >= 0, got {lo}")
+        # Without names, one is made per class: bound the classes by the data before making any (class
+        # indices far beyond the sample count are a mistake, not a data set).
+        limit = max(2 * y.numel(), 65_536)
+        if names is None and num_classes is None and hi >= limit:
+            raise CliError(
+                f"labels: class index {hi:,} with {y.numel():,} samples would make {hi + 1:,} classes, most of them "
+                f"empty; at most {limit:,} without --names or --num-classes (remap the indices to 0..C-1)"
+            )
         if num_classes is None:
             classes, why = hi + 1, f"labels hold class indices 0..{hi}"
         elif hi >= num_classes:
@@ -332,6 +341,10 @@ def cmd_report(args) -> int:
     inputs = {"labels_file": args.labels_file, "--activations": args.activations, "--concepts": args.concepts}
     output_path(args.out, "out", {**inputs, "--names": args.names})
     input_file(args.labels_file, "labels_file")
+    if Path(args.labels_file).suffix.lower() == ".json":
+        raise CliError(
+            f"labels_file: {args.labels_file} is a JSON labels file; report reads the labels CSV (explain --out labels.csv)"
+        )
     try:
         results = read_csv(args.labels_file)
     except UnicodeDecodeError as e:
@@ -379,6 +392,10 @@ def cmd_compare(args) -> int:
     from .compare import compare
     from .report import LayerReport, write_report
 
+    try:  # the comparison table is written with pandas: say so before any computing
+        import pandas  # noqa: F401
+    except ImportError:
+        raise CliError("compare: writing the comparison table needs pandas: pip install pandas") from None
     if sum(v is not None for v in (args.case, args.maps, args.broden)) != 1:
         raise CliError("compare: give one of --case (mnist or fashion), --maps with --masks, or --broden")
     if args.broden is None and (args.model is not None or args.categories is not None or args.max_images is not None):
@@ -468,8 +485,16 @@ def cmd_demo(args) -> int:
     return demo.run(args)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the command, the option, what was expected and what came;
+    --help for the usage), as every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="invert-fast", description="Exact INVERT neuron labeling.")
+    p = OneLineParser(prog="invert-fast", description="Exact INVERT neuron labeling.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("explain", help="label every neuron of an activation matrix with INVERT formulas")
     e.add_argument(
@@ -501,7 +526,7 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--num-classes",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="number of classes of [N] class-index labels, when the data lacks the top classes (default: max + 1)",
     )
@@ -509,7 +534,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-B", type=int, default=10, help="beam size and labels per neuron (default 10)")
     e.add_argument(
         "--limit-search",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="extension atoms per neuron: only the N atoms of largest differentiability extend formulas "
         "(default: all 2K atoms)",
@@ -539,7 +564,7 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--permutations",
-        type=int,
+        type=int_at_least(0),
         default=0,
         help="permutations of the samples for p_value_search, the test of the whole search (default 0: none)",
     )
@@ -565,7 +590,7 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument(
         "--max-work",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="candidate evaluations the exact search or --certify may do (default: no limit)",
     )
@@ -590,15 +615,18 @@ def parser() -> argparse.ArgumentParser:
         help="folder for finished neuron chunks: a killed run resumes from it, verifying each chunk against "
         "the run's inputs and parameters (default: none)",
     )
-    e.add_argument("--chunk", type=int, default=512, help="neurons per checkpointed chunk (default 512)")
+    e.add_argument("--chunk", type=int_at_least(1), default=512, help="neurons per checkpointed chunk (default 512)")
     e.add_argument(
-        "--max-memory", type=int, default=None, help="bytes of working memory explain may hold (default: 2 GiB on CPU)"
+        "--max-memory",
+        type=int_at_least(1),
+        default=None,
+        help="bytes of working memory explain may hold (default: 2 GiB on CPU)",
     )
     e.set_defaults(func=cmd_explain)
     t = sub.add_parser("transpose", help="rewrite a sample-major [N, D] .npy as a neuron-major store (*.neurons.npy)")
     t.add_argument("store", help="sample-major .npy (as capture writes it)")
     t.add_argument("--out", default=None, help="output path (default: <store>.neurons.npy)")
-    t.add_argument("--max-memory", type=int, default=2**28, help="bytes per tile (default 256 MiB)")
+    t.add_argument("--max-memory", type=int_at_least(1), default=2**28, help="bytes per tile (default 256 MiB)")
     t.set_defaults(func=cmd_transpose)
     r = sub.add_parser("report", help="a self-contained HTML report of a labels file")
     r.add_argument("labels_file", help="labels.csv written by explain / demo")
@@ -617,7 +645,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--concepts-key", help="entry of a .pt dict or .h5 dataset for --concepts (default: the only one)")
     r.add_argument(
         "--num-classes",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="number of classes of [N] class-index --concepts, when the data lacks the top classes (default: max + 1)",
     )
@@ -644,20 +672,34 @@ def parser() -> argparse.ArgumentParser:
         "nn.Module or a function returning one (e.g. torchvision.models:resnet18)",
     )
     c.add_argument("--categories", help="with --broden: categories to read, comma-separated (default: all)")
-    c.add_argument("--max-images", type=int, help="with --broden: read the first N images (default: all)")
-    c.add_argument("--image-size", type=int, default=224, help="with --broden: model input size (default 224)")
+    c.add_argument("--max-images", type=int_at_least(1), help="with --broden: read the first N images (default: all)")
+    c.add_argument(
+        "--image-size", type=int_at_least(1), default=224, help="with --broden: model input size (default 224)"
+    )
     c.add_argument(
         "--layer",
         help="module name of the model (default: the case's / features.18 of mobilenet_v2) or a name for --maps",
     )
-    c.add_argument("--samples", type=int, default=None, help="images of the case (default: all MNIST / 2,000 Fashion)")
-    c.add_argument("--size", type=int, default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)")
     c.add_argument(
-        "--length", type=int, default=1, help="formula length of both methods (default 1; > 1: compositional)"
+        "--samples", type=int_at_least(1), default=None, help="images of the case (default: all MNIST / 2,000 Fashion)"
     )
-    c.add_argument("--beam", type=int, default=5, help="beam size of both methods (default 5)")
-    c.add_argument("--quantile", type=float, default=0.005, help="NetDissect's top quantile (default 0.005)")
-    c.add_argument("--iou-threshold", type=float, default=0.04, help="NetDissect detector IoU (default 0.04)")
+    c.add_argument(
+        "--size", type=int_at_least(1), default=160, help="Fashion-MNIST image size fed to MobileNetV2 (default 160)"
+    )
+    c.add_argument(
+        "--length",
+        type=int_at_least(1),
+        default=1,
+        help="formula length of both methods (default 1; > 1: compositional)",
+    )
+    c.add_argument("--beam", type=int_at_least(1), default=5, help="beam size of both methods (default 5)")
+    c.add_argument(
+        "--quantile",
+        type=fraction(low_open=True, high_open=True),
+        default=0.005,
+        help="NetDissect's top quantile (default 0.005)",
+    )
+    c.add_argument("--iou-threshold", type=fraction(), default=0.04, help="NetDissect detector IoU (default 0.04)")
     c.add_argument(
         "--netdissect",
         choices=["invert_fast", "netdissect-lite"],
@@ -667,7 +709,7 @@ def parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--min-fraction", type=float, default=0.02, help="INVERT's minimum concept fraction (default 0.02)")
     c.add_argument("--device", default=None, help="cpu or cuda (default: where the maps are)")
-    c.add_argument("--show", type=int, default=10, help="units printed (default 10)")
+    c.add_argument("--show", type=int_at_least(0), default=10, help="units printed (default 10)")
     c.add_argument("--out", default="out/compare", help="output folder (default out/compare)")
     c.add_argument("--quiet", action="store_true", help="no progress line")
     c.set_defaults(func=cmd_compare)

@@ -40,6 +40,7 @@ from ..core.results import write_csv
 from ..files import spreadsheet_safe
 from ..io.capture import capture
 from ..io.progress import ProgressLine
+from .argtypes import int_at_least
 
 DIGIT_UNIONS = {
     "loop digit": [0, 6, 8, 9],
@@ -476,15 +477,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--samples",
-        type=int,
+        type=int_at_least(1),
         default=None,
         help="Fashion-MNIST images (default 2,000) / MiniLM sentences (default 3,000)",
     )
-    p.add_argument("--size", type=int, default=160, help="image size fed to MobileNetV2 (default 160 px)")
-    p.add_argument("--max-memory", type=int, default=2**29, help="MiniLM: bytes explain may hold (default 512 MiB)")
+    p.add_argument("--size", type=int_at_least(32), default=160, help="image size fed to MobileNetV2 (default 160 px)")
+    p.add_argument(
+        "--max-memory", type=int_at_least(1), default=2**29, help="MiniLM: bytes explain may hold (default 512 MiB)"
+    )
     p.add_argument(
         "--permutations",
-        type=int,
+        type=int_at_least(0),
         default=None,
         help="permutations for the search-corrected p-values (default 99; MiniLM 0, as 9,216 neurons x 25k tokens "
         "cost one full search per permutation)",

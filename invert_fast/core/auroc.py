@@ -42,6 +42,35 @@ def choose_method(regions: Regions, method: str = "auto") -> str:
     return "dense" if regions.density >= DENSE_DENSITY else "sparse"
 
 
+def layer_nan_error(x, d0: int) -> ValueError | None:
+    """The NaN error of dense activations x [N, Db] (neurons d0 .. d0 + Db - 1 of the layer) naming the
+    first bad neuron by its layer-wide number, or None when x has no NaN. Called where the ranking
+    kernel refused a batch: the kernel sees only the batch, so its message numbers neurons within it."""
+    if isinstance(x, SparseColumns):
+        return None  # the sparse kernel is given the layer-wide number of column 0 itself
+    bad = torch.isnan(x).sum(0)
+    hit = bad.nonzero()
+    if not hit.numel():
+        return None
+    j = int(hit[0])
+    return ValueError(
+        f"activations: neuron {d0 + j} has {int(bad[j])} NaN value(s) among {x.shape[0]} samples "
+        f"({hit.numel()} neuron(s) of neurons {d0}..{d0 + x.shape[1] - 1} have NaN); AUROC is undefined for NaN, "
+        "remove or impute them"
+    )
+
+
+def checked_ranking(fn, x, d0: int):
+    """fn(x) with a NaN error naming the layer-wide neuron (layer_nan_error) instead of the batch's."""
+    try:
+        return fn(x)
+    except ValueError as e:
+        better = layer_nan_error(x, d0) if "NaN" in str(e) else None
+        if better is None:
+            raise
+        raise better from None
+
+
 def rank_columns(x) -> tuple:
     """(ranks, [D] tie terms) of dense [N, D] activations ([N, D] int32 doubled mid-ranks) or of
     SparseColumns (SparseRanks: the stored entries' ranks and the zeros' rank), for region_rank_sums."""
@@ -215,7 +244,8 @@ def auroc(activations, labels, *, method: str = "auto", max_memory: int | None =
         return out.fill_(float("nan"))
     step = _neuron_batch(n, regions.num_regions, k, d, chosen == "dense", max_memory)
     for d0 in range(0, d, step):
-        region_sums, _ = ranked_region_sums(activation_columns(x, d0, d0 + step), regions)
+        xb = activation_columns(x, d0, d0 + step)
+        region_sums, _ = checked_ranking(lambda v: ranked_region_sums(v, regions), xb, d0)
         s2 = concept_rank_sums(region_sums, regions, chosen, member_bytes=max_memory // 4)  # [K, Dc]
         out[d0 : d0 + step] = auc_from_rank_sums(s2.t(), concepts.counts, n)
     return out

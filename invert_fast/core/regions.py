@@ -19,6 +19,14 @@ from .bits import popcount, unpack_bits
 HASH_MULT = torch.randint(-(2**62), 2**62, (1 << 12,), generator=torch.Generator().manual_seed(2026)) | 1
 
 
+def hash_multipliers(words: int) -> torch.Tensor:
+    """[words] odd int64 multipliers: HASH_MULT, continued by the same seeded stream past its 4,096 words
+    (262,144 concepts), so any number of concepts hashes and the first 4,096 never change."""
+    if words <= HASH_MULT.numel():
+        return HASH_MULT[:words]
+    return torch.randint(-(2**62), 2**62, (words,), generator=torch.Generator().manual_seed(2026)) | 1
+
+
 @dataclass(frozen=True)
 class Regions:
     """Samples grouped by concept vector, with CSR maps for the two sums.
@@ -111,7 +119,7 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 23) -> R
 def group_rows(rows: torch.Tensor) -> torch.Tensor:
     """[M] int64 group of each packed concept vector of rows [M, J], numbered by ascending hash (so two
     collections holding the same distinct vectors number them alike), exact on hash collisions."""
-    mult = HASH_MULT[: rows.shape[1]].to(rows.device)
+    mult = hash_multipliers(rows.shape[1]).to(rows.device)
     h = (rows * mult).sum(1)  # wraps modulo 2^64
     _, ids = torch.unique(h, return_inverse=True)
     m = rows.shape[0]

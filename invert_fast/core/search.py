@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from .. import ops
-from .auroc import auc_from_rank_sums, default_max_memory, rank_columns, ranked_region_sums, region_rank_sums
+from .auroc import (
+    auc_from_rank_sums,
+    checked_ranking,
+    default_max_memory,
+    rank_columns,
+    ranked_region_sums,
+    region_rank_sums,
+)
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
 from .order import exact_subrank, float_key
@@ -61,6 +68,7 @@ def explain(
     max_memory: int | None = None,
     layer: str = "",
     progress: Callable[[int, int], None] | None = None,
+    neuron_offset: int = 0,
 ) -> Explanations:
     """Label every neuron with its best compositional formulas (INVERT), exactly.
 
@@ -108,6 +116,8 @@ def explain(
         max_memory: working-memory budget in bytes (neurons are batched within it).
         layer: name written into exported tables.
         progress: called as progress(done_neurons, total_neurons) after each batch.
+        neuron_offset: the layer-wide number of the activations' first neuron, for error messages
+            (explain_to_file passes each chunk's; results are numbered from 0 all the same).
 
     Returns:
         Explanations: res[d] is neuron d's list of Explanation, best first, at most B.
@@ -130,6 +140,8 @@ def explain(
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust: expected one of {ADJUSTMENTS}, got {adjust!r}")
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
+    if len(cs) == 0:
+        raise ValueError("concepts: expected at least one concept to label neurons with, got K = 0")
     n, d_total = store.shape if store is not None else x.shape
     if cs.n_samples != n:
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
@@ -192,7 +204,7 @@ def explain(
             not isinstance(xb, SparseColumns) and xb.stride(1) != 1
         ):  # a transposed layout is slow to rank (a row per page): one dense copy
             xb = xb.contiguous()
-        per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work)
+        per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work, neuron_offset)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
@@ -270,6 +282,7 @@ def explain_batch(
     params: SearchParams,
     plan: PermutationPlan | None = None,
     max_work: int | None = None,
+    neuron_offset: int = 0,
 ) -> list[list[Explanation]]:
     """The search for one batch of neurons, x [N, Db] contiguous (or SparseColumns) on the space's device; neuron d of the
     batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
@@ -284,10 +297,10 @@ def explain_batch(
 
     permuted = plan is not None and plan.count > 0
     if permuted:  # the permutations permute these ranks
-        ranks, ties = rank_columns(x)
+        ranks, ties = checked_ranking(rank_columns, x, neuron_offset + d0)
         region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
     else:
-        region_sums, ties = ranked_region_sums(x, space.regions)
+        region_sums, ties = checked_ranking(lambda v: ranked_region_sums(v, space.regions), x, neuron_offset + d0)
     beams = run(region_sums)
     bound, certified = _certify(beams, region_sums, space, params, max_work)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across

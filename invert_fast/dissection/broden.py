@@ -63,13 +63,16 @@ def require_pillow():
     return Image
 
 
+MAX_LABEL = 255 + 256 * 255  # label numbers are R + 256 G of 8-bit PNG channels
+
+
 def _read_rows(path: Path, required: Sequence[str]) -> tuple[list[dict], list[str]]:
     """The rows of a CSV file with a header that holds every `required` column (clear error otherwise)."""
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: not found (a Broden directory has index.csv, category.csv, label.csv, c_*.csv)"
         )
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a UTF-8 BOM (spreadsheet exports) is dropped
         reader = csv.DictReader(f)
         header = list(reader.fieldnames or [])
         missing = [c for c in required if c not in header]
@@ -260,6 +263,11 @@ def read_broden(
     label_name, label_syns = {}, {}
     for i, r in enumerate(label_rows):
         number = _int(r["number"], label_path, i + 2, "number")
+        if number > MAX_LABEL:
+            raise ValueError(
+                f"{label_path}: line {i + 2}: label number {number} exceeds {MAX_LABEL:,}, the largest a Broden "
+                "label PNG can encode (R + 256 G)"
+            )
         if number in label_name:
             raise ValueError(f"{label_path}: line {i + 2}: label number {number} appears twice")
         label_name[number] = r["name"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -144,6 +145,22 @@ def resolve_thresholds(
     t = to_tensor(thresholds, "thresholds").to(device)
     if t.shape != (x.shape[1],):
         raise ValueError(f"thresholds: expected [{x.shape[1]}] (one per unit), got shape {tuple(t.shape)}")
+    if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)):
+        raise TypeError(f"thresholds: expected real numbers, got dtype {t.dtype}")
+    nan = torch.isnan(t.double()).nonzero()
+    if nan.numel():
+        raise ValueError(
+            f"thresholds: unit {int(nan[0])} has a NaN threshold ({nan.numel()} unit(s) in all); every unit mask "
+            "would be empty"
+        )
+    if t.is_floating_point() and x.dtype in (torch.float16, torch.bfloat16, torch.float32) and t.dtype == torch.float64:
+        rounded = int((t.to(x.dtype if x.dtype == torch.float32 else torch.float32).double() != t).sum())
+        if rounded:
+            warnings.warn(
+                f"thresholds: {rounded} of {t.numel()} float64 thresholds are not float32 values and are rounded to "
+                f"the nearest float32 before the > test with {x.dtype} maps (pass float32 thresholds to silence this)",
+                stacklevel=3,
+            )
     return t
 
 
@@ -341,7 +358,9 @@ def network_dissection(
             masks are taken at the maps' own resolution.
         quantile: the top share of each unit's activations that its masks cover (NetDissect: 0.005).
         iou_threshold: IoU above which a unit is a detector of its best concept.
-        thresholds: [D] precomputed thresholds (skips the quantile pass).
+        thresholds: [D] precomputed thresholds (skips the quantile pass); NaN is an error. They are cast to
+            the maps' precision before the > test (float32 for float32 and half-precision maps: float64
+            thresholds are rounded to the nearest float32, with a warning when that changes any).
         device: where to compute (default: the maps' device; "cuda" streams chunks to the GPU).
         compat: "invert_fast" or "netdissect-lite" (above).
         label_size: (sh, sw) of image-level masks under compat "netdissect-lite".

@@ -112,7 +112,8 @@ def explain_to_file(
             if saved is not None:
                 per_neuron, params = saved
             else:
-                res = explain(xc, cs, layer=layer, **explain_kwargs)
+                # A chunk's neurons are numbered from 0 inside explain; its errors name the layer's.
+                res = explain(xc, cs, layer=layer, neuron_offset=c * chunk, **explain_kwargs)
                 per_neuron = [[_shift(e, c * chunk) for e in row] for row in res.per_neuron]
                 params = res.params
                 if ckpt is not None:

@@ -96,7 +96,7 @@ class NeuronStore:
         if self._sparse is not None:
             self.sparse, self.nnz = True, self._sparse.nnz
             self.shape, self.dtype = self._sparse.shape, self._sparse.dtype
-            self._stat = _stat(self.path)
+        self._stat = _stat(self.path)  # re-checked on every read: a store promises one matrix while read
         if not _numeric(self.dtype) and self._sparse is None:
             raise TypeError(f"activations: {self.path} holds {self.dtype}; expected floats or integers")
 
@@ -130,16 +130,27 @@ class NeuronStore:
             f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
             self.key = pick_key(self.key, {k: f[k].shape for k in found}, self.path)
             ds = f[self.key]
+            if len(ds.shape) != 2:
+                raise ValueError(
+                    f"activations: {self.path} dataset {self.key!r} has shape {tuple(ds.shape)}; expected 2-D [N, D]"
+                )
             self.shape, self.dtype = tuple(ds.shape), np.dtype(ds.dtype)
 
     def _open_safetensors(self) -> None:
         safetensors = optional("safetensors", "safetensors", ".safetensors")
-        with safetensors.safe_open(str(self.path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-            self.key = pick_key(self.key, shapes, self.path)
-            sl = f.get_slice(self.key)
-            self.shape = shapes[self.key]
-            self.dtype = _as_dtype(_safetensors_dtype(sl.get_dtype()))
+        try:
+            with safetensors.safe_open(str(self.path), framework="pt") as f:
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+                dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}
+        except Exception as e:  # noqa: BLE001  (a truncated or foreign file: one line naming it)
+            raise ValueError(f"activations: cannot read {self.path} as safetensors: {str(e).splitlines()[0]}") from None
+        self.key = pick_key(self.key, shapes, self.path)
+        self.shape = shapes[self.key]
+        if len(self.shape) != 2:
+            raise ValueError(
+                f"activations: {self.path} tensor {self.key!r} has shape {self.shape}; expected 2-D [N, D]"
+            )
+        self.dtype = _as_dtype(_safetensors_dtype(dtypes[self.key]))
 
     def _open_pt(self) -> None:
         try:
@@ -150,6 +161,11 @@ class NeuronStore:
             tensors = {"": obj}
         elif isinstance(obj, dict):
             tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+            if not tensors:
+                raise TypeError(
+                    f"activations: {self.path} holds a dict without tensors (keys {sorted(map(str, obj))[:5]}); "
+                    "expected a tensor or a dict of tensors"
+                )
         else:
             raise TypeError(
                 f"activations: {self.path} holds a {type(obj).__name__}; expected a tensor or a dict of tensors"
@@ -202,14 +218,24 @@ class NeuronStore:
         """
         n, d = self.shape
         d0, d1 = max(0, d0), min(d, d1)
+        if _stat(self.path) != self._stat:
+            raise ValueError(
+                f"activations: {self.path} changed (size or modification time) after the store was opened as "
+                f"[{n}, {d}]; open it again"
+            )
         if self._sparse is not None:
-            if _stat(self.path) != self._stat:
-                raise ValueError(f"activations: {self.path} changed after the store was opened; open it again")
             return self._sparse.columns(d0, d1)
         if self.format == ".h5":
             h5py = optional("h5py", "hdf5", ".h5")
             with h5py.File(self.path, "r") as f:
-                return torch.from_numpy(np.ascontiguousarray(f[self.key][:, d0:d1]))
+                ds = f[self.key] if self.key in f else None
+                if ds is None or tuple(ds.shape) != self.shape:
+                    got = "no such dataset" if ds is None else f"shape {tuple(ds.shape)}"
+                    raise ValueError(
+                        f"activations: {self.path} dataset {self.key!r} was [{n}, {d}] when opened, now {got}; "
+                        "open it again"
+                    )
+                return torch.from_numpy(np.ascontiguousarray(ds[:, d0:d1]))
         if self.format == ".safetensors":
             safetensors = optional("safetensors", "safetensors", ".safetensors")
             with safetensors.safe_open(str(self.path), framework="pt") as f:
@@ -322,6 +348,11 @@ def to_neuron_major(src, dst=None, max_memory: int = 2**28) -> Path:
         >>> to_neuron_major("acts/layer3.npy")        # -> acts/layer3.neurons.npy
     """
     store = NeuronStore(src)
+    if store.format != ".npy":
+        raise ValueError(
+            f"src: transpose converts a sample-major .npy; {src} is a {store.format} store, which explain already "
+            "reads by neuron slices"
+        )
     if store.neuron_major:
         raise ValueError(f"src: {src} is already neuron-major")
     dst = Path(dst) if dst is not None else store.path.with_name(store.path.name[: -len(".npy")] + NEURON_MAJOR_SUFFIX)
@@ -330,6 +361,7 @@ def to_neuron_major(src, dst=None, max_memory: int = 2**28) -> Path:
     n, d = store.shape
     item = store.dtype.itemsize
     side = max(1, int(math.isqrt(max(1, max_memory // (2 * item)))))  # tile + its transpose fit
+    dst.parent.mkdir(parents=True, exist_ok=True)  # as every other writer: a missing folder is created
     tmp = dst.with_name(f".{dst.name}.partial")
     header = {"descr": np.lib.format.dtype_to_descr(store.dtype), "fortran_order": False, "shape": (d, n)}
     try:
