@@ -82,7 +82,11 @@ def write_cache(folder: Path, n_seq: int, ctx: int, latents: int, k: int, shard:
             pref = members[c]
             base = density / (1 + 19 * pref.size / n)
             on_all = rng.integers(0, n, rng.binomial(n, base))
-            on_pref = pref[rng.integers(0, pref.size, rng.binomial(pref.size, min(1.0, 19 * base)))] if pref.size else on_all[:0]
+            on_pref = (
+                pref[rng.integers(0, pref.size, rng.binomial(pref.size, min(1.0, 19 * base)))]
+                if pref.size
+                else on_all[:0]
+            )
             on = np.union1d(on_all, on_pref)
             strong = np.isin(on, on_pref)
             val = rng.gamma(2.0, 1.0, on.size) * np.where(strong, 3.0, 1.0)

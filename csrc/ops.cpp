@@ -26,14 +26,17 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def("rank_doubled(Tensor x) -> Tensor");
   m.def("rank_doubled_ties(Tensor x) -> (Tensor, Tensor)");
   m.def("rank_region_sums(Tensor x, Tensor region_of, int G) -> (Tensor, Tensor)");
-  m.def("sparse_rank_doubled(Tensor indptr, Tensor indices, Tensor values, int N, int first) -> (Tensor, Tensor, Tensor)");
+  m.def(
+      "sparse_rank_doubled(Tensor indptr, Tensor indices, Tensor values, int N, int first) -> (Tensor, Tensor, "
+      "Tensor)");
   m.def("csr_gather_sum(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
   m.def("csr_gather_or(Tensor values, Tensor indptr, Tensor indices) -> Tensor");
   m.def("bits_transpose(Tensor bits, int n) -> Tensor");
   m.def("upsample_threshold(Tensor maps, Tensor thresholds, int H, int W) -> (Tensor, Tensor)");
   m.def("top_values(Tensor maps, Tensor prev, int keep) -> (Tensor, Tensor)");
   m.def("masked_row_sums(Tensor words, Tensor outside, Tensor weights, Tensor table) -> Tensor");
-  m.def("masked_csr_sums(Tensor words, Tensor outside, Tensor weights, Tensor indptr, Tensor concepts, int K) -> Tensor");
+  m.def(
+      "masked_csr_sums(Tensor words, Tensor outside, Tensor weights, Tensor indptr, Tensor concepts, int K) -> Tensor");
   m.def("weighted_row_sums(Tensor indptr, Tensor indices, Tensor weights, Tensor table) -> Tensor");
   m.def(
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "

@@ -43,8 +43,8 @@ inline void check_sparse_rank_input(const at::Tensor& indptr, const at::Tensor& 
                    "sparse_rank_doubled: indptr and indices must be int64, got ", indptr.scalar_type(), " and ",
                    indices.scalar_type());
   TORCH_CHECK_VALUE(indices.dim() == 1 && values.dim() == 1 && indices.size(0) == values.size(0),
-                    "sparse_rank_doubled: indices and values must be [nnz] of one length, got shapes ",
-                    indices.sizes(), " and ", values.sizes());
+                    "sparse_rank_doubled: indices and values must be [nnz] of one length, got shapes ", indices.sizes(),
+                    " and ", values.sizes());
   const auto st = values.scalar_type();
   TORCH_CHECK_TYPE(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
                    "sparse_rank_doubled: values must be float16, bfloat16, float32 or float64, got ", st);
@@ -57,8 +57,8 @@ inline void check_sparse_rank_input(const at::Tensor& indptr, const at::Tensor& 
 
 // indptr on the host: starts at 0, never decreases, ends at nnz.
 inline void check_sparse_indptr(const int64_t* ip, int64_t D, int64_t nnz) {
-  TORCH_CHECK_VALUE(ip[0] == 0 && ip[D] == nnz, "sparse_rank_doubled: indptr must run from 0 to nnz = ", nnz,
-                    ", got ", ip[0], " to ", ip[D]);
+  TORCH_CHECK_VALUE(ip[0] == 0 && ip[D] == nnz, "sparse_rank_doubled: indptr must run from 0 to nnz = ", nnz, ", got ",
+                    ip[0], " to ", ip[D]);
   for (int64_t d = 0; d < D; ++d) {
     TORCH_CHECK_VALUE(ip[d + 1] >= ip[d], "sparse_rank_doubled: indptr must not decrease, got indptr[", d,
                       "] = ", ip[d], " > indptr[", d + 1, "] = ", ip[d + 1]);
@@ -71,11 +71,10 @@ enum SparseEntryError : int8_t { kEntryOk = 0, kEntryNan = 1, kEntryRange = 2, k
 inline void raise_sparse_entry_error(int8_t kind, int64_t neuron, int64_t entry, int64_t row, int64_t N) {
   TORCH_CHECK_VALUE(kind != kEntryNan, "activations: neuron ", neuron, " has a NaN value (stored entry ", entry,
                     ", sample ", row, "); AUROC is undefined for NaN, remove or impute them");
-  TORCH_CHECK_VALUE(kind != kEntryRange, "activations: neuron ", neuron, " has a stored entry (", entry,
-                    ") at sample ", row, ", outside [0, ", N, ")");
-  TORCH_CHECK_VALUE(kind != kEntryDuplicate, "activations: neuron ", neuron, " stores sample ", row,
-                    " twice (entry ", entry,
-                    "); duplicate coordinates are not summed, remove them (or coalesce the tensor)");
+  TORCH_CHECK_VALUE(kind != kEntryRange, "activations: neuron ", neuron, " has a stored entry (", entry, ") at sample ",
+                    row, ", outside [0, ", N, ")");
+  TORCH_CHECK_VALUE(kind != kEntryDuplicate, "activations: neuron ", neuron, " stores sample ", row, " twice (entry ",
+                    entry, "); duplicate coordinates are not summed, remove them (or coalesce the tensor)");
   TORCH_CHECK_VALUE(kind != kEntryOrder, "sparse_rank_doubled: neuron ", neuron, " stores its samples out of order (",
                     "entry ", entry, ", sample ", row, "); rows must increase within each column");
 }

@@ -54,8 +54,8 @@ at::Tensor masked_csr_sums_cuda(const at::Tensor& words, const at::Tensor& outsi
   const unsigned blocks = static_cast<unsigned>((rows + kThreads - 1) / kThreads);
   masked_csr_sums_kernel<<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint64_t*>(wc.const_data_ptr<int64_t>()), oc.const_data_ptr<bool>(),
-      gc.const_data_ptr<int64_t>(), ic.const_data_ptr<int64_t>(), cc.const_data_ptr<int64_t>(),
-      out.data_ptr<int64_t>(), rows, B, W, G, K, D);
+      gc.const_data_ptr<int64_t>(), ic.const_data_ptr<int64_t>(), cc.const_data_ptr<int64_t>(), out.data_ptr<int64_t>(),
+      rows, B, W, G, K, D);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }

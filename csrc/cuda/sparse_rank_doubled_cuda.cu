@@ -80,10 +80,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sparse_rank_doubled_cuda(const at
     const at::Tensor sc = std::get<0>(by_col);
     const at::Tensor order = o1.index_select(0, std::get<1>(by_col));
     const at::Tensor sv = v.index_select(0, order);
-    const at::Tensor cls =
-        at::where(sv < 0, at::full_like(sc, kNegative), at::where(sv > 0, at::full_like(sc, kPositive),
-                                                                  at::full_like(sc, kZero)))
-            .to(at::kChar);
+    const at::Tensor cls = at::where(sv < 0, at::full_like(sc, kNegative),
+                                     at::where(sv > 0, at::full_like(sc, kPositive), at::full_like(sc, kZero)))
+                               .to(at::kChar);
     neg.index_add_(0, sc, (sv < 0).to(at::kLong));
     pos.index_add_(0, sc, (sv > 0).to(at::kLong));
     at::Tensor starts = at::ones({nnz}, ip.options().dtype(at::kBool));

@@ -109,14 +109,14 @@ def compositional_explain(
     units = max(1, min(d, max_memory // max(per_unit, 1)))
     out: list[list[IoULabel]] = []
     for d0 in range(0, d, units):
-        u = _unit_masks(x[:, d0 : d0 + units], thresholds[d0 : d0 + units], masks, max_memory, device)
+        u = _unit_masks(x[:, d0 : d0 + units], thresholds[d0 : d0 + units], masks, max_memory, device, d0)
         out.extend(search.run(u, length))
     return out
 
 
-def _unit_masks(x, thresholds, masks: PixelMasks, max_memory: int, device) -> torch.Tensor:
-    """[N, Dc, W] packed masks of a chunk of units over all images."""
-    return torch.cat([u for _, u in iter_unit_words(x, thresholds, masks, max_memory, device)], 0)
+def _unit_masks(x, thresholds, masks: PixelMasks, max_memory: int, device, d0: int = 0) -> torch.Tensor:
+    """[N, Dc, W] packed masks of a chunk of units (the layer's d0..) over all images."""
+    return torch.cat([u for _, u in iter_unit_words(x, thresholds, masks, max_memory, device, d0)], 0)
 
 
 class _Search:

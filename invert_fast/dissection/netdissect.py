@@ -164,7 +164,9 @@ def resolve_thresholds(
     return t
 
 
-def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width: int, offset: int = 0) -> torch.Tensor:
+def unit_words(
+    chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width: int, offset: int = 0, unit_offset: int = 0
+) -> torch.Tensor:
     """Bit-packed unit masks of a chunk of images: the maps upsampled bilinearly (align_corners=False)
     to height x width, then > thresholds.
 
@@ -177,7 +179,7 @@ def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width
         chunk: [n, D, h, w] float32/float64 maps.
         thresholds: [D] (cast to the maps' dtype).
         height, width: concept mask resolution.
-        offset: number of the chunk's first image (for error messages).
+        offset: number of the chunk's first image; unit_offset: of its first unit (for error messages).
 
     Returns:
         [n, D, ceil(height * width / 64)] int64.
@@ -186,16 +188,18 @@ def unit_words(chunk: torch.Tensor, thresholds: torch.Tensor, height: int, width
     words, has_nan = upsample_threshold(chunk, th, height, width)
     bad = has_nan.nonzero()
     if len(bad):
-        raise _nan_error(offset + int(bad[0, 0]), int(bad[0, 1]))
+        raise _nan_error(offset + int(bad[0, 0]), unit_offset + int(bad[0, 1]))
     return words
 
 
-def iter_unit_words(x: torch.Tensor, thresholds: torch.Tensor, masks: PixelMasks, max_memory: int, device):
+def iter_unit_words(
+    x: torch.Tensor, thresholds: torch.Tensor, masks: PixelMasks, max_memory: int, device, unit_offset: int = 0
+):
     """Stream the unit masks over the images: yields (first image, [n, D, W] packed masks) per chunk of
     images, a chunk's maps, upsampled values and masks within max_memory."""
     step = images_per_chunk(x, 8 + 8 * masks.n_pixels // (x.shape[2] * x.shape[3]), max_memory)
     for s in range(0, x.shape[0], step):
-        yield s, unit_words(map_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s)
+        yield s, unit_words(map_chunk(x, s, s + step, device), thresholds, masks.height, masks.width, s, unit_offset)
 
 
 @dataclass
