@@ -31,6 +31,25 @@ INVERT_FAST_HD inline uint64_t row_word_bits(uint64_t word, bool outside, int64_
   return valid < 64 ? bits & ((uint64_t{1} << valid) - 1) : bits;
 }
 
+// Calls visit(g) for every region g a row sums, in ascending order: the set bits of its W words (the clear
+// ones with `outside`), padding excluded. The one walk of masked_row_sums and masked_csr_sums, both backends.
+template <typename Visit>
+INVERT_FAST_HD inline void for_each_row_region(const uint64_t* words, int64_t W, int64_t G, bool outside,
+                                               Visit&& visit) {
+  for (int64_t j = 0; j < W && 64 * j < G; ++j) {
+    uint64_t bits = row_word_bits(words[j], outside, j, G);
+    while (bits) {
+#ifdef __CUDA_ARCH__
+      const int64_t g = 64 * j + __ffsll(static_cast<long long>(bits)) - 1;
+#else
+      const int64_t g = 64 * j + __builtin_ctzll(bits);
+#endif
+      bits &= bits - 1;
+      visit(g);
+    }
+  }
+}
+
 inline void check_masked_row_sums_input(const at::Tensor& words, const at::Tensor& outside, const at::Tensor& weights,
                                         const at::Tensor& table) {
   TORCH_CHECK_VALUE(words.dim() == 3, "masked_row_sums: words must be [Db, B, W], got shape ", words.sizes());

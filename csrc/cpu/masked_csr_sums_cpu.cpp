@@ -32,16 +32,10 @@ at::Tensor masked_csr_sums_cpu(const at::Tensor& words, const at::Tensor& outsid
       const uint64_t* w = wp + r * W;
       const int64_t* wd = gp + (r / B) * G;
       int64_t* orow = out_p + r * K;
-      const bool flip = op_[r];
-      for (int64_t j = 0; j < W && 64 * j < G; ++j) {
-        uint64_t bits = row_word_bits(w[j], flip, j, G);
-        while (bits) {
-          const int64_t g = 64 * j + __builtin_ctzll(bits);
-          bits &= bits - 1;
-          const int64_t v = wd[g];
-          for (int64_t t = ip[g]; t < ip[g + 1]; ++t) orow[cp[t]] += v;
-        }
-      }
+      for_each_row_region(w, W, G, op_[r], [&](int64_t g) {
+        const int64_t v = wd[g];
+        for (int64_t t = ip[g]; t < ip[g + 1]; ++t) orow[cp[t]] += v;
+      });
     }
   });
   return out;

@@ -37,15 +37,7 @@ at::Tensor masked_row_sums_cpu(const at::Tensor& words, const at::Tensor& outsid
       const uint64_t* w = wp + r * W;
       const int64_t* wd = gp + d * G;
       int64_t* orow = out_p + r * K;
-      const bool flip = op_[r];
-      for (int64_t j = 0; j < W && 64 * j < G; ++j) {
-        uint64_t bits = row_word_bits(w[j], flip, j, G);
-        while (bits) {
-          const int64_t g = 64 * j + __builtin_ctzll(bits);
-          bits &= bits - 1;
-          add_weighted_row(orow, tp + g * K, wd[g], K);
-        }
-      }
+      for_each_row_region(w, W, G, op_[r], [&](int64_t g) { add_weighted_row(orow, tp + g * K, wd[g], K); });
     }
   });
   return out;

@@ -24,17 +24,11 @@ __global__ void masked_csr_sums_kernel(const uint64_t* __restrict__ words,    //
   const int64_t r = blockIdx.x * static_cast<int64_t>(kThreads) + threadIdx.x;
   if (r >= rows) return;
   const int64_t d = r / B;
-  const bool flip = outside[r];
   int64_t* orow = out + r * K;
-  for (int64_t j = 0; j < W && 64 * j < G; ++j) {
-    uint64_t bits = row_word_bits(words[r * W + j], flip, j, G);
-    while (bits) {
-      const int64_t g = 64 * j + __ffsll(static_cast<long long>(bits)) - 1;
-      bits &= bits - 1;
-      const int64_t v = weights[g * Db + d];
-      for (int64_t t = indptr[g]; t < indptr[g + 1]; ++t) orow[concepts[t]] += v;
-    }
-  }
+  for_each_row_region(words + r * W, W, G, outside[r], [&](int64_t g) {
+    const int64_t v = weights[g * Db + d];
+    for (int64_t t = indptr[g]; t < indptr[g + 1]; ++t) orow[concepts[t]] += v;
+  });
 }
 
 }  // namespace

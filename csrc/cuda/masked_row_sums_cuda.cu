@@ -23,16 +23,9 @@ __global__ void masked_row_sums_kernel(const uint64_t* __restrict__ words,   // 
   const int64_t c = static_cast<int64_t>(blockIdx.y) * kThreads + threadIdx.x;
   if (c >= K) return;
   const int64_t d = r / B;
-  const bool flip = outside[r];
   int64_t acc = 0;
-  for (int64_t j = 0; j < W && 64 * j < G; ++j) {
-    uint64_t bits = row_word_bits(words[r * W + j], flip, j, G);
-    while (bits) {
-      const int64_t g = 64 * j + __ffsll(static_cast<long long>(bits)) - 1;
-      bits &= bits - 1;
-      acc += weights[g * Db + d] * static_cast<int64_t>(table[g * K + c]);
-    }
-  }
+  for_each_row_region(words + r * W, W, G, outside[r],
+                      [&](int64_t g) { acc += weights[g * Db + d] * static_cast<int64_t>(table[g * K + c]); });
   out[r * K + c] = acc;
 }
 
