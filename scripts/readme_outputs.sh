@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates every output README.md quotes, into out/readme/<name>.txt, so its figures can be checked
+# Regenerates every output README.md and docs/ quote, into out/readme/<name>.txt, so its figures can be checked
 # against what the code prints today: the main demo (Fashion-MNIST on MobileNetV2), the MNIST case,
 # INVERT vs Network Dissection on the MNIST and Fashion cases (and the Fashion case in Broden format), and the MiniLM case. About 6 minutes on 2 cores.
 #   bash scripts/readme_outputs.sh            # all

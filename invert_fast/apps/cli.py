@@ -623,7 +623,9 @@ def parser() -> argparse.ArgumentParser:
         help="bytes of working memory explain may hold (default: 2 GiB on CPU)",
     )
     e.set_defaults(func=cmd_explain)
-    t = sub.add_parser("transpose", help="rewrite a sample-major [N, D] .npy as a neuron-major store (*.neurons.npy)")
+    t = sub.add_parser(
+        "transpose", help="rewrite a sample-major [N, D] .npy as a neuron-major store (<name>.neurons.npy)"
+    )
     t.add_argument("store", help="sample-major .npy (as capture writes it)")
     t.add_argument("--out", default=None, help="output path (default: <store>.neurons.npy)")
     t.add_argument("--max-memory", type=int_at_least(1), default=2**28, help="bytes per tile (default 256 MiB)")

@@ -185,6 +185,10 @@ def auc_from_rank_sums(s2: torch.Tensor, positives: torch.Tensor, n: int) -> tor
 
     Returns:
         float64 of the broadcast shape, NaN where P == 0 or P == N.
+
+    Example:
+        >>> auc_from_rank_sums(torch.tensor([14]), torch.tensor([2]), 4).tolist()  # ranks 3 and 4 of 4
+        [1.0]
     """
     p = positives.to(s2.device)
     num = (s2 - p * (p + 1)).double()  # 2U, |2U| <= N^2 / 2 < 2^53 for N < 1.3e8

@@ -179,10 +179,10 @@ class Formula:
 
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, atom):
-        """Combine the operands' values with & and |, starting from atom(name, negated) of each atom.
+        """Combine the operands' values with ``&`` and ``|``, starting from atom(name, negated) of each atom.
 
         Args:
-            atom: callable (name, negated) -> a value supporting & and | (a packed mask, a Python int
+            atom: callable (name, negated) -> a value supporting ``&`` and ``|`` (a packed mask, a Python int
                 bit set, a bool tensor ...); it must return a new object or one the caller may not mutate.
         """
         values: dict[int, object] = {}
@@ -215,7 +215,7 @@ class Formula:
     # --- parsing ------------------------------------------------------------------------------
     @staticmethod
     def parse(text: str, names=None) -> Formula:
-        """Parse Python operator syntax: ~ binds tightest, then &, then |; names may be quoted.
+        """Parse Python operator syntax: ``~`` binds tightest, then ``&``, then ``|``; names may be quoted.
 
         Args:
             text: e.g. 'sneaker | (sandal & ~"ankle boot")'.

@@ -38,6 +38,11 @@ class Regions:
         sample_indptr, sample_indices: CSR [G + 1], [N]: the samples of each region.
         concept_indptr, concept_regions: CSR [K + 1], [nnz]: the regions of each concept.
         identity: True when every sample is its own region and region g is sample g.
+
+    Example:
+        >>> r = ConceptSet.from_classes([0, 2, 1, 2], ["a", "b", "c"]).regions()
+        >>> r.num_regions, r.sizes.tolist(), r.region_of.tolist()
+        (3, [2, 1, 1], [2, 0, 1, 0])
     """
 
     n_samples: int
@@ -107,6 +112,9 @@ def compute_regions(bits: torch.Tensor, n: int, chunk_elems: int = 1 << 23) -> R
 
     Returns:
         Regions on bits' device.
+
+    Example:
+        >>> compute_regions(concepts.bits, concepts.n_samples).num_regions   # what ConceptSet.regions() caches
     """
     k = bits.shape[0]
     if k == 0 or n == 0:

@@ -40,13 +40,17 @@ MAX_NEURONS = 2**22  # neurons per layer a labels table may describe (read_csv h
 
 @dataclass(frozen=True)
 class Explanation:
-    """One label of one neuron.
+    """One label of one neuron (a row of the labels table).
+
+    Example:
+        >>> e = explain(acts, concepts)[0][0]            # acts [N, D]: neuron 0's best label
+        >>> str(e.formula), e.auc, e.p_value, e.concept_fraction
 
     Attributes:
         neuron: neuron index d; rank: 0 for the best label.
         formula: the Formula (str() gives Python operator syntax).
         length: atom occurrences; auc: exact AUROC of the neuron for the formula's mask.
-        differentiability: 2 |auc - 0.5|; concept_fraction: |mask| / N.
+        differentiability: 2 abs(auc - 0.5); concept_fraction: the mask's size / N.
         p_value, log10_p_value: Mann-Whitney U test of inside vs outside (log10 stays finite where p underflows).
         p_value_adjusted: across neurons (per rank), when an adjustment was asked for; else NaN.
         p_value_search: the permutation test of the whole search (explain(permutations=P)): the share
@@ -83,6 +87,10 @@ class Explanations(Sequence):
         layer: optional layer name written into every exported row.
         descriptions: concept name -> human-readable definition; exported rows carry the definitions
             of the concepts each formula uses.
+
+    Example:
+        >>> res = explain(acts, concepts, L=3, B=10)     # acts [N, D]
+        >>> len(res), res[0][0].formula, res.to_dataframe().shape   # D, a formula, [D * B rows, columns]
     """
 
     per_neuron: list[list[Explanation]]
@@ -209,7 +217,11 @@ class CsvRowWriter:
 
 
 def write_csv(path, *results: Explanations) -> None:
-    """Write the rows of one or more Explanations (e.g. one per layer) as one CSV table, atomically."""
+    """Write the rows of one or more Explanations (e.g. one per layer) as one CSV table, atomically.
+
+    Example:
+        >>> write_csv("labels.csv", explain(acts3, concepts, layer="layer3"), explain(acts4, concepts, layer="layer4"))
+    """
     with atomic_write(path) as f:
         w = CsvRowWriter(f)
         for res in results:
@@ -222,6 +234,10 @@ def read_csv(path) -> list[Explanations]:
     Raises:
         ValueError: naming the file and line of a row that cannot be read, a neuron id outside
             [0, MAX_NEURONS), a negative rank or a (layer, neuron, rank) given twice.
+
+    Example:
+        >>> (layer3,) = read_csv("labels.csv")           # one Explanations per layer in the file
+        >>> layer3.layer, layer3[0][0].formula
     """
     layers: dict[str, dict[int, list[Explanation]]] = {}
     seen: dict[tuple[str, int, int], int] = {}

@@ -119,6 +119,10 @@ class Broden:
             read, or every pixel of every image (an empty or full concept cannot label a unit).
         skipped_images: index.csv rows (0-based) left out because they hold no label of these
             categories (as the original loader does), or are of another split.
+
+    Example:
+        >>> b = read_broden("broden1_224", categories=["object", "part"], max_images=500)
+        >>> b.masks.words.shape, len(b.images)   # [N, K, ceil(sh sw / 64)] packed masks, N image paths
     """
 
     directory: Path
@@ -437,6 +441,9 @@ def write_broden(
 
     Returns:
         the directory.
+
+    Example:
+        >>> write_broden("fashion_broden", masks, images)   # then read_broden("fashion_broden")
     """
     image = require_pillow()
     root = Path(directory)

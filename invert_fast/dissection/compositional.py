@@ -29,7 +29,16 @@ OPS = ("or", "and", "and not")
 
 @dataclass(frozen=True)
 class IoULabel:
-    """A formula and its pixel overlap with one unit's masks, summed over images."""
+    """A formula and its pixel overlap with one unit's masks, summed over images.
+
+    Attributes:
+        formula: the Formula; intersection, union: pixel counts over all images (ints);
+        length_penalty: subtracted per atom beyond the first (Mu & Andreas' length penalty).
+
+    Example:
+        >>> lab = compositional_explain(maps, masks, length=3)[0][0]   # unit 0's best formula
+        >>> str(lab.formula), lab.iou
+    """
 
     formula: Formula
     intersection: int

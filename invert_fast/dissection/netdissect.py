@@ -214,6 +214,10 @@ class Dissection:
         iou_threshold: a unit detects its best concept when IoU > this (>= with compat "netdissect-lite").
         compat: "invert_fast" or "netdissect-lite": the definition the counts follow (network_dissection).
         seconds: wall time of the dissection (thresholds + tally).
+
+    Example:
+        >>> d = network_dissection(maps, masks)          # maps [N, D, h, w], masks PixelMasks [N, K, H, W]
+        >>> d.iou().shape, d.best()[0]                   # [D, K] IoU; unit 0's best concept and IoU
     """
 
     thresholds: torch.Tensor
@@ -344,8 +348,9 @@ def network_dissection(
     """Network Dissection of every unit of a layer against pixel-level concepts.
 
     Two definitions (`compat`):
-    - "invert_fast" (default): threshold = the exact quantile at level 1 - quantile; IoU = |M ∩ C| /
-      |M ∪ C| with every count summed over the images (all of the unit's pixels in the union); detector
+
+    - "invert_fast" (default): threshold = the exact quantile at level 1 - quantile; IoU = ``|M ∩ C|`` /
+      ``|M ∪ C|`` with every count summed over the images (all of the unit's pixels in the union); detector
       when IoU > iou_threshold; best label: highest IoU, exact ties to the first name in text order.
     - "netdissect-lite": NetDissect-Lite's arithmetic (feature_operation.py): threshold = the exact
       quantile at netdissect_level(quantile) (994/999 for 0.005); a unit's pixels of an image count toward

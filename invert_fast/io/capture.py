@@ -160,6 +160,10 @@ def capture(
 
     Returns:
         {name: [N, D] float32 tensor} (or [N, C, H, W] with reduce="keep"), or {name: Path} with out.
+
+    Example:
+        >>> acts = capture(model, loader, ["features.18", "classifier.1"])   # {name: [N, D]}
+        >>> capture(model, loader, ["layer4"], out="acts/")                   # streamed to acts/layer4.npy
     """
     if reduce not in CONV_REDUCTIONS:
         raise ValueError(f"reduce: expected one of {CONV_REDUCTIONS}, got {reduce!r}")

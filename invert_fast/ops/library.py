@@ -59,7 +59,11 @@ def library():
 
 
 def built_with_cuda() -> bool:
-    """True when the extension was compiled with its CUDA kernels."""
+    """True when the extension was compiled with its CUDA kernels.
+
+    Example:
+        >>> device = "cuda" if built_with_cuda() and torch.cuda.is_available() else "cpu"
+    """
     return bool(library().built_with_cuda())
 
 
