@@ -2,6 +2,7 @@
 activations and tokens), labeled through the API and the CLI exactly as its dense twin; bad caches
 fail with one line naming the shard and the entry."""
 
+import gzip
 import json
 import os
 
@@ -76,6 +77,13 @@ def test_cli_labels_a_cache_with_token_ids(tmp_path, capsys):
     (res,) = inv.read_csv(out)
     assert res.layer == "layers.3" and str(res[5][0].formula) == "tok=7"
     assert main([*args[:-1], str(tmp_path / "labels.json")]) == 0  # JSON keeps the parameters: config.json's model
+    # Exports name the cache's model and hook point without being told.
+    assert (
+        main([*args, "--export", "neuronpedia", str(tmp_path / "np"), "--export", "delphi", str(tmp_path / "ex")]) == 0
+    )
+    first = gzip.decompress((tmp_path / "np" / "explanations" / "batch-0.jsonl.gz").read_bytes()).splitlines()[5]
+    assert json.loads(first)["modelId"] == "EleutherAI/pythia-70m" and json.loads(first)["layer"] == "layers.3"
+    assert json.loads((tmp_path / "ex" / "layers.3_latent5.txt").read_text()) == "tok=7"
     assert json.loads((tmp_path / "labels.json").read_text())["params"]["model"] == "EleutherAI/pythia-70m"
     cs = inv.ConceptSet.from_ids(torch.from_numpy(tokens), token_table(), ["tok=7"] + [f"f{i}" for i in range(11)])
     want = inv.explain(dense, cs, L=2, B=2)

@@ -269,6 +269,9 @@ def cmd_explain(args) -> int:
     del labels
     if args.layer == "" and getattr(acts, "hookpoint", None):
         args.layer = acts.hookpoint
+    check_exports(args, acts)
+    if args.export and not (args.source or args.layer):
+        raise CliError("source: --export needs the layer's name (--layer, or --source for Neuronpedia's source id)")
     t0 = time.perf_counter()
     kwargs = dict(
         L=args.L,
@@ -307,6 +310,7 @@ def cmd_explain(args) -> int:
         )
         (res.to_json if out.suffix.lower() == ".json" else res.to_csv)(out)
     seconds = time.perf_counter() - t0
+    written = export_labels(args, res, out, acts)
     if isinstance(res, np.ndarray):  # streamed: each neuron's best AUC
         best = [float(a) for a in res if a == a]
     else:
@@ -316,7 +320,40 @@ def cmd_explain(args) -> int:
         f"labeled {len(res)} neurons ({concepts.n_samples} samples, {len(concepts)} concepts, L={args.L}, B={args.B}) "
         f"in {seconds:.2f} s; median best AUC {med}; wrote {out}"
     )
+    for line in written:
+        print(line)
     return 0
+
+
+def check_exports(args, acts) -> None:
+    """--export FORMAT DIR: known formats, a Neuronpedia model id, folders that are not files; before computing."""
+    from ..io.exports import FORMATS
+
+    for fmt, folder in args.export or []:
+        if fmt not in FORMATS:
+            raise CliError(f"export: expected a format of {FORMATS}, got {fmt!r}")
+        output_path(folder, "export", {"--activations": args.activations, "--labels": args.labels}, folder=True)
+        if fmt == "neuronpedia" and not (args.model_id or getattr(acts, "model", None)):
+            raise CliError("model-id: --export neuronpedia needs Neuronpedia's model id (--model-id, e.g. gpt2-small)")
+
+
+def export_labels(args, res, out: Path, acts) -> list[str]:
+    """Write the --export folders from the results (read back from the labels CSV when they were streamed)."""
+    from ..core.results import read_csv
+    from ..io.exports import export_delphi, export_neuronpedia
+
+    if not args.export:
+        return []
+    if isinstance(res, np.ndarray):
+        (res,) = read_csv(out)
+    lines = []
+    for fmt, folder in args.export:
+        if fmt == "neuronpedia":
+            files = export_neuronpedia(res, folder, args.model_id or acts.model, source=args.source or None)
+        else:
+            files = export_delphi(res, folder, hook=args.source or None)
+        lines.append(f"exported {len(files)} {fmt} file(s) to {folder}")
+    return lines
 
 
 def cmd_transpose(args) -> int:
@@ -610,6 +647,22 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--layer", default="", help="layer name written into the output's layer column (default: empty)")
     e.add_argument("--out", required=True, help="labels.csv or labels.json (required; never one of the inputs)")
     e.add_argument("--quiet", action="store_true", help="no progress line (default: progress on stderr)")
+    e.add_argument(
+        "--export",
+        nargs=2,
+        action="append",
+        metavar=("FORMAT", "DIR"),
+        help="also write the best labels for Neuronpedia (DIR/explanations/batch-<n>.jsonl.gz) or delphi "
+        "(DIR/<hook>_latent<i>.txt); repeatable (default: none)",
+    )
+    e.add_argument(
+        "--model-id", default=None, help="Neuronpedia's model id for --export neuronpedia (default: the cache's model)"
+    )
+    e.add_argument(
+        "--source",
+        default=None,
+        help="Neuronpedia's source id / delphi's hook name in the exports (default: --layer, or the cache's folder name)",
+    )
     e.add_argument(
         "--checkpoint",
         help="folder for finished neuron chunks: a killed run resumes from it, verifying each chunk against "

@@ -1,0 +1,130 @@
+"""Labels out to where LLM-interpretability people look at neurons: Neuronpedia and delphi.
+
+- Neuronpedia's explanation import: `<dir>/explanations/batch-<n>.jsonl.gz`, one JSON object per line
+  with `modelId`, `layer` (Neuronpedia's source id, e.g. "6-res-jb"), `index` (the neuron or latent as a
+  string), `description` (the formula), `explanationModelName` "invert_fast", `typeName` "invert_auroc",
+  and INVERT's numbers in fields of their own: `auc` (the label's exact AUROC), `pValue`, `pValueSearch`
+  (null where not computed), `conceptFraction`, `rank` (0 for the best label), `formula` (its text).
+- delphi's explanations folder: `<dir>/<hook>_latent<i>.txt`, the explanation as delphi writes it
+  (orjson.dumps of the text: a JSON string), so delphi's scorers can score INVERT's labels.
+
+Both write the best label of every labeled neuron by default (`ranks` for more, Neuronpedia only:
+delphi holds one explanation per latent). Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+from pathlib import Path
+
+from ..core.results import Explanations
+from ..files import atomic_write
+
+FORMATS = ("neuronpedia", "delphi")
+
+
+def _finite(v):
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+
+def neuronpedia_rows(results: Explanations, model_id: str, source: str | None = None, ranks: int = 1):
+    """The rows of Neuronpedia's explanation import for the first `ranks` labels of every neuron."""
+    if not model_id or not isinstance(model_id, str):
+        raise ValueError(f"model_id: expected Neuronpedia's model id (e.g. 'gpt2-small'), got {model_id!r}")
+    layer = source if source is not None else results.layer
+    if not layer:
+        raise ValueError("source: expected Neuronpedia's source id (e.g. '6-res-jb'); the results name no layer")
+    for labels in results:
+        for e in labels[:ranks]:
+            yield {
+                "modelId": model_id,
+                "layer": layer,
+                "index": str(e.neuron),
+                "description": str(e.formula),
+                "explanationModelName": "invert_fast",
+                "typeName": "invert_auroc",
+                "auc": _finite(e.auc),
+                "pValue": _finite(e.p_value),
+                "pValueSearch": _finite(e.p_value_search),
+                "conceptFraction": _finite(e.concept_fraction),
+                "rank": e.rank,
+                "formula": str(e.formula),
+            }
+
+
+def export_neuronpedia(
+    results: Explanations, folder, model_id: str, source: str | None = None, ranks: int = 1, batch: int = 10_000
+) -> list[Path]:
+    """Write Neuronpedia's explanation import: folder/explanations/batch-<n>.jsonl.gz.
+
+    Args:
+        results: the labels of one layer (explain's Explanations, or read_csv's).
+        folder: the export folder (created); model_id: Neuronpedia's model id; source: its source id
+            (default: the results' layer name); ranks: labels per neuron (default the best one);
+            batch: rows per file.
+
+    Returns:
+        the files written, in order.
+
+    Example:
+        >>> export_neuronpedia(res, "np_export", model_id="smollm2-135m", source="6-mlp")
+        [PosixPath('np_export/explanations/batch-0.jsonl.gz')]
+    """
+    if ranks < 1 or batch < 1:
+        raise ValueError(f"ranks, batch: expected integers >= 1, got {ranks} and {batch}")
+    out = Path(folder) / "explanations"
+    out.mkdir(parents=True, exist_ok=True)
+    files, buf, n = [], [], 0
+    rows = neuronpedia_rows(results, model_id, source, ranks)
+
+    def flush():
+        path = out / f"batch-{len(files)}.jsonl.gz"
+        data = io.BytesIO()
+        with gzip.GzipFile(fileobj=data, mode="wb", mtime=0) as gz:  # mtime 0: the same bytes every run
+            gz.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in buf).encode("utf-8"))
+        with atomic_write(path, binary=True) as f:
+            f.write(data.getvalue())
+        files.append(path)
+
+    for row in rows:
+        buf.append(row)
+        n += 1
+        if len(buf) == batch:
+            flush()
+            buf = []
+    if buf or not files:
+        flush()
+    return files
+
+
+def export_delphi(results: Explanations, folder, hook: str | None = None) -> list[Path]:
+    """Write delphi's explanations folder: folder/<hook>_latent<i>.txt with each neuron's best label.
+
+    Args:
+        results: the labels of one layer; folder: the explanations folder (created); hook: delphi's
+            hook point name of the layer (default: the results' layer name).
+
+    Returns:
+        the files written.
+
+    Example:
+        >>> export_delphi(res, "explanations", hook="layers.6")   # explanations/layers.6_latent0.txt, ...
+    """
+    name = hook if hook is not None else results.layer
+    if not name or "/" in name:
+        raise ValueError(f"hook: expected delphi's hook point name of the layer (e.g. 'layers.6'), got {name!r}")
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for labels in results:
+        if not labels:
+            continue
+        e = labels[0]
+        path = out / f"{name}_latent{e.neuron}.txt"
+        with atomic_write(path, binary=True) as f:
+            f.write(json.dumps(str(e.formula), ensure_ascii=False).encode("utf-8"))  # as orjson.dumps(text)
+        files.append(path)
+    return files
