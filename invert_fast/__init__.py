@@ -33,6 +33,7 @@ from .dissection.pixel_masks import PixelMasks
 from .io.capture import capture
 from .io.delphi import DelphiCache  # registers the delphi folder format with NeuronStore
 from .io.runner import explain_to_file
+from .io.sequence import TokenActivations, capture_tokens, mlp_neurons, token_batches
 from .io.store import NeuronStore
 from .ops import and_popcount, built_with_cuda, csr_gather_sum, rank_doubled, rank_doubled_ties
 
@@ -52,17 +53,20 @@ __all__ = [
     "Regions",
     "SearchParams",
     "SparseColumns",
+    "TokenActivations",
     "and_popcount",
     "auc_from_rank_sums",
     "auroc",
     "built_with_cuda",
     "capture",
+    "capture_tokens",
     "compare",
     "compositional_explain",
     "compute_regions",
     "csr_gather_sum",
     "explain",
     "explain_to_file",
+    "mlp_neurons",
     "network_dissection",
     "quantile_thresholds",
     "rank_doubled",
@@ -70,6 +74,7 @@ __all__ = [
     "read_broden",
     "read_csv",
     "score",
+    "token_batches",
     "write_broden",
     "write_csv",
 ]

@@ -95,7 +95,7 @@ class NpyWriter:
         self.rows += block.shape[0]
 
     def close(self) -> Path:
-        shape = (self.rows, *(self.shape_tail or (0,)))
+        shape = (self.rows, *(self.shape_tail if self.shape_tail is not None else (0,)))  # 1-D blocks: ()
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": shape}
         text = repr(header).encode("latin1")
         pad = _HEADER_BYTES - 10 - len(text) - 1
@@ -125,7 +125,8 @@ def _inputs(batch):
     raise TypeError(f"data: expected batches of tensors, (inputs, ...) tuples or dicts, got {type(batch).__name__}")
 
 
-def _move(args, kwargs, device):
+def move_to(args, kwargs, device):
+    """A batch's positional and keyword tensors on `device` (anything else as is)."""
     move = lambda t: t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t  # noqa: E731
     return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
 
@@ -180,7 +181,7 @@ def capture(
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
         for name in mods:
-            writers[name] = NpyWriter(folder / f"{_file_name(name)}.npy", dtype)
+            writers[name] = NpyWriter(folder / f"{layer_file_name(name)}.npy", dtype)
 
     def hook(name):
         def fn(_module, _inputs, output):
@@ -200,7 +201,7 @@ def capture(
         ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
         with torch.inference_mode(), ctx:
             for i, batch in enumerate(data):
-                args, kwargs = _move(*_inputs(batch), device)
+                args, kwargs = move_to(*_inputs(batch), device)
                 model(*args, **kwargs)
                 seen += 1
                 if progress:
@@ -228,5 +229,6 @@ def load_activations(path) -> torch.Tensor:
         return torch.from_numpy(arr)
 
 
-def _file_name(layer: str) -> str:
+def layer_file_name(layer: str) -> str:
+    """The .npy file name of a layer: its name with anything but letters, digits and ._- as "_"."""
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in layer) or "layer"

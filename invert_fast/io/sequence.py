@@ -1,0 +1,240 @@
+"""Token-level activations of sequence models: one sample per non-padding token.
+
+    batches = token_batches(tokenizer, texts, batch_size=32, max_length=128)   # padded, with attention masks
+    caps = capture_tokens(model, batches, mlp_neurons(model))                  # every MLP neuron of every layer
+    caps.activations["layer3"], caps.tokens, caps.sequence, caps.position      # [N, 1536], [N], [N], [N]
+
+Any torch module that takes token batches works (Hugging Face causal LMs among them): a batch is a dict of
+keyword arguments with `input_ids` [B, T] and `attention_mask` [B, T] (1 for real tokens, 0 for padding,
+either side). A layer is a module name; its output is captured, or its input with `"input:"` before the
+name — the MLP neurons of a transformer are the input of the MLP's output projection (act(gate) · up in
+Llama's SwiGLU), which `mlp_neurons(model)` names for Llama-, GPT-2- and Pythia-style models:
+
+    Llama / Mistral / Qwen / SmolLM2   model.layers.<i>.mlp.down_proj         (input: act(gate_proj) * up_proj)
+    GPT-2                              transformer.h.<i>.mlp.c_proj           (input: gelu(c_fc))
+    Pythia / GPT-NeoX                  gpt_neox.layers.<i>.mlp.dense_4h_to_h  (input: gelu(dense_h_to_4h))
+
+The residual stream is a decoder layer's output (`model.layers.<i>`), taken as its first element when the
+layer returns a tuple. Tokens are kept in (sequence, position) order; `position` counts real tokens only
+(0 for the first real token, whichever side the padding is). With `out`, every layer streams to
+`out/<name>.npy` and the token ids, sequence indices and positions to `out/tokens.npy`, `out/sequence.npy`,
+`out/position.npy`, so 10^6 tokens never have to fit in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .capture import NpyWriter, layer_file_name, move_to, resolve_layers
+from .progress import ProgressLine
+
+INPUT_PREFIX = "input:"
+# (the module holding the decoder layers, the MLP output projection inside each layer)
+_MLP_LAYOUTS = (
+    ("model.layers", "mlp.down_proj"),  # Llama, Mistral, Qwen, SmolLM2
+    ("transformer.h", "mlp.c_proj"),  # GPT-2
+    ("gpt_neox.layers", "mlp.dense_4h_to_h"),  # Pythia, GPT-NeoX
+)
+
+
+def mlp_neurons(model: nn.Module) -> dict[str, str]:
+    """{"layer<i>": "input:<the MLP output projection of decoder layer i>"} for Llama-, GPT-2- and
+    Pythia-style models: the MLP's hidden neurons (act(gate) · up for SwiGLU).
+
+    Example:
+        >>> mlp_neurons(llama)["layer0"]
+        'input:model.layers.0.mlp.down_proj'
+    """
+    names = dict(model.named_modules())
+    for stack, proj in _MLP_LAYOUTS:
+        layers = names.get(stack)
+        if isinstance(layers, nn.ModuleList) and f"{stack}.0.{proj}" in names:
+            return {f"layer{i}": f"{INPUT_PREFIX}{stack}.{i}.{proj}" for i in range(len(layers))}
+    known = ", ".join(f"{s}.<i>.{p}" for s, p in _MLP_LAYOUTS)
+    raise ValueError(f"model: no MLP layout found (looked for {known}); name the modules to capture instead")
+
+
+def token_batches(tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int = 128) -> list[dict]:
+    """Padded batches of a Hugging Face tokenizer: [{"input_ids": [B, T], "attention_mask": [B, T]}].
+
+    Texts that tokenize to nothing are an error (they would give no sample); a tokenizer without a pad
+    token pads with its end-of-sequence token (the attention mask keeps it out).
+
+    Example:
+        >>> tok = AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+        >>> batches = token_batches(tok, sentences, batch_size=32, max_length=64)
+    """
+    if isinstance(texts, str) or not isinstance(texts, Sequence):
+        raise TypeError(f"texts: expected a sequence of strings, got {type(texts).__name__}")
+    if batch_size < 1 or max_length < 1:
+        raise ValueError(f"batch_size, max_length: expected integers >= 1, got {batch_size} and {max_length}")
+    if getattr(tokenizer, "pad_token", None) is None:
+        if getattr(tokenizer, "eos_token", None) is None:
+            raise ValueError("tokenizer: it has neither a pad token nor an end-of-sequence token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+    out = []
+    for s in range(0, len(texts), batch_size):
+        chunk = list(texts[s : s + batch_size])
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        empty = (enc["attention_mask"].sum(1) == 0).nonzero()
+        if empty.numel():
+            i = s + int(empty[0])
+            raise ValueError(f"texts: text {i} ({texts[i][:40]!r}) tokenizes to no token")
+        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+    return out
+
+
+@dataclass
+class TokenActivations:
+    """Captured activations, one sample per token.
+
+    Attributes:
+        activations: {layer: [N, D] float32 tensor} (in memory) or {layer: Path of its .npy} (with out).
+        tokens, sequence, position: [N] int64 token id, sequence index (0.. over all batches) and
+            position among the sequence's real tokens (in memory), or the Paths of their .npy files.
+
+    Example:
+        >>> caps = capture_tokens(model, token_batches(tok, texts), mlp_neurons(model))
+        >>> explain(caps.activations["layer3"], concepts, groups=caps.sequence)
+    """
+
+    activations: dict
+    tokens: torch.Tensor | Path
+    sequence: torch.Tensor | Path
+    position: torch.Tensor | Path
+    n_sequences: int = 0
+    layers: dict = field(default_factory=dict)
+
+
+def capture_tokens(
+    model: nn.Module,
+    batches: Iterable[Mapping],
+    layers,
+    *,
+    device=None,
+    out=None,
+    dtype=np.float32,
+    progress: bool = False,
+) -> TokenActivations:
+    """Run token batches through a sequence model and keep every real token's activations.
+
+    Args:
+        model: any nn.Module called as ``model(**batch)`` (eval mode: the caller's; run under inference_mode).
+        batches: dicts with "input_ids" [B, T] and "attention_mask" [B, T] (token_batches makes them).
+        layers: {name: module name} (e.g. mlp_neurons(model)), or a list of module names; "input:<name>"
+            captures the module's input instead of its output.
+        device: where the model runs (default: where its first parameter is).
+        out: a folder: stream every layer and the token table to .npy files there instead of memory.
+        dtype: numpy dtype of the on-disk arrays; progress: a progress line on stderr.
+
+    Returns:
+        TokenActivations (tensors, or Paths with out).
+
+    Example:
+        >>> caps = capture_tokens(model, token_batches(tok, texts), ["input:model.layers.0.mlp.down_proj"])
+    """
+    spec = dict(layers) if isinstance(layers, Mapping) else {name: name for name in _names(layers)}
+    if not spec:
+        raise ValueError("layers: expected at least one layer, got none")
+    targets = {}
+    for name, target in spec.items():
+        inp = isinstance(target, str) and target.startswith(INPUT_PREFIX)
+        module_name = target[len(INPUT_PREFIX) :] if inp else target
+        (mod,) = resolve_layers(model, [module_name]).values()
+        targets[name] = (mod, inp)
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    device = torch.device(device)
+    folder = Path(out) if out is not None else None
+    names = {n: layer_file_name(n) for n in targets}
+    reserved = {"tokens", "sequence", "position"} & set(names.values())
+    if folder is not None and reserved:
+        raise ValueError(f"layers: {sorted(reserved)} would overwrite the token table's files; rename the layers")
+    writers: dict[str, NpyWriter] = {}
+    parts: dict[str, list[torch.Tensor]] = {n: [] for n in [*targets, "tokens", "sequence", "position"]}
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in parts:
+            file = names.get(n, n)
+            writers[n] = NpyWriter(folder / f"{file}.npy", dtype if n in targets else np.int64)
+    state = {"keep": None}
+
+    def put(name, block: torch.Tensor):
+        if name in writers:
+            writers[name].append(block.cpu().numpy())
+        else:
+            parts[name].append(block.cpu())
+
+    def take(name, x):
+        keep = state["keep"]  # [B, T] bool of the current batch
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or tuple(x.shape[:2]) != tuple(keep.shape):
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"layers[{name!r}]: expected a [batch, tokens, features] = [{keep.shape[0]}, {keep.shape[1]}, D] "
+                f"tensor, got {got}"
+            )
+        put(name, x[keep].detach().float())
+
+    def input_hook(name):
+        return lambda _module, inputs: take(name, inputs[0] if inputs else None)
+
+    def output_hook(name):
+        return lambda _module, _inputs, output: take(name, output[0] if isinstance(output, tuple | list) else output)
+
+    handles = [
+        m.register_forward_pre_hook(input_hook(n)) if inp else m.register_forward_hook(output_hook(n))
+        for n, (m, inp) in targets.items()
+    ]
+    total = len(batches) if hasattr(batches, "__len__") else None
+    line, seqs, ok = ProgressLine(progress), 0, False
+    try:
+        with torch.inference_mode():
+            for i, batch in enumerate(batches):
+                if not isinstance(batch, Mapping) or "input_ids" not in batch or "attention_mask" not in batch:
+                    raise TypeError(f"batches: batch {i}: expected a dict with input_ids and attention_mask")
+                mask = torch.as_tensor(batch["attention_mask"]).bool()
+                ids = torch.as_tensor(batch["input_ids"])
+                if ids.shape != mask.shape or ids.dim() != 2:
+                    raise ValueError(
+                        f"batches: batch {i}: input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} "
+                        "must be one [B, T] shape"
+                    )
+                state["keep"] = mask.to(device)
+                _, kwargs = move_to((), dict(batch), device)
+                model(**kwargs)
+                b = ids.shape[0]
+                put("tokens", ids[mask].long())
+                put("sequence", (seqs + torch.arange(b)).unsqueeze(1).expand_as(mask)[mask])
+                put("position", (torch.cumsum(mask.long(), 1) - 1)[mask])
+                seqs += b
+                if progress:
+                    of = f"/{total}" if total else ""
+                    line.update(f"capture: batch {i + 1}{of}, {seqs:,} sequences", final=total == i + 1)
+        ok = True
+    finally:
+        for h in handles:
+            h.remove()
+        line.close()
+        if not ok:
+            for w in writers.values():
+                w.abort()
+    if writers:
+        paths = {n: w.close() for n, w in writers.items()}
+        acts = {n: paths[n] for n in targets}
+        return TokenActivations(acts, paths["tokens"], paths["sequence"], paths["position"], seqs, spec)
+    cat = {n: torch.cat(p) if p else torch.zeros(0) for n, p in parts.items()}
+    acts = {n: cat[n] for n in targets}
+    return TokenActivations(acts, cat["tokens"].long(), cat["sequence"].long(), cat["position"].long(), seqs, spec)
+
+
+def _names(layers) -> list[str]:
+    if isinstance(layers, str) or not isinstance(layers, Sequence):
+        raise TypeError(f"layers: expected module names or a dict name -> module name, got {type(layers).__name__}")
+    return list(layers)

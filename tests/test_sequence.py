@@ -1,0 +1,114 @@
+"""Token-level capture (io/sequence.py) on tiny random Llama, GPT-2 and Pythia models built here (no
+download): the MLP neurons equal act(gate) * up recomputed from the MLP's own input, padding on either
+side changes nothing, the token table is right, and streamed files equal the in-memory capture."""
+
+import numpy as np
+import pytest
+import torch
+
+import invert_fast as inv
+from invert_fast.io.sequence import capture_tokens, mlp_neurons, token_batches
+
+transformers = pytest.importorskip("transformers")
+V = 60
+
+
+def tiny_llama():
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )  # fmt: skip
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+def tiny_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["[PAD]", "[UNK]", "[EOS]"] + [f"w{i}" for i in range(V - 3)]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def texts(n=9, seed=0):
+    rng = np.random.default_rng(seed)
+    return [" ".join(f"w{i}" for i in rng.integers(0, V - 3, rng.integers(2, 9))) for _ in range(n)]
+
+
+def test_mlp_neuron_names_of_three_architectures():
+    assert mlp_neurons(tiny_llama()) == {f"layer{i}": f"input:model.layers.{i}.mlp.down_proj" for i in range(2)}
+    gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=V, n_embd=16, n_layer=3, n_head=2))
+    assert mlp_neurons(gpt2)["layer2"] == "input:transformer.h.2.mlp.c_proj"
+    neox = transformers.GPTNeoXForCausalLM(
+        transformers.GPTNeoXConfig(
+            vocab_size=V, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2
+        )
+    )
+    assert mlp_neurons(neox)["layer1"] == "input:gpt_neox.layers.1.mlp.dense_4h_to_h"
+    with pytest.raises(ValueError, match="model: no MLP layout found"):
+        mlp_neurons(torch.nn.Linear(2, 2))
+
+
+def test_mlp_neurons_are_act_gate_times_up_of_every_real_token():
+    model, tok = tiny_llama(), tiny_tokenizer()
+    batches = token_batches(tok, texts(), batch_size=4)
+    layers = {**mlp_neurons(model), "resid1": "model.layers.1", "mlp_in0": "input:model.layers.0.mlp"}
+    caps = capture_tokens(model, batches, layers)
+    n = int(sum(b["attention_mask"].sum() for b in batches))
+    assert caps.activations["layer0"].shape == (n, 48) and caps.activations["resid1"].shape == (n, 32)
+    mlp = model.model.layers[0].mlp
+    h = caps.activations["mlp_in0"]
+    assert torch.equal(caps.activations["layer0"], mlp.act_fn(mlp.gate_proj(h)) * mlp.up_proj(h))
+    ids = torch.cat([b["input_ids"][b["attention_mask"].bool()] for b in batches])
+    assert torch.equal(caps.tokens, ids) and caps.n_sequences == 9
+    lengths = torch.cat([b["attention_mask"].sum(1) for b in batches])
+    assert torch.equal(caps.sequence, torch.repeat_interleave(torch.arange(9), lengths))
+    assert torch.equal(caps.position, torch.cat([torch.arange(int(m)) for m in lengths]))
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_padding_side_changes_nothing(side):
+    model, tok = tiny_llama(), tiny_tokenizer()
+    tok.padding_side = side
+    batched = capture_tokens(model, token_batches(tok, texts(6), batch_size=6), mlp_neurons(model))
+    alone = capture_tokens(model, token_batches(tok, texts(6), batch_size=1), mlp_neurons(model))
+    for name in batched.activations:
+        assert torch.allclose(batched.activations[name], alone.activations[name], atol=1e-5)
+    assert torch.equal(batched.tokens, alone.tokens) and torch.equal(batched.position, alone.position)
+
+
+def test_streamed_capture_equals_memory_and_labels_by_token_ids(tmp_path):
+    model, tok = tiny_llama(), tiny_tokenizer()
+    batches = token_batches(tok, texts(30, seed=1), batch_size=8)
+    mem = capture_tokens(model, batches, mlp_neurons(model))
+    disk = capture_tokens(model, batches, mlp_neurons(model), out=tmp_path / "acts")
+    assert sorted(p.name for p in (tmp_path / "acts").iterdir()) == [
+        "layer0.npy", "layer1.npy", "position.npy", "sequence.npy", "tokens.npy"
+    ]  # fmt: skip
+    assert np.array_equal(np.load(disk.activations["layer1"]), mem.activations["layer1"].numpy())
+    assert np.array_equal(np.load(disk.tokens), mem.tokens.numpy())
+    table = torch.zeros(V, 3, dtype=torch.bool)
+    table[3:20, 0], table[10:40, 1], table[::2, 2] = True, True, True
+    concepts = inv.ConceptSet.from_ids(mem.tokens, table, ["low", "mid", "even"])
+    res = inv.explain(inv.NeuronStore(disk.activations["layer1"]), concepts, L=2, B=2, permutations=3,
+                      groups=np.load(disk.sequence))  # fmt: skip
+    want = inv.explain(mem.activations["layer1"], inv.ConceptSet(table[mem.tokens], ["low", "mid", "even"]), L=2,
+                       B=2, permutations=3, groups=mem.sequence)  # fmt: skip
+    assert [(str(e.formula), e.auc, e.p_value_search) for r in res for e in r] == [
+        (str(e.formula), e.auc, e.p_value_search) for r in want for e in r
+    ]
+
+
+def test_bad_input_is_one_line():
+    model, tok = tiny_llama(), tiny_tokenizer()
+    with pytest.raises(ValueError, match="layers: the model has no module 'model.layers.9.mlp'"):
+        capture_tokens(model, token_batches(tok, texts(2)), ["model.layers.9.mlp"])
+    with pytest.raises(ValueError, match=r"texts: text 1 \(''\) tokenizes to no token"):
+        token_batches(tok, ["w1 w2", ""])
+    with pytest.raises(TypeError, match="batches: batch 0: expected a dict with input_ids and attention_mask"):
+        capture_tokens(model, [{"input_ids": torch.zeros(1, 3, dtype=torch.long)}], mlp_neurons(model))
+    with pytest.raises(ValueError, match=r"layers\['emb'\]: expected a \[batch, tokens, features\]"):
+        capture_tokens(model, token_batches(tok, texts(2)), {"emb": "input:model.embed_tokens"})
+    with pytest.raises(ValueError, match="would overwrite the token table's files"):
+        capture_tokens(model, token_batches(tok, texts(2)), {"tokens": "model.layers.0"}, out="/tmp/never")
