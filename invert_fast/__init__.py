@@ -17,6 +17,7 @@ The names below are the public API; module paths may move, these do not.
 """
 
 from .apps.compare import compare
+from .cases.tokens import token_concepts
 from .core.auroc import auc_from_rank_sums, auroc
 from .core.concepts import ConceptSet
 from .core.formula import Formula
@@ -75,6 +76,7 @@ __all__ = [
     "read_csv",
     "score",
     "token_batches",
+    "token_concepts",
     "write_broden",
     "write_csv",
 ]

@@ -1,0 +1,111 @@
+"""Token concepts from the tokenizer alone (cases/tokens.py) equal a per-token brute force, and label a
+planted next-token neuron."""
+
+import unicodedata
+
+import pytest
+import torch
+
+import invert_fast as inv
+from invert_fast.cases.tokens import token_concepts, visible
+
+transformers = pytest.importorskip("transformers")
+
+CORPUS = [
+    "The cat sat on the mat, and the dog sat too.",
+    "In 1999 the dog ran 42 miles; the cat did not!",
+    "A bird sang. The bird flew over the old barn.",
+    "Cats and dogs: 7 of them sat in the sun.",
+]
+
+
+def byte_bpe():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(vocab_size=120, special_tokens=["<pad>", "<eos>"]))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def captured(tok):
+    enc = [tok(t)["input_ids"] for t in CORPUS]
+    tokens = torch.tensor([i for e in enc for i in e])
+    sequence = torch.repeat_interleave(torch.arange(len(enc)), torch.tensor([len(e) for e in enc]))
+    position = torch.cat([torch.arange(len(e)) for e in enc])
+    return tokens, sequence, position
+
+
+def brute(tok, tokens, sequence, position, names):
+    """Every concept of every token, from its definition in cases/tokens.py."""
+    special = set(tok.all_special_ids)
+
+    def lexical(i, first):
+        text = "" if i in special else tok.decode([i])
+        st = text.strip()
+        letters = [c for c in st if c.isalpha()]
+        return {
+            "word start": first or text[:1].isspace() or tok.convert_ids_to_tokens(i).startswith("Ġ"),
+            "capitalized": bool(letters) and letters[0].isupper(),
+            "digit": bool(st) and st.isdigit(),
+            "punctuation": bool(st) and all(unicodedata.category(c)[0] in "PS" for c in st),
+            "special": i in special,
+        }
+
+    rows = []
+    n = tokens.numel()
+    for j in range(n):
+        t, first = int(tokens[j]), j == 0 or sequence[j] != sequence[j - 1]
+        last = j == n - 1 or sequence[j + 1] != sequence[j]
+        own = {**lexical(t, first), **{f"tok={visible(tok.decode([t]))}": True}}
+        row = dict(own)
+        if first:
+            row["prev:none"] = True
+        else:
+            pt, pfirst = int(tokens[j - 1]), j - 1 == 0 or sequence[j - 1] != sequence[j - 2]
+            prev = {**lexical(pt, pfirst), **{f"tok={visible(tok.decode([pt]))}": True}}
+            row.update({f"prev:{k}": v for k, v in prev.items()})
+        if last:
+            row["next:none"] = True
+        else:
+            nt = int(tokens[j + 1])
+            nxt = {**lexical(nt, False), **{f"tok={visible(tok.decode([nt]))}": True}}
+            row.update({f"next:{k}": v for k, v in nxt.items()})
+        p = int(position[j])
+        row["pos=0" if p == 0 else "pos=1" if p == 1 else next(nm for nm in names if nm.startswith("pos=") and "-" in nm
+             and int(nm[4:].split("-")[0]) <= p <= int(nm.split("-")[1]))] = True  # fmt: skip
+        rows.append([bool(row.get(nm, False)) for nm in names])
+    return torch.tensor(rows)
+
+
+def test_token_concepts_equal_their_definitions():
+    tok = byte_bpe()
+    tokens, sequence, position = captured(tok)
+    cs = token_concepts(tok, tokens, sequence, position, top=200)  # every id that occurs has its identity
+    assert cs.names[:5] == ("word start", "capitalized", "digit", "punctuation", "special")
+    assert torch.equal(cs.dense(), brute(tok, tokens, sequence, position, cs.names))
+    assert cs._bits is not None  # dense() above built them; the search would not have needed to
+    assert {"tok=␣the", "next:tok=␣the", "prev:punctuation", "next:none", "pos=2-3"} <= set(cs.names)
+
+
+def test_next_token_neuron_gets_its_label():
+    tok = byte_bpe()
+    tokens, sequence, position = captured(tok)
+    cs = token_concepts(tok, tokens, sequence, position, top=30)
+    g = torch.Generator().manual_seed(0)
+    the = cs.mask("next:tok=␣the")
+    x = (the.float() * 2 + torch.randn(tokens.numel(), generator=g) * 0.3).unsqueeze(1)
+    res = inv.explain(x, cs, L=1, B=1)
+    assert str(res[0][0].formula) == "next:tok=␣the" and res[0][0].auc > 0.95
+
+
+def test_token_table_errors():
+    tok = byte_bpe()
+    tokens, sequence, position = captured(tok)
+    with pytest.raises(ValueError, match=r"expected tokens in \(sequence, position\) order"):
+        token_concepts(tok, tokens.flip(0), sequence.flip(0), position.flip(0))
+    with pytest.raises(ValueError, match=r"tokens: ids must lie in \[0, 120\)"):
+        token_concepts(tok, tokens + 500, sequence, position, vocab=120)
+    with pytest.raises(ValueError, match="expected three \\[N\\] arrays"):
+        token_concepts(tok, tokens[:-1], sequence, position)
