@@ -125,6 +125,22 @@ def _inputs(batch):
     raise TypeError(f"data: expected batches of tensors, (inputs, ...) tuples or dicts, got {type(batch).__name__}")
 
 
+@contextlib.contextmanager
+def hooked_run(handles, writers: dict, line):
+    """The forward hooks removed and the progress line closed however the run ends; on an error the
+    writers' partial files removed too (nothing half-written is left to look finished)."""
+    try:
+        yield
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        for h in handles:
+            h.remove()
+        line.close()
+
+
 def move_to(args, kwargs, device):
     """A batch's positional and keyword tensors on `device` (anything else as is)."""
     move = lambda t: t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t  # noqa: E731
@@ -196,26 +212,16 @@ def capture(
     handles = [m.register_forward_hook(hook(name)) for name, m in mods.items()]
     total = len(data) if hasattr(data, "__len__") else None
     line, seen = ProgressLine(progress), 0
-    ok = False
-    try:
-        ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
-        with torch.inference_mode(), ctx:
-            for i, batch in enumerate(data):
-                args, kwargs = move_to(*_inputs(batch), device)
-                model(*args, **kwargs)
-                seen += 1
-                if progress:
-                    rate = seen / max(line.elapsed(), 1e-9)
-                    of = f"/{total}" if total else ""
-                    line.update(f"capture: batch {i + 1}{of}, {rate:.1f} batches/s", final=total == i + 1)
-        ok = True
-    finally:
-        for h in handles:
-            h.remove()
-        line.close()
-        if not ok:
-            for w in writers.values():
-                w.abort()
+    ctx = torch.autocast(device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
+    with hooked_run(handles, writers, line), torch.inference_mode(), ctx:
+        for i, batch in enumerate(data):
+            args, kwargs = move_to(*_inputs(batch), device)
+            model(*args, **kwargs)
+            seen += 1
+            if progress:
+                rate = seen / max(line.elapsed(), 1e-9)
+                of = f"/{total}" if total else ""
+                line.update(f"capture: batch {i + 1}{of}, {rate:.1f} batches/s", final=total == i + 1)
     if writers:
         return {name: w.close() for name, w in writers.items()}
     return {name: torch.cat(p) if p else torch.zeros(0) for name, p in parts.items()}

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import NpyWriter, layer_file_name, move_to, resolve_layers
+from .capture import NpyWriter, hooked_run, layer_file_name, move_to, resolve_layers
 from .progress import ProgressLine
 
 INPUT_PREFIX = "input:"
@@ -193,38 +193,29 @@ def capture_tokens(
         for n, (m, inp) in targets.items()
     ]
     total = len(batches) if hasattr(batches, "__len__") else None
-    line, seqs, ok = ProgressLine(progress), 0, False
-    try:
-        with torch.inference_mode():
-            for i, batch in enumerate(batches):
-                if not isinstance(batch, Mapping) or "input_ids" not in batch or "attention_mask" not in batch:
-                    raise TypeError(f"batches: batch {i}: expected a dict with input_ids and attention_mask")
-                mask = torch.as_tensor(batch["attention_mask"]).bool()
-                ids = torch.as_tensor(batch["input_ids"])
-                if ids.shape != mask.shape or ids.dim() != 2:
-                    raise ValueError(
-                        f"batches: batch {i}: input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} "
-                        "must be one [B, T] shape"
-                    )
-                state["keep"] = mask.to(device)
-                _, kwargs = move_to((), dict(batch), device)
-                model(**kwargs)
-                b = ids.shape[0]
-                put("tokens", ids[mask].long())
-                put("sequence", (seqs + torch.arange(b)).unsqueeze(1).expand_as(mask)[mask])
-                put("position", (torch.cumsum(mask.long(), 1) - 1)[mask])
-                seqs += b
-                if progress:
-                    of = f"/{total}" if total else ""
-                    line.update(f"capture: batch {i + 1}{of}, {seqs:,} sequences", final=total == i + 1)
-        ok = True
-    finally:
-        for h in handles:
-            h.remove()
-        line.close()
-        if not ok:
-            for w in writers.values():
-                w.abort()
+    line, seqs = ProgressLine(progress), 0
+    with hooked_run(handles, writers, line), torch.inference_mode():
+        for i, batch in enumerate(batches):
+            if not isinstance(batch, Mapping) or "input_ids" not in batch or "attention_mask" not in batch:
+                raise TypeError(f"batches: batch {i}: expected a dict with input_ids and attention_mask")
+            mask = torch.as_tensor(batch["attention_mask"]).bool()
+            ids = torch.as_tensor(batch["input_ids"])
+            if ids.shape != mask.shape or ids.dim() != 2:
+                raise ValueError(
+                    f"batches: batch {i}: input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} "
+                    "must be one [B, T] shape"
+                )
+            state["keep"] = mask.to(device)
+            _, kwargs = move_to((), dict(batch), device)
+            model(**kwargs)
+            b = ids.shape[0]
+            put("tokens", ids[mask].long())
+            put("sequence", (seqs + torch.arange(b)).unsqueeze(1).expand_as(mask)[mask])
+            put("position", (torch.cumsum(mask.long(), 1) - 1)[mask])
+            seqs += b
+            if progress:
+                of = f"/{total}" if total else ""
+                line.update(f"capture: batch {i + 1}{of}, {seqs:,} sequences", final=total == i + 1)
     if writers:
         paths = {n: w.close() for n, w in writers.items()}
         acts = {n: paths[n] for n in targets}
