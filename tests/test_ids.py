@@ -79,3 +79,17 @@ def test_from_ids_nested_lists_and_devices():
     cs = inv.ConceptSet.from_ids([2, 0, 0, 1], [[1, 0], [0, 1], [1, 1]], names=["noun", "plural"])
     assert cs.counts.tolist() == [3, 2] and cs.to("cpu") is cs
     assert cs.mask("plural").tolist() == [True, False, False, True]
+
+
+def test_checkpoints_key_from_ids_sets_by_their_codes_and_tables(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    ids, table = torch.randint(0, 20, (500,), generator=g), torch.rand(20, 6, generator=g) < 0.4
+    x = torch.randn(500, 10, generator=g)
+    cs = inv.ConceptSet.from_ids(ids, table)
+    kw = dict(checkpoint=tmp_path / "ck", chunk=4, L=2, B=2)
+    inv.explain_to_file(x, cs, tmp_path / "a.csv", **kw)
+    inv.explain_to_file(x, cs, tmp_path / "b.csv", **kw)  # resumed: every chunk reused
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    assert cs._bits is None  # hashed by its codes and tables: no [K, N] masks built
+    with pytest.raises(ValueError, match="holds a run with other inputs or parameters"):
+        inv.explain_to_file(x, inv.ConceptSet.from_ids(ids, ~table), tmp_path / "c.csv", **kw)

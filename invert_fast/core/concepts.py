@@ -355,6 +355,17 @@ class ConceptSet:
             list(self._descriptions + other.descriptions),
         )
 
+    def hash_into(self, h) -> None:
+        """Feed the masks' content to a hashlib object h (checkpoint run keys): the packed masks, or for
+        from_ids sets the codes and tables they come from (so no [K, N] masks are built to hash them)."""
+        if self._source is not None:
+            h.update(b"ids")
+            for t in (self._source.ids, *self._source.tables):
+                h.update(str(tuple(t.shape)).encode())
+                h.update(t.cpu().contiguous().numpy().tobytes())
+            return
+        h.update(self.bits.cpu().contiguous().numpy().tobytes())
+
     def regions(self):
         """Samples grouped by concept vector (cached); see invert_fast.core.regions.Regions."""
         if self._regions is None:

@@ -72,7 +72,7 @@ def run_key(shape, dtype, concepts: ConceptSet, params: dict) -> str:
     h = hashlib.blake2b(digest_size=32)
     h.update(json.dumps({"shape": list(shape), "dtype": str(dtype), "params": params}, sort_keys=True).encode())
     h.update(json.dumps(list(concepts.names)).encode())
-    h.update(concepts.bits.cpu().contiguous().numpy().tobytes())
+    concepts.hash_into(h)
     return h.hexdigest()
 
 
