@@ -155,3 +155,11 @@ def test_smollm2_demo_pipeline_on_a_tiny_llama(tmp_path, monkeypatch, capsys):
     assert [r.layer for r in layers] == ["layer0", "layer1", "layer2", "logits"]
     assert len(layers[0]) == 48 and 0 < len(layers[3]) <= 20
     assert all(0 < r[0].p_value_search <= 1 for r in layers[1] if r)
+    assert (tmp_path / "d" / "report.html").stat().st_size > 10_000
+    import gzip
+    import json
+
+    rows = [json.loads(x) for f in sorted((tmp_path / "d" / "neuronpedia" / "explanations").glob("*.gz"))
+            for x in gzip.decompress(f.read_bytes()).splitlines()]  # fmt: skip
+    assert {r["layer"] for r in rows} == {"0-mlp", "1-mlp", "2-mlp"} and len(rows) == 3 * 48
+    assert len(list((tmp_path / "d" / "delphi").glob("layers.*.mlp_latent*.txt"))) == 3 * 48

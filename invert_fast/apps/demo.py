@@ -520,7 +520,24 @@ def run_smollm2(args) -> int:
             e = res[d][0]
             print(f"| {res.layer} | {d} | `{e.formula}` | {e.auc:.3f} | {e.concept_fraction:.1%} |")
     write_csv(args.out / "labels.csv", *results, res_logits)
-    print(f"wrote {args.out / 'labels.csv'}; total {time.perf_counter() - t0:.1f} s")
+    # Where LLM-interpretability people look at neurons: Neuronpedia's import and delphi's explanations.
+    from ..io.exports import export_delphi, export_neuronpedia
+    from .report import LayerReport, write_report
+
+    np_files = export_neuronpedia(
+        results, args.out / "neuronpedia", "smollm2-135m", source=lambda name: f"{name[5:]}-mlp"
+    )
+    delphi = sum(len(export_delphi(r, args.out / "delphi", hook=f"layers.{r.layer[5:]}.mlp")) for r in results)
+    write_report(
+        args.out / "report.html",
+        [LayerReport(res, None, concepts, top=8) for res in [*results, res_logits]],
+        "INVERT labels: SmolLM2-135M MLP neurons and next-token logits on WordNet example sentences",
+    )
+    print(
+        f"wrote {args.out / 'labels.csv'}, {args.out / 'report.html'}, {len(np_files)} Neuronpedia batch file(s) in "
+        f"{args.out / 'neuronpedia'} and {delphi} delphi explanations in {args.out / 'delphi'}; "
+        f"total {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 

@@ -56,15 +56,16 @@ def neuronpedia_rows(results: Explanations, model_id: str, source: str | None = 
 
 
 def export_neuronpedia(
-    results: Explanations, folder, model_id: str, source: str | None = None, ranks: int = 1, batch: int = 10_000
+    results, folder, model_id: str, source: str | None = None, ranks: int = 1, batch: int = 10_000
 ) -> list[Path]:
     """Write Neuronpedia's explanation import: folder/explanations/batch-<n>.jsonl.gz.
 
     Args:
-        results: the labels of one layer (explain's Explanations, or read_csv's).
+        results: the labels of one layer (explain's Explanations, or read_csv's), or a list of layers
+            (each named by its own layer, or by source(layer name) when source is a callable).
         folder: the export folder (created); model_id: Neuronpedia's model id; source: its source id
             (default: the results' layer name); ranks: labels per neuron (default the best one);
-            batch: rows per file.
+            batch: rows per file (numbered on across layers).
 
     Returns:
         the files written, in order.
@@ -78,7 +79,12 @@ def export_neuronpedia(
     out = Path(folder) / "explanations"
     out.mkdir(parents=True, exist_ok=True)
     files, buf, n = [], [], 0
-    rows = neuronpedia_rows(results, model_id, source, ranks)
+    layers = results if isinstance(results, list | tuple) else [results]
+    rows = (
+        row
+        for res in layers
+        for row in neuronpedia_rows(res, model_id, source(res.layer) if callable(source) else source, ranks)
+    )
 
     def flush():
         path = out / f"batch-{len(files)}.jsonl.gz"
