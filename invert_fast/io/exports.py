@@ -18,6 +18,7 @@ import gzip
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 from ..core.results import Explanations
@@ -125,12 +126,16 @@ def export_delphi(results: Explanations, folder, hook: str | None = None) -> lis
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = []
+    # One small file per latent (tens of thousands in one folder): each is written under a temporary name
+    # and renamed into place (a killed run leaves at most one .partial file, never a truncated .txt); not
+    # through files.atomic_write, whose sweep of stale partials lists the folder on every write.
     for labels in results:
         if not labels:
             continue
         e = labels[0]
         path = out / f"{name}_latent{e.neuron}.txt"
-        with atomic_write(path, binary=True) as f:
-            f.write(json.dumps(str(e.formula), ensure_ascii=False).encode("utf-8"))  # as orjson.dumps(text)
+        tmp = out / f".{path.name}.{os.getpid()}.partial"
+        tmp.write_bytes(json.dumps(str(e.formula), ensure_ascii=False).encode("utf-8"))  # as orjson.dumps(text)
+        os.replace(tmp, path)
         files.append(path)
     return files
