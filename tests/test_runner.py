@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,9 +189,20 @@ def test_torchrun_two_gloo_processes_match_one(files):
     base = ["--activations", tmp / "a.npy", "--labels", tmp / "y.npy", "-L", "2", "-B", "3", "--quiet", "--chunk", "8"]
     subprocess.run(cli(*base, "--out", tmp / "one.csv"), check=True, capture_output=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "invert_fast", "explain", *map(str, base), "--out", str(tmp / "two.csv")]  # fmt: skip
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+    def launch():
+        with socket.socket() as s:  # a free port each time: no clash with a socket still in TIME_WAIT
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+               "-m", "invert_fast", "explain", *map(str, base), "--out", str(tmp / "two.csv")]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+    res = launch()
+    # Once in three clean-clone CI runs (2026-12-04) a rank aborted while gloo started ("terminate called
+    # without an active exception", SIGABRT) and never in isolation: that one signature is retried once.
+    if res.returncode != 0 and "terminate called without an active exception" in res.stderr:
+        res = launch()
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp / "two.csv").read_bytes() == (tmp / "one.csv").read_bytes()
     assert res.stdout.count("labeled 48 neurons") == 1  # rank 0 alone reports
