@@ -36,7 +36,9 @@ def test_neuronpedia_rows_read_back(res, tmp_path):
         assert r["description"] == str(e.formula) == r["formula"] and r["auc"] == e.auc and r["rank"] == 0
         assert r["pValueSearch"] is None  # not computed: null, never NaN
     assert read_rows(export_neuronpedia(res, tmp_path / "np3", "m", source="s", ranks=3))[2]["rank"] == 2
-    again = export_neuronpedia(res, tmp_path / "np2", model_id="smollm2-135m", batch=4)
+    again = export_neuronpedia(res, tmp_path / "np2", model_id="smollm2-135m", batch=2)  # 4 files
+    again = export_neuronpedia(res, tmp_path / "np2", model_id="smollm2-135m", batch=4)  # 2: the rest removed
+    assert sorted(f.name for f in (tmp_path / "np2" / "explanations").iterdir()) == [f.name for f in again]
     assert [f.read_bytes() for f in again] == [f.read_bytes() for f in files]  # byte-identical reruns
     with pytest.raises(ValueError, match="model_id: expected Neuronpedia's model id"):
         export_neuronpedia(res, tmp_path / "x", model_id="")

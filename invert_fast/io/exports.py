@@ -79,7 +79,7 @@ def export_neuronpedia(
         raise ValueError(f"ranks, batch: expected integers >= 1, got {ranks} and {batch}")
     out = Path(folder) / "explanations"
     out.mkdir(parents=True, exist_ok=True)
-    files, buf, n = [], [], 0
+    files, buf = [], []
     layers = results if isinstance(results, list | tuple) else [results]
     rows = (
         row
@@ -98,12 +98,16 @@ def export_neuronpedia(
 
     for row in rows:
         buf.append(row)
-        n += 1
         if len(buf) == batch:
             flush()
             buf = []
     if buf or not files:
         flush()
+    # Batch files of an earlier, longer export into the same folder would be imported with these: removed.
+    for stale in out.glob("batch-*.jsonl.gz"):
+        number = stale.name[len("batch-") : -len(".jsonl.gz")]
+        if number.isdigit() and int(number) >= len(files):
+            stale.unlink()
     return files
 
 
