@@ -462,7 +462,7 @@ def run_smollm2(args) -> int:
     labelled over the BPE tokens of WordNet's example sentences with token concepts (cases/tokens.py)."""
     from ..cases.lexicons import wordnet_sentences
     from ..cases.smollm2 import load_smollm2
-    from ..cases.tokens import token_concepts
+    from ..cases.tokens import token_concepts, visible
 
     t0 = time.perf_counter()
     model, tok = load_smollm2()
@@ -501,7 +501,7 @@ def run_smollm2(args) -> int:
           f"{sum(len(r) for r in results)} MLP neurons and {len(top20)} logits: {t3 - t2:.1f} s")  # fmt: skip
     hits = []
     for j, t in enumerate(top20.tolist()):
-        want = f"next:tok={visible_token(tok, t)}"
+        want = f"next:tok={visible(tok.decode([t]))}"
         e = res_logits[j][0] if res_logits[j] else None
         ok = e is not None and any(f.op == "atom" and not f.negated and f.name == want for f in e.formula.subformulas())
         hits.append(ok)
@@ -512,7 +512,7 @@ def run_smollm2(args) -> int:
     print("\n| logit | best formula | AUC |\n|---|---|---:|")
     for j, t in enumerate(top20.tolist()[:10]):
         e = res_logits[j][0]
-        print(f"| {visible_token(tok, t)} | `{e.formula}` | {e.auc:.3f} |")
+        print(f"| {visible(tok.decode([t]))} | `{e.formula}` | {e.auc:.3f} |")
     print("\n| layer | neuron | best formula | AUC | fraction |\n|---|---:|---|---:|---:|")
     for res in results[:: max(1, len(results) // 6)]:
         order = sorted(range(len(res)), key=lambda d: -(res[d][0].auc if res[d] else 0))
@@ -539,12 +539,6 @@ def run_smollm2(args) -> int:
         f"total {time.perf_counter() - t0:.1f} s"
     )
     return 0
-
-
-def visible_token(tok, t: int) -> str:
-    from ..cases.tokens import visible
-
-    return visible(tok.decode([t]))
 
 
 DEFAULT_OUT = {

@@ -147,8 +147,7 @@ def explain(
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
     if n < 2:
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
-    if groups is None and params.permutations and store is not None and hasattr(store, "sequences"):
-        groups = store.sequences()  # tokens of one sequence are not exchangeable: permute sequences
+    groups = permutation_groups(store, params.permutations, groups)
     plan = PermutationPlan(n, params.permutations, params.seed, groups)
     dev = torch.device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -268,6 +267,15 @@ class PermutationPlan:
                 pi = torch.randperm(members.shape[0], generator=gen)
                 perm[members.flatten()] = members[pi].flatten()
             yield perm
+
+
+def permutation_groups(source, permutations: int, groups):
+    """The groups a search's permutations exchange: `groups` when given; else, with permutations, a
+    store's sequences where it has them (a delphi cache: tokens of one sequence are not exchangeable);
+    else None (single samples)."""
+    if groups is None and permutations and source is not None and hasattr(source, "sequences"):
+        return source.sequences()
+    return groups
 
 
 def is_neuron_source(obj) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import ops
-from .validate import EXACT_IN_FLOAT64, RANKABLE, as_activations, check_samples
+from .validate import as_activations, as_rankable, check_samples, to_tensor
 
 _TORCH_SPARSE = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
 
@@ -81,7 +81,7 @@ class SparseColumns:
                 f"{name}: expected rows, columns and values of one length, got shapes "
                 f"{tuple(r.shape)}, {tuple(c.shape)} and {tuple(v.shape)}"
             )
-        v = _rankable(v, name)
+        v = as_rankable(v, name)
         r, c = r.long(), c.long()
         if r.numel():
             for what, t, size in (("sample", r, n), ("neuron", c, d)):
@@ -149,6 +149,7 @@ class SparseRanks:
 
     def __init__(self, x: SparseColumns, ranks, zero_ranks, ties):
         self.x, self.ranks, self.zero_ranks, self.ties = x, ranks, zero_ranks, ties
+        self._col = None  # [nnz] column of every entry: computed once, reused by every permutation
 
     @property
     def device(self) -> torch.device:
@@ -162,7 +163,9 @@ class SparseRanks:
         n, d = self.x.shape
         out = sizes.unsqueeze(1) * self.zero_ranks.unsqueeze(0)  # [G, D]
         if self.x.nnz:
-            col = self.x.column_of_entries()
+            if self._col is None:
+                self._col = self.x.column_of_entries()
+            col = self._col
             rows = self.x.indices
             if perm is not None:
                 inv = torch.empty_like(perm)
@@ -253,25 +256,13 @@ def _column_order(key: torch.Tensor, cols: torch.Tensor, d: int) -> torch.Tensor
 
 
 def _as_tensor(t, name: str) -> torch.Tensor:
+    """A real-number tensor of triples' parts (validate.to_tensor's conversion; complex refused here)."""
     if isinstance(t, torch.Tensor):
         return t
     arr = np.asarray(t)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numbers, got an array of dtype {arr.dtype}")
-    if arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-def _rankable(v: torch.Tensor, name: str) -> torch.Tensor:
-    """Values in their own precision (as validate.as_activations: exact integers widen to float64)."""
-    if v.dtype in RANKABLE:
-        return v
-    if v.dtype in EXACT_IN_FLOAT64 or v.dtype == torch.int64:
-        if v.dtype == torch.int64 and v.numel() and int(v.abs().max()) > 2**53:
-            raise ValueError(f"{name}: int64 values beyond 2^53 cannot be ranked exactly")
-        return v.to(torch.float64)
-    raise TypeError(f"{name}: expected real floating or integer values, got dtype {v.dtype}")
+    return to_tensor(arr, name)
 
 
 def as_activation_input(activations, name: str = "activations"):

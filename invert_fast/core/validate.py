@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-RANKABLE = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-EXACT_IN_FLOAT64 = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.uint16, torch.uint32)
+_RANKABLE = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+_EXACT_IN_FLOAT64 = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.uint16, torch.uint32)
 # Exactness limit: doubled rank sums and 2U = 2 (S - P (P + 1) / 2) stay below 2^53 (float64 AUCs,
 # packed sums) for N up to 1.3e8 samples.
 MAX_SAMPLES = 130_000_000
@@ -54,9 +54,16 @@ def as_activations(activations, name: str = "activations") -> torch.Tensor:
             + (" (use x[:, None] for a single neuron)" if x.dim() == 1 else "")
         )
     check_samples(x.shape[0], name)
-    if x.dtype in RANKABLE:
+    return as_rankable(x, name)
+
+
+def as_rankable(x: torch.Tensor, name: str = "activations") -> torch.Tensor:
+    """x in a dtype the ranking kernels take, in its own precision: floats as they are, integers widened
+    to float64 where exact (uint64 and int64 up to 2^53), anything else an error. Dense activations and
+    the stored values of sparse ones both go through here."""
+    if x.dtype in _RANKABLE:
         return x
-    if x.dtype in EXACT_IN_FLOAT64:
+    if x.dtype in _EXACT_IN_FLOAT64:
         return x.to(torch.float64)
     if x.dtype in (torch.int64, torch.uint64):
         # uint64 has few CPU kernels: read its bits as int64 (values >= 2^63 turn negative, and fail).

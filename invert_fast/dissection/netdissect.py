@@ -154,7 +154,7 @@ def resolve_thresholds(
             "would be empty"
         )
     if t.is_floating_point() and x.dtype in (torch.float16, torch.bfloat16, torch.float32) and t.dtype == torch.float64:
-        rounded = int((t.to(x.dtype if x.dtype == torch.float32 else torch.float32).double() != t).sum())
+        rounded = int((t.float().double() != t).sum())  # half-precision maps are compared in float32 too
         if rounded:
             warnings.warn(
                 f"thresholds: {rounded} of {t.numel()} float64 thresholds are not float32 values and are rounded to "

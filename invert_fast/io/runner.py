@@ -20,7 +20,7 @@ import numpy as np
 
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation, Explanations
-from ..core.search import explain
+from ..core.search import explain, permutation_groups
 from ..core.sparse import activation_columns, as_activation_input
 from ..core.validate import check_positive_int
 from .checkpoint import CheckpointStore, run_key, slice_hash
@@ -72,8 +72,10 @@ def explain_to_file(
     store = activations if isinstance(activations, NeuronStore) else None
     x = None if store is not None else as_activation_input(activations)
     shape = store.shape if store is not None else tuple(x.shape)
-    if explain_kwargs.get("permutations") and explain_kwargs.get("groups") is None and hasattr(store, "sequences"):
-        explain_kwargs["groups"] = store.sequences()  # as explain: a delphi cache permutes whole sequences
+    # Resolved here (not in each chunk's explain, which sees a NeuronSlice): the checkpoint key hashes them.
+    groups = permutation_groups(store, explain_kwargs.get("permutations", 0), explain_kwargs.get("groups"))
+    if groups is not None:
+        explain_kwargs["groups"] = groups
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
     chunk = check_positive_int(chunk, "chunk")
     out = Path(out)
