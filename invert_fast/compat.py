@@ -293,7 +293,10 @@ class invertH5Dataset:  # noqa: N801  (INVERT 1.2's name)
         x = batch.detach().float().cpu().numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch, np.float32)
         if x.ndim == 0:
             raise ValueError(f"batch: expected [b, ...] activations, got a scalar of shape {x.shape}")
-        x = x.reshape(x.shape[0], -1).astype(np.float32, copy=False)
+        d = int(np.prod(x.shape[1:]))  # not reshape(b, -1): it cannot infer -1 for an empty batch
+        if d == 0:
+            raise ValueError(f"batch: expected at least one value per sample, got shape {x.shape}")
+        x = x.reshape(x.shape[0], d).astype(np.float32, copy=False)
         if "Y" not in self.file:
             d = x.shape[1]
             self.file.create_dataset(

@@ -65,7 +65,7 @@ def test_from_ids_errors():
         inv.ConceptSet.from_ids([0, 1, 3], table)
     with pytest.raises(ValueError, match=r"ids\[0, 1\] = -1"):
         inv.ConceptSet.from_ids([[0, -1]], [table, table])
-    with pytest.raises(TypeError, match="ids: expected integer codes, got dtype torch.float32"):
+    with pytest.raises(TypeError, match="ids: expected integers, got dtype torch.float32"):
         inv.ConceptSet.from_ids(torch.tensor([0.0, 1.0]), table)
     with pytest.raises(ValueError, match=r"table: expected one \[V, K\] table per id column \(2\), got 1"):
         inv.ConceptSet.from_ids(torch.zeros(4, 2, dtype=torch.long), [table])

@@ -116,6 +116,8 @@ def load_array(path: str, key: str | None, what: str):
                     key = names[0]
                 if key not in f:
                     raise CliError(f"{what}: {path} has no dataset {key!r} (has {names})")
+                if not isinstance(f[key], h5py.Dataset):
+                    raise CliError(f"{what}: {key!r} in {path} is an HDF5 group, not a dataset (datasets: {names})")
                 return f[key][()]
     except CliError:
         raise
@@ -327,7 +329,7 @@ def cmd_explain(args) -> int:
 
 def check_exports(args, acts) -> None:
     """--export FORMAT DIR: known formats, a Neuronpedia model id, folders that are not files; before computing."""
-    from ..io.exports import FORMATS
+    from ..io.exports import FORMATS, check_hook
 
     for fmt, folder in args.export or []:
         if fmt not in FORMATS:
@@ -335,6 +337,11 @@ def check_exports(args, acts) -> None:
         output_path(folder, "export", {"--activations": args.activations, "--labels": args.labels}, folder=True)
         if fmt == "neuronpedia" and not (args.model_id or getattr(acts, "model", None)):
             raise CliError("model-id: --export neuronpedia needs Neuronpedia's model id (--model-id, e.g. gpt2-small)")
+        if fmt == "delphi" and (args.source or args.layer):
+            try:
+                check_hook(args.source or args.layer)
+            except ValueError as e:
+                raise CliError(f"source: --export delphi {e}") from None
 
 
 def export_labels(args, res, out: Path, acts) -> list[str]:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..core.concepts import ConceptSet
-from ..core.validate import to_tensor
+from ..core.validate import as_integers, check_positive_int
 
 LEXICAL = ("word start", "capitalized", "digit", "punctuation", "special")
 _SPACE_MARKS = ("Ġ", "▁", " ", "\t", "\n")
@@ -101,13 +101,14 @@ def token_concepts(tokenizer, tokens, sequence, position, *, top: int = 50, voca
         ('word start', 'capitalized', 'digit')
     """
     t, s, p = (
-        to_tensor(a, name).long() for a, name in ((tokens, "tokens"), (sequence, "sequence"), (position, "position"))
+        as_integers(a, name).long() for a, name in ((tokens, "tokens"), (sequence, "sequence"), (position, "position"))
     )
     if not (t.dim() == s.dim() == p.dim() == 1 and t.numel() == s.numel() == p.numel()):
         raise ValueError(
             f"tokens, sequence, position: expected three [N] arrays, got shapes {tuple(t.shape)}, {tuple(s.shape)} "
             f"and {tuple(p.shape)}"
         )
+    top = check_positive_int(top, "top", 0)
     n = t.numel()
     if n == 0:
         raise ValueError("tokens: there are no tokens (N = 0)")

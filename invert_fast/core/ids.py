@@ -16,7 +16,7 @@ import torch
 
 from .bits import pack_bits
 from .regions import Regions, compute_regions, group_rows, regions_from_groups
-from .validate import check_samples, to_tensor
+from .validate import as_integers, check_samples, to_tensor
 
 _ROWS_BLOCK = 1 << 16  # distinct tuples packed at a time: bounds the [block, K] bool temporary
 
@@ -34,9 +34,7 @@ class IdConcepts:
     def build(cls, ids, table) -> IdConcepts:
         """Validated from user input: ids [N] or [N, C] integers; table [V, K] 0/1, or a sequence of C
         tables (one per id column)."""
-        x = to_tensor(ids, "ids")
-        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-            raise TypeError(f"ids: expected integer codes, got dtype {x.dtype}")
+        x = as_integers(ids, "ids")
         if x.dim() == 1:
             x = x.unsqueeze(1)
         if x.dim() != 2:

@@ -41,7 +41,7 @@ from .results import Explanation, Explanations, adjust_explanations
 from .space import NEG_INF, Beams, RegionSpace, atom_chooser, atom_gather, extend, select_winners, sign_int
 from .sparse import SparseColumns, activation_columns, as_activation_input
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
-from .validate import check_positive_int, to_tensor
+from .validate import as_device, check_positive_int, to_tensor
 
 
 def explain(
@@ -149,9 +149,7 @@ def explain(
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
     groups = permutation_groups(store, params.permutations, groups)
     plan = PermutationPlan(n, params.permutations, params.seed, groups)
-    dev = torch.device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device: {dev} was asked for, but torch sees no CUDA device")
+    dev = as_device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
     ops.check_device(torch.empty(0, device=dev), "explain")
     cs = cs.to(dev)
     if max_memory is None:

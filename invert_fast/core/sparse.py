@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .. import ops
-from .validate import as_activations, as_rankable, check_samples, to_tensor
+from .validate import as_activations, as_integers, as_rankable, check_columns, check_samples, to_tensor
 
 _TORCH_SPARSE = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc)
 
@@ -63,19 +63,22 @@ class SparseColumns:
         return f"SparseColumns([{n}, {d}], nnz={self.nnz}, {self.dtype}, {self.device})"
 
     @classmethod
-    def from_coo(cls, rows, cols, values, shape, name: str = "activations") -> SparseColumns:
+    def from_coo(cls, rows, cols, values, shape, name: str = "activations", first: int = 0) -> SparseColumns:
         """From (row, column, value) triples in any order.
 
         Args:
             rows, cols: [nnz] integer sample and neuron of each entry; values: [nnz] real numbers;
-            shape: (N, D). name: the argument named in errors.
+            shape: (N, D). name: the argument named in errors. first: the layer-wide number of column 0
+            (errors name neuron first + column).
 
         Raises:
-            ValueError: an index outside the shape, or a coordinate given twice (never summed).
+            ValueError: an index outside the shape, a coordinate given twice (never summed), a negative
+                shape, or a column count whose index alone would not fit in memory.
         """
         n, d = int(shape[0]), int(shape[1])
         check_samples(n, name)
-        r, c, v = (_as_tensor(t, name) for t in (rows, cols, values))
+        check_columns(d, name)
+        r, c, v = as_integers(rows, f"{name} rows"), as_integers(cols, f"{name} columns"), _as_tensor(values, name)
         if not (r.dim() == c.dim() == v.dim() == 1 and r.numel() == c.numel() == v.numel()):
             raise ValueError(
                 f"{name}: expected rows, columns and values of one length, got shapes "
@@ -88,9 +91,9 @@ class SparseColumns:
                 lo, hi = int(t.min()), int(t.max())
                 if lo < 0 or hi >= size:
                     e = int(((t < 0) | (t >= size)).nonzero()[0])
-                    raise ValueError(
-                        f"{name}: entry {e} has {what} index {int(t[e])}, outside [0, {size}) of shape {shape}"
-                    )
+                    shown = int(t[e]) + (first if what == "neuron" else 0)
+                    bound = f"[{first}, {first + size})" if what == "neuron" and first else f"[0, {size})"
+                    raise ValueError(f"{name}: entry {e} has {what} index {shown}, outside {bound} of shape {shape}")
         key = c * n + r  # < D N <= 2^63 for any shape torch can hold
         order = _column_order(key, c, d)
         if order is not None:
@@ -101,12 +104,12 @@ class SparseColumns:
                 i = int(dup[0])
                 a, b = (i, i + 1) if order is None else sorted((int(order[i]), int(order[i + 1])))
                 raise ValueError(
-                    f"{name}: entries {a} and {b} both store (sample {int(r[a])}, neuron {int(c[a])}); duplicate "
+                    f"{name}: entries {a} and {b} both store (sample {int(r[a])}, neuron {int(c[a]) + first}); duplicate "
                     "coordinates are not summed, remove them (or coalesce first)"
                 )
         indptr = torch.zeros(d + 1, dtype=torch.int64, device=v.device)
         indptr[1:] = torch.cumsum(torch.bincount(c, minlength=d), 0)
-        return cls(indptr, (key % n) if n else key, (v if order is None else v[order]).contiguous(), (n, d))
+        return cls(indptr, (key % n) if n else key, (v if order is None else v[order]).contiguous(), (n, d), first)
 
     def columns(self, d0: int, d1: int) -> SparseColumns:
         """Neurons d0 .. d1 - 1 as their own SparseColumns (entries shared, not copied)."""
@@ -181,7 +184,7 @@ def is_sparse(obj) -> bool:
     if isinstance(obj, SparseColumns):
         return True
     if isinstance(obj, torch.Tensor):
-        return obj.layout in _TORCH_SPARSE
+        return obj.layout != torch.strided  # BSR / BSC too: as_sparse names them (not read as dense)
     return _is_scipy_sparse(obj)
 
 
@@ -212,13 +215,15 @@ def as_sparse(obj, name: str = "activations") -> SparseColumns:
             # _indices/_values: the stored entries as given (coalesce would sum duplicates).
             idx, vals = obj._indices(), obj._values()
             return SparseColumns.from_coo(idx[0], idx[1], vals, obj.shape, name)
-        if obj.layout == torch.sparse_csr:
-            ptr, cols, vals = obj.crow_indices(), obj.col_indices(), obj.values()
-            rows = torch.repeat_interleave(torch.arange(obj.shape[0], device=ptr.device), ptr.diff())
-            return SparseColumns.from_coo(rows, cols, vals, obj.shape, name)
-        if obj.layout == torch.sparse_csc:
-            ptr, rows, vals = obj.ccol_indices(), obj.row_indices(), obj.values()
-            cols = torch.repeat_interleave(torch.arange(obj.shape[1], device=ptr.device), ptr.diff())
+        if obj.layout in (torch.sparse_csr, torch.sparse_csc):
+            csr = obj.layout == torch.sparse_csr
+            check_samples(obj.shape[0], name)
+            check_columns(obj.shape[1], name)
+            ptr = obj.crow_indices() if csr else obj.ccol_indices()
+            idx, vals = (obj.col_indices() if csr else obj.row_indices()), obj.values()
+            _check_pointers(ptr, idx.numel(), "row" if csr else "column", name)
+            outer = torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=ptr.device), ptr.diff())
+            rows, cols = (outer, idx) if csr else (idx, outer)
             return SparseColumns.from_coo(rows, cols, vals, obj.shape, name)
         raise TypeError(f"{name}: expected a sparse COO, CSR or CSC tensor, got layout {obj.layout}")
     if _is_scipy_sparse(obj):
@@ -233,6 +238,19 @@ def as_sparse(obj, name: str = "activations") -> SparseColumns:
             name,
         )
     raise TypeError(f"{name}: expected a sparse tensor or scipy.sparse matrix, got {type(obj).__name__}")
+
+
+def _check_pointers(ptr: torch.Tensor, nnz: int, what: str, name: str) -> None:
+    """A compressed layout's pointers: from 0 to nnz, never decreasing (else repeat_interleave fails deep inside)."""
+    if ptr.dim() != 1 or ptr.numel() < 1 or int(ptr[0]) != 0 or int(ptr[-1]) != nnz:
+        got = f"{int(ptr[0])} .. {int(ptr[-1])}" if ptr.dim() == 1 and ptr.numel() else f"shape {tuple(ptr.shape)}"
+        raise ValueError(f"{name}: expected {what} pointers running from 0 to nnz = {nnz}, got {got}")
+    step = ptr.diff()
+    if bool((step < 0).any()):
+        i = int((step < 0).nonzero()[0])
+        raise ValueError(
+            f"{name}: {what} pointers must not decrease, got {int(ptr[i])} then {int(ptr[i + 1])} at {what} {i}"
+        )
 
 
 def _column_order(key: torch.Tensor, cols: torch.Tensor, d: int) -> torch.Tensor | None:

@@ -23,6 +23,48 @@ def check_samples(n: int, name: str) -> int:
     return n
 
 
+def check_columns(d: int, name: str) -> int:
+    """D (neurons) >= 0, and small enough that a [D + 1] int64 column index fits in this machine's memory,
+    checked from a shape before anything of that size is allocated (a transposed or misnamed input
+    otherwise fails as an allocation error of hundreds of GB)."""
+    if d < 0:
+        raise ValueError(f"{name}: expected a shape (N, D) with D >= 0, got D = {d}")
+    need, have = 8 * (d + 1), physical_memory()
+    if have and need > have:
+        raise ValueError(
+            f"{name}: D = {d:,} neurons would need {need / 2**30:,.0f} GiB for the column index alone, more than "
+            f"this machine's {have / 2**30:,.0f} GiB of memory; is the shape [N samples, D neurons] (not transposed)?"
+        )
+    return d
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory (0 where the platform does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def as_device(device, name: str = "device") -> torch.device:
+    """torch.device(device), refusing a CUDA device that this torch cannot see in one line (not a
+    driver traceback from the first tensor moved there).
+
+    Example:
+        >>> as_device("cpu")
+        device(type='cpu')
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"{name}: expected a torch device such as 'cpu' or 'cuda:0', got {device!r} ({e})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{name}: {dev} was asked for, but torch sees no CUDA device")
+    return dev
+
+
 def to_tensor(value, name: str) -> torch.Tensor:
     """A torch tensor view of a tensor, numpy array or nested list (no copy where possible)."""
     if isinstance(value, torch.Tensor):
@@ -41,6 +83,20 @@ def to_tensor(value, name: str) -> torch.Tensor:
                 return torch.from_numpy(arr)
         return torch.from_numpy(arr)
     raise TypeError(f"{name}: expected a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
+
+
+def as_integers(value, name: str) -> torch.Tensor:
+    """An integer tensor (ids, indices, codes) as given: floating, complex and bool dtypes are refused,
+    never truncated (1.5 would silently become 1).
+
+    Example:
+        >>> as_integers(np.array([3, 1]), "tokens").dtype
+        torch.int64
+    """
+    x = to_tensor(value, name)
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"{name}: expected integers, got dtype {x.dtype}")
+    return x
 
 
 def as_activations(activations, name: str = "activations") -> torch.Tensor:

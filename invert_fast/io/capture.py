@@ -29,6 +29,18 @@ SEQUENCE_REDUCTIONS = ("mean", "last", "tokens")
 _HEADER_BYTES = 256  # room for the final .npy header, rewritten in place once N is known
 
 
+def module_names(layers) -> list[str]:
+    """A list of module names, checked: a module object in it is named by its class, never printed whole."""
+    out = list(layers)
+    for name in out:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"layers: expected module names (str), got a {type(name).__name__}; pass a dict "
+                "{name: module} to capture a module object"
+            )
+    return out
+
+
 def resolve_layers(model: nn.Module, layers) -> dict[str, nn.Module]:
     """{name: module} from a mapping, or from dotted module names (model.get_submodule)."""
     if isinstance(layers, Mapping):
@@ -39,7 +51,7 @@ def resolve_layers(model: nn.Module, layers) -> dict[str, nn.Module]:
         )
     else:
         out = {}
-        for name in layers:
+        for name in module_names(layers):
             try:
                 out[name] = model.get_submodule(name)
             except AttributeError:

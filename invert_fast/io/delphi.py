@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..core.sparse import SparseColumns
+from ..core.validate import check_columns
 from .store import FOLDER_STORES, NeuronStore, optional
 
 _SHARD = re.compile(r"^(\d+)_(\d+)\.safetensors$")
@@ -78,6 +79,7 @@ class DelphiCache(NeuronStore):
             a, b = int(m.group(1)), int(m.group(2))
             if b < a:
                 raise ValueError(f"activations: shard {f.name} ends (latent {b}) before it starts ({a})")
+            check_columns(b - a + 1, f"activations: shard {f.name} (latents {a} .. {b})")
             shards.append((a, b, f))
         shards.sort(key=lambda s: (s[0], s[1]))
         expect = 0
@@ -118,6 +120,10 @@ class DelphiCache(NeuronStore):
             if len(ts) != 2 or td[0] not in "IU":
                 raise ValueError(
                     f"activations: shard {f.name}: tokens must be a 2-D integer array, got {list(ts)} {td}"
+                )
+            if min(ts) < 1:
+                raise ValueError(
+                    f"activations: shard {f.name}: tokens must be [sequences, context length] with both >= 1, got {list(ts)}"
                 )
             if tok_shape is None:
                 tok_shape, value_dtype = ts, _VALUE_DTYPES[ad]
@@ -237,7 +243,7 @@ class DelphiCache(NeuronStore):
         rows = torch.from_numpy(cols[0].astype(np.int64) * self.ctx + cols[1])
         try:
             cols = SparseColumns.from_coo(
-                rows, torch.from_numpy(cols[2].astype(np.int64)), act, (self.shape[0], width), name=f"shard {f.name}"
+                rows, torch.from_numpy(cols[2].astype(np.int64)), act, (self.shape[0], width), f"shard {f.name}", a
             )
         except ValueError as e:
             raise ValueError(f"activations: {e}") from None

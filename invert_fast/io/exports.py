@@ -22,9 +22,44 @@ import os
 from pathlib import Path
 
 from ..core.results import Explanations
+from ..core.validate import check_positive_int
 from ..files import atomic_write
 
 FORMATS = ("neuronpedia", "delphi")
+
+
+def check_hook(name) -> str:
+    """delphi's hook point name of a layer, usable in a file name: non-empty, no '/', '\\' or control
+    characters (a NUL byte would fail inside open()).
+
+    Example:
+        >>> check_hook("layers.6")
+        'layers.6'
+    """
+    if not isinstance(name, str) or not name or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(
+            f"hook: expected delphi's hook point name of the layer (e.g. 'layers.6'; no '/', '\\' or control "
+            f"characters), got {name!r}"
+        )
+    return name
+
+
+def _folder(folder, name: str = "folder") -> Path:
+    """The export folder, created; a path that is a file is an error naming it."""
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{name}: expected a folder to export into, got {out}, which is a file")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _layers(results) -> list:
+    """One layer's Explanations, or a list / tuple of them, as a list."""
+    layers = list(results) if isinstance(results, list | tuple) else [results]
+    for i, res in enumerate(layers):
+        if not isinstance(res, Explanations):
+            raise TypeError(f"results[{i}]: expected Explanations (explain's or read_csv's), got {type(res).__name__}")
+    return layers
 
 
 def _finite(v):
@@ -75,12 +110,13 @@ def export_neuronpedia(
         >>> export_neuronpedia(res, "np_export", model_id="smollm2-135m", source="6-mlp")
         [PosixPath('np_export/explanations/batch-0.jsonl.gz')]
     """
-    if ranks < 1 or batch < 1:
-        raise ValueError(f"ranks, batch: expected integers >= 1, got {ranks} and {batch}")
-    out = Path(folder) / "explanations"
+    ranks, batch = check_positive_int(ranks, "ranks"), check_positive_int(batch, "batch")
+    layers = _layers(results)
+    if not any(labels for res in layers for labels in res):
+        raise ValueError(f"results: no neuron has a label in {len(layers)} layer(s); nothing to export")
+    out = _folder(folder) / "explanations"
     out.mkdir(parents=True, exist_ok=True)
     files, buf = [], []
-    layers = results if isinstance(results, list | tuple) else [results]
     rows = (
         row
         for res in layers
@@ -101,7 +137,7 @@ def export_neuronpedia(
         if len(buf) == batch:
             flush()
             buf = []
-    if buf or not files:
+    if buf:
         flush()
     # Batch files of an earlier, longer export into the same folder would be imported with these: removed.
     for stale in out.glob("batch-*.jsonl.gz"):
@@ -111,24 +147,39 @@ def export_neuronpedia(
     return files
 
 
-def export_delphi(results: Explanations, folder, hook: str | None = None) -> list[Path]:
+def export_delphi(results, folder, hook=None) -> list[Path]:
     """Write delphi's explanations folder: folder/<hook>_latent<i>.txt with each neuron's best label.
 
     Args:
-        results: the labels of one layer; folder: the explanations folder (created); hook: delphi's
-            hook point name of the layer (default: the results' layer name).
+        results: the labels of one layer (explain's Explanations, or read_csv's), or a list of layers;
+        folder: the explanations folder (created); hook: delphi's hook point name of the layer (default:
+            the results' layer name; a callable maps each layer's name to its hook).
 
     Returns:
-        the files written.
+        the files written. Files of the same hooks that an earlier export wrote for other latents are
+        removed (delphi would read them with these).
 
     Example:
         >>> export_delphi(res, "explanations", hook="layers.6")   # explanations/layers.6_latent0.txt, ...
     """
-    name = hook if hook is not None else results.layer
-    if not name or "/" in name:
-        raise ValueError(f"hook: expected delphi's hook point name of the layer (e.g. 'layers.6'), got {name!r}")
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
+    layers = _layers(results)
+    if len(layers) > 1 and isinstance(hook, str):
+        raise ValueError(
+            f"hook: {len(layers)} layers need a hook each (a callable, or None for their names), got {hook!r}"
+        )
+    names = [check_hook(hook(r.layer) if callable(hook) else hook if hook is not None else r.layer) for r in layers]
+    if len(set(names)) < len(names):
+        raise ValueError(f"hook: the layers' hook names must differ, got {names}")
+    if not any(labels for res in layers for labels in res):
+        raise ValueError(f"results: no neuron has a label in {len(layers)} layer(s); nothing to export")
+    out = _folder(folder)
+    files = []
+    for res, name in zip(layers, names, strict=True):
+        files += _write_delphi(res, out, name)
+    return files
+
+
+def _write_delphi(results: Explanations, out: Path, name: str) -> list[Path]:
     files = []
     # One small file per latent (tens of thousands in one folder): each is written under a temporary name
     # and renamed into place (a killed run leaves at most one .partial file, never a truncated .txt); not
@@ -142,4 +193,10 @@ def export_delphi(results: Explanations, folder, hook: str | None = None) -> lis
         tmp.write_bytes(json.dumps(str(e.formula), ensure_ascii=False).encode("utf-8"))  # as orjson.dumps(text)
         os.replace(tmp, path)
         files.append(path)
+    written = {p.name for p in files}
+    prefix = f"{name}_latent"
+    for stale in out.glob("*_latent*.txt"):
+        number = stale.name[len(prefix) : -len(".txt")]
+        if stale.name.startswith(prefix) and number.isdigit() and stale.name not in written:
+            stale.unlink()
     return files

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .capture import NpyWriter, hooked_run, layer_file_name, move_to, resolve_layers
+from ..core.validate import as_device
+from .capture import NpyWriter, hooked_run, layer_file_name, module_names, move_to, resolve_layers
 from .progress import ProgressLine
 
 INPUT_PREFIX = "input:"
@@ -144,14 +145,21 @@ def capture_tokens(
         raise ValueError("layers: expected at least one layer, got none")
     targets = {}
     for name, target in spec.items():
-        inp = isinstance(target, str) and target.startswith(INPUT_PREFIX)
+        if isinstance(target, nn.Module):  # {name: module}: its output, as capture() takes it
+            targets[name] = (target, False)
+            continue
+        if not isinstance(target, str):
+            raise TypeError(f"layers[{name!r}]: expected a module name or an nn.Module, got {type(target).__name__}")
+        inp = target.startswith(INPUT_PREFIX)
         module_name = target[len(INPUT_PREFIX) :] if inp else target
         (mod,) = resolve_layers(model, [module_name]).values()
         targets[name] = (mod, inp)
     if device is None:
         p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = as_device(device)
+    limit = _max_positions(model)
+    positions = _takes_position_ids(model)
     folder = Path(out) if out is not None else None
     names = {n: layer_file_name(n) for n in targets}
     reserved = {"tokens", "sequence", "position"} & set(names.values())
@@ -164,7 +172,7 @@ def capture_tokens(
         for n in parts:
             file = names.get(n, n)
             writers[n] = NpyWriter(folder / f"{file}.npy", dtype if n in targets else np.int64)
-    state = {"keep": None}
+    state = {"keep": None, "left": set()}
 
     def put(name, block: torch.Tensor):
         if name in writers:
@@ -181,6 +189,7 @@ def capture_tokens(
                 f"tensor, got {got}"
             )
         put(name, x[keep].detach().float())
+        state["left"].discard(name)
 
     def input_hook(name):
         return lambda _module, inputs: take(name, inputs[0] if inputs else None)
@@ -205,9 +214,24 @@ def capture_tokens(
                     f"batches: batch {i}: input_ids {tuple(ids.shape)} and attention_mask {tuple(mask.shape)} "
                     "must be one [B, T] shape"
                 )
-            state["keep"] = mask.to(device)
-            _, kwargs = move_to((), dict(batch), device)
+            longest = int(mask.sum(1).max()) if mask.numel() else 0
+            if limit is not None and longest > limit[0]:
+                raise ValueError(
+                    f"batches: batch {i} has a text of {longest} tokens, more than the model's {limit[0]} positions "
+                    f"(config.{limit[1]}); make the batches with token_batches(..., max_length={limit[0]})"
+                )
+            state["keep"], state["left"] = mask.to(device), set(targets)
+            batch = dict(batch)
+            if positions and "position_ids" not in batch:
+                # Positions count real tokens only, so left padding gives what one text per batch gives:
+                # models with absolute position embeddings (GPT-2) would otherwise count the pads.
+                batch["position_ids"] = (torch.cumsum(mask.long(), 1) - 1).clamp(min=0)
+            _, kwargs = move_to((), batch, device)
             model(**kwargs)
+            if state["left"]:
+                raise ValueError(
+                    f"layers: {sorted(state['left'])} never ran in batch {i} (not on the model's forward path?)"
+                )
             b = ids.shape[0]
             put("tokens", ids[mask].long())
             put("sequence", (seqs + torch.arange(b)).unsqueeze(1).expand_as(mask)[mask])
@@ -216,6 +240,8 @@ def capture_tokens(
             if progress:
                 of = f"/{total}" if total else ""
                 line.update(f"capture: batch {i + 1}{of}, {seqs:,} sequences", final=total == i + 1)
+        if seqs == 0:
+            raise ValueError("batches: expected at least one batch of token ids, got none")
     if writers:
         paths = {n: w.close() for n, w in writers.items()}
         acts = {n: paths[n] for n in targets}
@@ -225,7 +251,27 @@ def capture_tokens(
     return TokenActivations(acts, cat["tokens"].long(), cat["sequence"].long(), cat["position"].long(), seqs, spec)
 
 
+def _max_positions(model: nn.Module) -> tuple[int, str] | None:
+    """(positions, config field) of a Hugging Face model's position limit, or None where it names none."""
+    cfg = getattr(model, "config", None)
+    for key in ("max_position_embeddings", "n_positions"):
+        v = getattr(cfg, key, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v, key
+    return None
+
+
+def _takes_position_ids(model: nn.Module) -> bool:
+    """Whether model(**batch) takes position_ids (Hugging Face causal LMs do)."""
+    import inspect
+
+    try:
+        return "position_ids" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _names(layers) -> list[str]:
     if isinstance(layers, str) or not isinstance(layers, Sequence):
         raise TypeError(f"layers: expected module names or a dict name -> module name, got {type(layers).__name__}")
-    return list(layers)
+    return module_names(layers)
