@@ -79,7 +79,20 @@ def test_cli_labels_a_cache_with_token_ids(tmp_path, capsys):
     assert main([*args[:-1], str(tmp_path / "labels.json")]) == 0  # JSON keeps the parameters: config.json's model
     # Exports name the cache's model and hook point without being told.
     assert (
-        main([*args, "--export", "neuronpedia", str(tmp_path / "np"), "--export", "delphi", str(tmp_path / "ex")]) == 0
+        main(
+            [
+                *args,
+                "--export",
+                "neuronpedia",
+                str(tmp_path / "np"),
+                "--author-id",
+                "u1",
+                "--export",
+                "delphi",
+                str(tmp_path / "ex"),
+            ]
+        )
+        == 0  # fmt: skip
     )
     first = gzip.decompress((tmp_path / "np" / "explanations" / "batch-0.jsonl.gz").read_bytes()).splitlines()[5]
     assert json.loads(first)["modelId"] == "EleutherAI/pythia-70m" and json.loads(first)["layer"] == "layers.3"

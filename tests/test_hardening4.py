@@ -190,9 +190,9 @@ def test_export_delphi_takes_a_list_of_layers_and_removes_stale_latents(two_laye
     [
         (lambda r, p: export_delphi(r, p / "ex", hook="lay\x00ers"), ValueError, r"hook: expected delphi's hook .* got 'lay\\x00ers'"),
         (lambda r, p: export_delphi(r, p / "file.txt"), ValueError, r"folder: expected a folder to export into, got .*file.txt, which is a file"),
-        (lambda r, p: export_neuronpedia(r, p / "file.txt", "m"), ValueError, r"folder: expected a folder .* which is a file"),
-        (lambda r, p: export_neuronpedia(r, p / "np", "m", ranks=1.5), TypeError, r"ranks: expected an integer >= 1, got float 1.5"),
-        (lambda r, p: export_neuronpedia(r, p / "np", "m", batch="100"), TypeError, r"batch: expected an integer >= 1, got str '100'"),
+        (lambda r, p: export_neuronpedia(r, p / "file.txt", "m", "u"), ValueError, r"folder: expected a folder .* which is a file"),
+        (lambda r, p: export_neuronpedia(r, p / "np", "m", "u", ranks=1.5), TypeError, r"ranks: expected an integer >= 1, got float 1.5"),
+        (lambda r, p: export_neuronpedia(r, p / "np", "m", "u", batch="100"), TypeError, r"batch: expected an integer >= 1, got str '100'"),
     ],
 )  # fmt: skip
 def test_export_arguments_fail_in_one_line(two_layers, tmp_path, call, error, message):
@@ -203,7 +203,10 @@ def test_export_arguments_fail_in_one_line(two_layers, tmp_path, call, error, me
 
 def test_an_export_with_no_labels_says_so(tmp_path):
     empty = inv.Explanations([[], []], layer="layers.0")
-    for call in (lambda: export_delphi(empty, tmp_path / "d"), lambda: export_neuronpedia(empty, tmp_path / "n", "m")):
+    for call in (
+        lambda: export_delphi(empty, tmp_path / "d"),
+        lambda: export_neuronpedia(empty, tmp_path / "n", "m", "u"),
+    ):
         with pytest.raises(ValueError, match=r"results: no neuron has a label in 1 layer\(s\); nothing to export"):
             call()
     assert not (tmp_path / "n" / "explanations").exists()

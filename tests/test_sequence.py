@@ -198,10 +198,11 @@ def test_smollm2_demo_pipeline_on_a_tiny_llama(tmp_path, monkeypatch, capsys):
                               "--out", str(tmp_path / "d")]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "3 layers x 48 MLP neurons" in out
-    assert re.search(r"next-token logits: \d+/\d+ best labels name their own next token", out)
+    assert re.search(r"next-token log-probabilities: \d+/\d+ best labels name their own next token .*; raw logits: "
+                     r"\d+/\d+", out)  # fmt: skip
     layers = inv.read_csv(tmp_path / "d" / "labels.csv")
-    assert [r.layer for r in layers] == ["layer0", "layer1", "layer2", "logits"]
-    assert len(layers[0]) == 48 and 0 < len(layers[3]) <= 20
+    assert [r.layer for r in layers] == ["layer0", "layer1", "layer2", "logprobs", "logits"]
+    assert len(layers[0]) == 48 and 0 < len(layers[3]) == len(layers[4]) <= 20
     assert all(0 < r[0].p_value_search <= 1 for r in layers[1] if r)
     assert (tmp_path / "d" / "report.html").stat().st_size > 10_000
     import gzip
@@ -211,3 +212,16 @@ def test_smollm2_demo_pipeline_on_a_tiny_llama(tmp_path, monkeypatch, capsys):
             for x in gzip.decompress(f.read_bytes()).splitlines()]  # fmt: skip
     assert {r["layer"] for r in rows} == {"0-mlp", "1-mlp", "2-mlp"} and len(rows) == 3 * 48
     assert len(list((tmp_path / "d" / "delphi").glob("layers.*.mlp_latent*.txt"))) == 3 * 48
+
+
+def test_next_token_logprobs_equal_log_softmax_of_the_full_logits():
+    from invert_fast.apps.demo import next_token_logprobs
+
+    g = torch.Generator().manual_seed(0)
+    final, unembed = torch.randn(37, 16, generator=g) * 5, torch.randn(300, 16, generator=g)
+    ids = torch.tensor([3, 0, 299, 41])
+    raw, logprobs = next_token_logprobs(final, unembed, ids, chunk=8)  # 5 chunks, the last one short
+    full = final.double() @ unembed.double().t()  # the oracle: float64 throughout, one piece
+    assert torch.allclose(raw.double(), full[:, ids], rtol=1e-5, atol=1e-4)  # float32 matmul vs float64
+    assert torch.allclose(logprobs, torch.log_softmax(full, 1)[:, ids], rtol=0, atol=1e-3)  # ditto, lse of 300
+    assert bool((logprobs <= 0).all())

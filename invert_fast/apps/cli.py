@@ -337,6 +337,10 @@ def check_exports(args, acts) -> None:
         output_path(folder, "export", {"--activations": args.activations, "--labels": args.labels}, folder=True)
         if fmt == "neuronpedia" and not (args.model_id or getattr(acts, "model", None)):
             raise CliError("model-id: --export neuronpedia needs Neuronpedia's model id (--model-id, e.g. gpt2-small)")
+        if fmt == "neuronpedia" and not args.author_id:
+            raise CliError(
+                "author-id: --export neuronpedia needs the id of the Neuronpedia user to import as (--author-id)"
+            )
         if fmt == "delphi" and (args.source or args.layer):
             try:
                 check_hook(args.source or args.layer)
@@ -356,7 +360,9 @@ def export_labels(args, res, out: Path, acts) -> list[str]:
     lines = []
     for fmt, folder in args.export:
         if fmt == "neuronpedia":
-            files = export_neuronpedia(res, folder, args.model_id or acts.model, source=args.source or None)
+            files = export_neuronpedia(
+                res, folder, args.model_id or acts.model, args.author_id, source=args.source or None
+            )
         else:
             files = export_delphi(res, folder, hook=args.source or None)
         lines.append(f"exported {len(files)} {fmt} file(s) to {folder}")
@@ -659,8 +665,14 @@ def parser() -> argparse.ArgumentParser:
         nargs=2,
         action="append",
         metavar=("FORMAT", "DIR"),
-        help="also write the best labels for Neuronpedia (DIR/explanations/batch-<n>.jsonl.gz) or delphi "
-        "(DIR/<hook>_latent<i>.txt); repeatable (default: none)",
+        help="also write the best labels for Neuronpedia (DIR/explanations/ and DIR/explanation_scores/"
+        "batch-<n>.jsonl.gz, DIR/config/<table>.jsonl) or delphi (DIR/<hook>_latent<i>.txt); repeatable (default: none)",
+    )
+    e.add_argument(
+        "--author-id",
+        default=None,
+        help="for --export neuronpedia: the id of the user on your Neuronpedia instance that the explanations "
+        "and scores are imported as (its User table; default: none, required with --export neuronpedia)",
     )
     e.add_argument(
         "--model-id", default=None, help="Neuronpedia's model id for --export neuronpedia (default: the cache's model)"

@@ -458,8 +458,9 @@ def run_minilm(args) -> int:
 
 
 def run_smollm2(args) -> int:
-    """Every MLP neuron of SmolLM2-135M (30 x 1,536) and the logits of the 20 most frequent next tokens,
-    labelled over the BPE tokens of WordNet's example sentences with token concepts (cases/tokens.py)."""
+    """Every MLP neuron of SmolLM2-135M (30 x 1,536) and the next-token log-probabilities of the 20 most
+    frequent next tokens, labelled over the BPE tokens of WordNet's example sentences with token concepts
+    (cases/tokens.py)."""
     from ..cases.lexicons import wordnet_sentences
     from ..cases.smollm2 import load_smollm2
     from ..cases.tokens import token_concepts, visible
@@ -485,33 +486,34 @@ def run_smollm2(args) -> int:
     print(f"concepts: {len(concepts)} from the tokenizer (lexical, the {args.top_tokens} most frequent tokens, "
           "previous and next token, position)")  # fmt: skip
     print(f"load {t1 - t0:.1f} s; capture to {folder} {t2 - t1:.1f} s")
-    # Ground truth: the logits of the 20 most frequent next tokens (final norm @ the unembedding rows).
+    # Ground truth: the next-token predictions of the 20 most frequent next tokens, as log-probabilities
+    # (logit minus the logsumexp over the whole vocabulary: the logit lens). A raw logit is not a
+    # prediction: it carries a per-position shift shared by every token (SmolLM2 ties its input and output
+    # embeddings, and the first positions have very large norms), which labels sentence starts instead.
     nxt = np.where(np.r_[seq[1:] == seq[:-1], False], np.roll(tokens, -1), -1)
     ids, counts = np.unique(nxt[nxt >= 0], return_counts=True)
     top20 = ids[np.argsort(-counts, kind="stable")[:20]]
     final = torch.from_numpy(np.load(caps.activations["final"]).astype(np.float32))
-    logits = final @ model.lm_head.weight[torch.from_numpy(top20)].detach().t()  # [N, 20]
+    logits, logprobs = next_token_logprobs(final, model.lm_head.weight.detach(), torch.from_numpy(top20))
     kw = dict(L=3, B=5, min_fraction=0.01, max_memory=args.max_memory, permutations=args.permutations, groups=seq)
     results = []
     for i in range(len(layers) - 1):
         results.append(inv.explain(inv.NeuronStore(caps.activations[f"layer{i}"]), concepts, layer=f"layer{i}", **kw))
-    res_logits = inv.explain(logits, concepts, layer="logits", **kw)
+    res_logprobs = inv.explain(logprobs, concepts, layer="logprobs", **kw)
+    res_raw = inv.explain(logits, concepts, layer="logits", **kw)
     t3 = time.perf_counter()
     print(f"INVERT (L=3, B=5, min_fraction=0.01, {args.permutations} permutations over sentences) for all "
-          f"{sum(len(r) for r in results)} MLP neurons and {len(top20)} logits: {t3 - t2:.1f} s")  # fmt: skip
-    hits = []
-    for j, t in enumerate(top20.tolist()):
-        want = f"next:tok={visible(tok.decode([t]))}"
-        e = res_logits[j][0] if res_logits[j] else None
-        ok = e is not None and any(f.op == "atom" and not f.negated and f.name == want for f in e.formula.subformulas())
-        hits.append(ok)
+          f"{sum(len(r) for r in results)} MLP neurons and {len(top20)} next-token log-probabilities "
+          f"(and their raw logits): {t3 - t2:.1f} s")  # fmt: skip
+    wants = [f"next:tok={visible(tok.decode([t]))}" for t in top20.tolist()]
+    hits, raw_hits = names_next_token(res_logprobs, wants), names_next_token(res_raw, wants)
     print(
-        f"next-token logits: {sum(hits)}/{len(top20)} best labels name their own next token (next:tok=... as a "
-        "positive atom)"
+        f"next-token log-probabilities: {sum(hits)}/{len(top20)} best labels name their own next token (next:tok=... "
+        f"as a positive atom); raw logits: {sum(raw_hits)}/{len(top20)}"
     )
-    print("\n| logit | best formula | AUC |\n|---|---|---:|")
+    print("\n| next token | best formula of its log-probability | AUC |\n|---|---|---:|")
     for j, t in enumerate(top20.tolist()[:10]):
-        e = res_logits[j][0]
+        e = res_logprobs[j][0]
         print(f"| {visible(tok.decode([t]))} | `{e.formula}` | {e.auc:.3f} |")
     print("\n| layer | neuron | best formula | AUC | fraction |\n|---|---:|---|---:|---:|")
     for res in results[:: max(1, len(results) // 6)]:
@@ -519,27 +521,59 @@ def run_smollm2(args) -> int:
         for d in order[:2]:
             e = res[d][0]
             print(f"| {res.layer} | {d} | `{e.formula}` | {e.auc:.3f} | {e.concept_fraction:.1%} |")
-    write_csv(args.out / "labels.csv", *results, res_logits)
+    write_csv(args.out / "labels.csv", *results, res_logprobs, res_raw)
     # Where LLM-interpretability people look at neurons: Neuronpedia's import and delphi's explanations.
     from ..io.exports import export_delphi, export_neuronpedia
     from .report import LayerReport, write_report
 
     np_files = export_neuronpedia(
-        results, args.out / "neuronpedia", "smollm2-135m", source=lambda name: f"{name[5:]}-mlp"
+        results, args.out / "neuronpedia", "smollm2-135m", DEMO_AUTHOR, source=lambda name: f"{name[5:]}-mlp"
     )
-    delphi = sum(len(export_delphi(r, args.out / "delphi", hook=f"layers.{r.layer[5:]}.mlp")) for r in results)
+    delphi = len(export_delphi(results, args.out / "delphi", hook=lambda name: f"layers.{name[5:]}.mlp"))
+    n_batches = sum(f.parent.name == "explanations" for f in np_files)
     write_report(
         args.out / "report.html",
-        [LayerReport(res, None, concepts, top=8) for res in [*results, res_logits]],
-        "INVERT labels: SmolLM2-135M MLP neurons and next-token logits on WordNet example sentences",
+        [LayerReport(res, None, concepts, top=8) for res in [*results, res_logprobs, res_raw]],
+        "INVERT labels: SmolLM2-135M MLP neurons and next-token log-probabilities on WordNet example sentences",
     )
     print(
-        f"wrote {args.out / 'labels.csv'}, {args.out / 'report.html'}, {len(np_files)} Neuronpedia batch file(s) in "
+        f"wrote {args.out / 'labels.csv'}, {args.out / 'report.html'}, {n_batches} Neuronpedia explanation batch file(s) (with their scores and config rows) in "
         f"{args.out / 'neuronpedia'} and {delphi} delphi explanations in {args.out / 'delphi'}; "
         f"total {time.perf_counter() - t0:.1f} s"
     )
     return 0
 
+
+def next_token_logprobs(final: torch.Tensor, unembed: torch.Tensor, ids: torch.Tensor, chunk: int = 2048):
+    """(raw logits, log-probabilities) of the next tokens `ids` at every position: [N, len(ids)] each.
+
+    final [N, H] is the final norm's output, unembed [V, H] the output embedding (lm_head.weight); the
+    log-probability is the logit minus the logsumexp over all V tokens, computed in float64 in chunks of
+    rows (a [N, V] float32 matrix of 26,000 tokens x 49,152 would be 5 GB).
+
+    Example:
+        >>> logits, logprobs = next_token_logprobs(final, model.lm_head.weight, torch.tensor([13, 28]))
+    """
+    raw = final @ unembed[ids].t()
+    lse = torch.cat([torch.logsumexp((final[i : i + chunk] @ unembed.t()).double(), 1)
+                     for i in range(0, final.shape[0], chunk)])  # fmt: skip
+    return raw, (raw.double() - lse[:, None])
+
+
+def names_next_token(res: inv.Explanations, wants: list[str]) -> list[bool]:
+    """Per neuron: whether its best formula holds its own next-token concept as a positive atom."""
+    out = []
+    for j, want in enumerate(wants):
+        e = res[j][0] if res[j] else None
+        out.append(
+            e is not None and any(f.op == "atom" and not f.negated and f.name == want for f in e.formula.subformulas())
+        )
+    return out
+
+
+# The Neuronpedia user the demo's export is imported as: create it on your instance, or export again with
+# yours (`invert-fast explain ... --export neuronpedia DIR --author-id <id>`).
+DEMO_AUTHOR = "invert-fast-demo"
 
 DEFAULT_OUT = {
     "fashion": Path("out/demo"),
