@@ -50,7 +50,7 @@ def mnist_case():
 def fashion_case():
     from invert_fast.apps.demo import MATCHING_LOGITS, fashion_concepts
     from invert_fast.cases import zoo
-    from invert_fast.cases.wordnet import WordNet
+    from invert_fast.concepts.wordnet import WordNet
 
     images, labels = zoo.load_fashion_mnist("test")
     images, labels = images[:2000], labels[:2000]
@@ -66,8 +66,8 @@ def fashion_case():
 
 def minilm_case():
     from invert_fast.apps.demo import capture_minilm_tokens
-    from invert_fast.cases.lexicons import Lexicon, token_concepts, wordnet_sentences
     from invert_fast.cases.minilm import load_minilm
+    from invert_fast.concepts.lexicons import Lexicon, token_concepts, wordnet_sentences
     from invert_fast.io.capture import load_activations
 
     model, tokenizer = load_minilm()

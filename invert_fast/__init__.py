@@ -17,14 +17,15 @@ The names below are the public API; module paths may move, these do not.
 """
 
 from .apps.compare import compare
-from .cases.tokens import token_concepts
+from .concepts.linguistic import load_english, word_annotations
+from .concepts.tokens import token_concepts
 from .core.auroc import auc_from_rank_sums, auroc
 from .core.concepts import ConceptSet
 from .core.formula import Formula
 from .core.params import SearchParams
 from .core.regions import Regions, compute_regions
 from .core.results import Explanation, Explanations, read_csv, write_csv
-from .core.scoring import score
+from .core.scoring import score, score_each
 from .core.search import explain
 from .core.sparse import SparseColumns
 from .dissection.broden import Broden, read_broden, write_broden
@@ -67,6 +68,7 @@ __all__ = [
     "csr_gather_sum",
     "explain",
     "explain_to_file",
+    "load_english",
     "mlp_neurons",
     "network_dissection",
     "quantile_thresholds",
@@ -75,8 +77,10 @@ __all__ = [
     "read_broden",
     "read_csv",
     "score",
+    "score_each",
     "token_batches",
     "token_concepts",
+    "word_annotations",
     "write_broden",
     "write_csv",
 ]

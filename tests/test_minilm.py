@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from invert_fast.apps.cli import main
-from invert_fast.cases.lexicons import Lexicon, token_concepts, wordnet_sentences
 from invert_fast.cases.minilm import batch, load_minilm
+from invert_fast.concepts.lexicons import Lexicon, token_concepts, wordnet_sentences
 
 TEXTS = ["a cat sat on the mat", "Unbelievably, the café's déjà-vu tokenization worked!"]
 # Printed by transformers 5.24.0 (BertModel + BertTokenizerFast from the same package folder,

@@ -123,3 +123,42 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     img = decode_png(shot.read_bytes())
     assert img.shape[:2] == (1600, 1100)
     assert len(np.unique(img.reshape(-1, img.shape[-1]) if img.ndim == 3 else img)) > 10  # not a blank page
+
+
+def test_token_contexts_shade_each_token_by_its_activation():
+    from invert_fast.apps.report import token_contexts_html
+
+    texts = ["The", " cat", " sat", ".", "A", " dog", " ran", " <&>"]
+    seq = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    a = np.array([0.0, 4.0, 1.0, -2.0, 0.5, 2.0, 4.0, 3.0])
+    out = token_contexts_html(a, texts, seq, top=5, before=1, after=1)
+    rows = out.split("<p>")[1:]
+    assert len(rows) == 2  # one context per sequence: the tie at 4.0 goes to the earlier sample, then sequence 1
+    assert ">The<" in rows[0] and ">.<" not in rows[0] and "outline" in rows[0].split(" cat")[0]
+    assert "rgba(214,39,40,1.00)" in rows[0] and "rgba(214,39,40,0.25)" in rows[0]  # 4 / 4 and 1 / 4
+    assert "&lt;&amp;&gt;" in rows[1] and 'title="-2"' not in out  # escaped text; the window is 1 either side
+    with pytest.raises(ValueError, match=r"token_texts, sequence: expected one per sample \(8\), got 7 and 8"):
+        token_contexts_html(a, texts[:-1], seq)
+
+
+def test_family_plot_splits_each_label_over_its_positive_atoms(tmp_path):
+    from invert_fast.apps.report import family_shares
+    from invert_fast.concepts.tokens import concept_family
+    from invert_fast.core.formula import Formula
+    from invert_fast.core.results import Explanation, Explanations
+
+    def label(text):
+        if not text:
+            return []  # a neuron with no label
+        f = Formula.parse(text)
+        return [Explanation(0, 0, f, f.length, 0.9, 0.8, 0.1, 1e-3, -3.0)]
+
+    rows = [label('"POS=NOUN" & "next:tok=␣the"'), label('~punctuation & ~"pos=0"'), label(""),
+            label('"dep=nsubj" | "tok=␣a"')]  # fmt: skip
+    res = Explanations(rows, layer="layer0")
+    shares = family_shares(res, concept_family)
+    assert shares == {"part of speech": 0.5, "next token/word": 0.5, "lexical": 0.5, "position": 0.5,
+                      "dependency": 0.5, "token identity": 0.5}  # fmt: skip
+    path = write_report(tmp_path / "r.html", [LayerReport(res)], family=concept_family)
+    page = path.read_text()
+    assert "Concept families of the best labels, per layer" in page and "<title>next token/word: 16.7%</title>" in page

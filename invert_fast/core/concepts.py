@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import torch
 
 from .. import ops
-from .bits import num_words, pack_columns, popcount, unpack_bits
+from .bits import num_words, pack_bits, pack_columns, popcount, unpack_bits
 from .validate import as_binary_labels, check_samples, to_tensor, validate_names
 
 
@@ -281,6 +281,39 @@ class ConceptSet:
             out._set(None, self._n, names, desc, self._source.select(pos))
             return out
         out._set(self._bits[torch.tensor(pos, dtype=torch.long, device=self.device)], self._n, names, desc)
+        return out
+
+    def select_samples(self, rows) -> ConceptSet:
+        """The same concepts (names, descriptions) on the samples `rows`, in that order: e.g. a train / test
+        split of one concept set, so both halves name the same concepts.
+
+        Args:
+            rows: [M] integer sample indices in [0, N) (repeats allowed), or an [N] boolean mask.
+
+        Example:
+            >>> cs.select_samples(torch.arange(0, cs.n_samples, 2)).n_samples  # the even samples
+            150
+        """
+        from .validate import as_integers
+
+        r = to_tensor(rows, "rows")
+        if r.dtype == torch.bool:
+            if r.shape != (self._n,):
+                raise ValueError(f"rows: expected an [N] = [{self._n}] boolean mask, got shape {tuple(r.shape)}")
+            r = r.nonzero().flatten()
+        r = as_integers(r, "rows").long().flatten()
+        if r.numel() and (int(r.min()) < 0 or int(r.max()) >= self._n):
+            raise ValueError(f"rows: expected sample indices in [0, {self._n}), got {int(r.min())} to {int(r.max())}")
+        out = ConceptSet.__new__(ConceptSet)
+        names, desc = list(self._names), list(self._descriptions)
+        if self._source is not None:  # from_ids: the codes of the chosen samples, the same tables
+            from .ids import IdConcepts
+
+            src = self._source
+            out._set(None, r.numel(), names, desc, IdConcepts(src.ids[r.to(src.ids.device)], src.tables))
+            return out
+        mask = unpack_bits(self._bits, self._n)[:, r.to(self.device)]  # [K, M]
+        out._set(pack_bits(mask), r.numel(), names, desc)
         return out
 
     def to(self, device) -> ConceptSet:

@@ -122,6 +122,7 @@ def capture_tokens(
     out=None,
     dtype=np.float32,
     progress: bool = False,
+    stop_early: bool = False,
 ) -> TokenActivations:
     """Run token batches through a sequence model and keep every real token's activations.
 
@@ -133,6 +134,8 @@ def capture_tokens(
         device: where the model runs (default: where its first parameter is).
         out: a folder: stream every layer and the token table to .npy files there instead of memory.
         dtype: numpy dtype of the on-disk arrays; progress: a progress line on stderr.
+        stop_early: end each forward pass as soon as every layer is captured, so what comes after (the
+            later layers, the LM head) is not computed; for models that call each captured module once.
 
     Returns:
         TokenActivations (tensors, or Paths with out).
@@ -190,6 +193,8 @@ def capture_tokens(
             )
         put(name, x[keep].detach().float())
         state["left"].discard(name)
+        if stop_early and not state["left"]:
+            raise _Captured
 
     def input_hook(name):
         return lambda _module, inputs: take(name, inputs[0] if inputs else None)
@@ -227,7 +232,10 @@ def capture_tokens(
                 # models with absolute position embeddings (GPT-2) would otherwise count the pads.
                 batch["position_ids"] = (torch.cumsum(mask.long(), 1) - 1).clamp(min=0)
             _, kwargs = move_to((), batch, device)
-            model(**kwargs)
+            try:
+                model(**kwargs)
+            except _Captured:
+                pass
             if state["left"]:
                 raise ValueError(
                     f"layers: {sorted(state['left'])} never ran in batch {i} (not on the model's forward path?)"
@@ -249,6 +257,10 @@ def capture_tokens(
     cat = {n: torch.cat(p) if p else torch.zeros(0) for n, p in parts.items()}
     acts = {n: cat[n] for n in targets}
     return TokenActivations(acts, cat["tokens"].long(), cat["sequence"].long(), cat["position"].long(), seqs, spec)
+
+
+class _Captured(Exception):
+    """Raised by the last hook of a batch with stop_early: the rest of the forward pass is not needed."""
 
 
 def _max_positions(model: nn.Module) -> tuple[int, str] | None:

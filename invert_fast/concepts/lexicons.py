@@ -78,6 +78,31 @@ def wordnet_sentences(root: Path | None = None) -> list[str]:
     return list(seen)
 
 
+def wordnet_glosses(root: Path | None = None) -> list[str]:
+    """The definitions of WordNet 3.0's glosses (all parts of speech; the quoted example sentences taken
+    out, see wordnet_sentences), deduplicated, in file order: 116,707 texts, 1.17 million words.
+
+    Example:
+        >>> wordnet_glosses()[1]
+        'an entity that has physical existence'
+    """
+    root = Path(root) if root is not None else WORDNET_DIR
+    seen: dict[str, None] = {}
+    for pos in ("noun", "verb", "adj", "adv"):
+        path = root / f"data.{pos}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found; install WordNet with: apt-get install wordnet-base")
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("  "):
+                    continue
+                text = re.sub(r'"[^"]*"', "", line.partition(" | ")[2])
+                text = re.sub(r"[;\s]+$", "", text.strip())
+                if text:
+                    seen.setdefault(text, None)
+    return list(seen)
+
+
 class Lexicon:
     """Word -> concept names, from WordNet, VADER and NRC."""
 

@@ -81,9 +81,12 @@ def position_buckets(position: torch.Tensor, longest: int) -> tuple[torch.Tensor
     return bucket, names
 
 
-def token_concepts(tokenizer, tokens, sequence, position, *, top: int = 50, vocab: int | None = None) -> ConceptSet:
+def token_concepts(
+    tokenizer, tokens, sequence, position, *, top: int = 50, vocab: int | None = None, words=None
+) -> ConceptSet:
     """The concepts of every token of a captured text (module docstring): lexical, frequent identities,
-    previous / next token, position bucket.
+    previous / next token, position bucket, and with `words` the word annotations of the token's word and of
+    the previous and next word (`POS=NOUN`, `prev:POS=DET`, `next:dep=punct`, ...).
 
     Args:
         tokenizer: a Hugging Face tokenizer (convert_ids_to_tokens, decode, all_special_ids).
@@ -91,9 +94,10 @@ def token_concepts(tokenizer, tokens, sequence, position, *, top: int = 50, voca
             every sample, in (sequence, position) order (capture_tokens' TokenActivations).
         top: identity concepts for the `top` most frequent token ids (ties: smaller id first).
         vocab: the vocabulary size (default: len(tokenizer), or beyond the largest id).
+        words: optional WordAnnotations of the same N tokens (concepts.linguistic.word_annotations).
 
     Returns:
-        ConceptSet over N samples (from_ids: [N, 4] codes, no [N, K] matrix).
+        ConceptSet over N samples (from_ids: [N, 4] codes, [N, 7] with words; no [N, K] matrix).
 
     Example:
         >>> cs = token_concepts(tok, caps.tokens, caps.sequence, caps.position, top=20)
@@ -156,6 +160,49 @@ def token_concepts(tokenizer, tokens, sequence, position, *, top: int = 50, voca
         + [f"next:{x}" for x in names_base] + ["next:none"]
         + pos_names
     )  # fmt: skip
-    codes = torch.stack([own, prev, nxt, bucket], 1)
-    tables = [torch.from_numpy(t_) for t_ in (table, neigh, neigh, np.eye(len(pos_names), dtype=bool))]
-    return ConceptSet.from_ids(codes, tables, names)
+    columns = [own, prev, nxt, bucket]
+    tables = [table, neigh, neigh, np.eye(len(pos_names), dtype=bool)]
+    if words is not None:
+        w, wp, wn = (as_integers(getattr(words, f), f"words.{f}").long() for f in ("codes", "prev_codes", "next_codes"))
+        if not (w.shape == wp.shape == wn.shape == t.shape):
+            raise ValueError(
+                f"words: expected annotations of the {n} tokens, got {w.numel()} (made from other texts or tokens?)"
+            )
+        # Code len(table) = "no word" (special tokens, whitespace; no previous / next word): a blank row.
+        wtable = np.concatenate([np.asarray(words.table, dtype=bool), np.zeros((1, len(words.names)), dtype=bool)])
+        columns += [w, wp, wn]
+        tables += [wtable, wtable, wtable]
+        names += [*words.names, *(f"prev:{x}" for x in words.names), *(f"next:{x}" for x in words.names)]
+    codes = torch.stack(columns, 1)
+    return ConceptSet.from_ids(codes, [torch.from_numpy(t_) for t_ in tables], names)
+
+
+FAMILIES = (
+    "part of speech", "dependency", "entity", "morphology", "WordNet category", "lexical", "token identity",
+    "position", "previous token/word", "next token/word",
+)  # fmt: skip
+
+
+def concept_family(name: str) -> str:
+    """The family of a token concept's name, for summaries (one of FAMILIES): `next:` and `prev:` concepts are
+    the next / previous token's (the tokenizer's families) or word's (the linguistic ones), whatever they
+    say of it.
+
+    Example:
+        >>> concept_family("POS=NOUN"), concept_family("next:tok=␣the"), concept_family("capitalized")
+        ('part of speech', 'next token/word', 'lexical')
+    """
+    if name.startswith("next:"):
+        return "next token/word"
+    if name.startswith("prev:"):
+        return "previous token/word"
+    head = name.split("=", 1)[0]
+    return {
+        "POS": "part of speech",
+        "dep": "dependency",
+        "ent": "entity",
+        "wn": "WordNet category",
+        "tok": "token identity",
+        "pos": "position",
+        **dict.fromkeys(("Number", "Tense", "VerbForm", "Person"), "morphology"),
+    }.get(head if "=" in name else "", "lexical")
