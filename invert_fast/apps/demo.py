@@ -633,7 +633,7 @@ def held_out_medians(acts, sequence: np.ndarray, concept_sets, max_memory=None) 
         c_tr, c_te = cs.select_samples(tr), cs.select_samples(te)
         res = inv.explain(x_tr, c_tr, L=3, B=5, min_fraction=0.01, max_memory=max_memory)
         best = [r[0].formula if r else None for r in res]
-        out.append(float(inv.score_each(x_te, c_te, best).nanmedian()))
+        out.append(float(np.nanmedian(inv.score_each(x_te, c_te, best).numpy())))  # the mean of the middle two
     return out
 
 

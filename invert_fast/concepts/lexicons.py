@@ -59,22 +59,27 @@ _SUFFIXES = {
 }
 
 
-def wordnet_sentences(root: Path | None = None) -> list[str]:
-    """The example sentences quoted in WordNet 3.0's glosses (all parts of speech), deduplicated, in file order."""
+def _glosses(root: Path | None):
+    """Every gloss of WordNet 3.0's data files (all parts of speech), in file order."""
     root = Path(root) if root is not None else WORDNET_DIR
-    seen: dict[str, None] = {}
     for pos in ("noun", "verb", "adj", "adv"):
         path = root / f"data.{pos}"
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found; install WordNet with: apt-get install wordnet-base")
         with open(path, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("  "):
-                    continue
-                for s in re.findall(r'"([^"]+)"', line.partition(" | ")[2]):
-                    s = s.strip()
-                    if len(s.split()) >= 4:
-                        seen.setdefault(s, None)
+                if not line.startswith("  "):  # the license header is indented
+                    yield line.partition(" | ")[2]
+
+
+def wordnet_sentences(root: Path | None = None) -> list[str]:
+    """The example sentences quoted in WordNet 3.0's glosses (all parts of speech), deduplicated, in file order."""
+    seen: dict[str, None] = {}
+    for gloss in _glosses(root):
+        for s in re.findall(r'"([^"]+)"', gloss):
+            s = s.strip()
+            if len(s.split()) >= 4:
+                seen.setdefault(s, None)
     return list(seen)
 
 
@@ -86,20 +91,11 @@ def wordnet_glosses(root: Path | None = None) -> list[str]:
         >>> wordnet_glosses()[1]
         'an entity that has physical existence'
     """
-    root = Path(root) if root is not None else WORDNET_DIR
     seen: dict[str, None] = {}
-    for pos in ("noun", "verb", "adj", "adv"):
-        path = root / f"data.{pos}"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found; install WordNet with: apt-get install wordnet-base")
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("  "):
-                    continue
-                text = re.sub(r'"[^"]*"', "", line.partition(" | ")[2])
-                text = re.sub(r"[;\s]+$", "", text.strip())
-                if text:
-                    seen.setdefault(text, None)
+    for gloss in _glosses(root):
+        text = re.sub(r"[;\s]+$", "", re.sub(r'"[^"]*"', "", gloss).strip())
+        if text:
+            seen.setdefault(text, None)
     return list(seen)
 
 
