@@ -36,8 +36,8 @@ import invert_fast as inv  # noqa: E402
 
 
 def mnist_case():
-    from invert_fast.apps.demo import mnist_concepts
     from invert_fast.cases import zoo
+    from invert_fast.concepts.classes import mnist_concepts
 
     images, labels = zoo.load_mnist_5k()
     model = zoo.load_mnist_cnn()
@@ -48,8 +48,9 @@ def mnist_case():
 
 
 def fashion_case():
-    from invert_fast.apps.demo import MATCHING_LOGITS, fashion_concepts
+    from invert_fast.apps.demo import MATCHING_LOGITS
     from invert_fast.cases import zoo
+    from invert_fast.concepts.classes import fashion_concepts
     from invert_fast.concepts.wordnet import WordNet
 
     images, labels = zoo.load_fashion_mnist("test")

@@ -35,8 +35,8 @@ KINDS = ("atom", "a & b", "a | b", "a & ~b", "(a | b) & ~c", "(a & b) | c")
 
 
 def mnist_structure():
-    from invert_fast.apps.demo import mnist_concepts
     from invert_fast.cases import zoo
+    from invert_fast.concepts.classes import mnist_concepts
 
     images, labels = zoo.load_mnist_5k()
     return mnist_concepts(images, labels), "MNIST case (N = 5,000, K = 18)"

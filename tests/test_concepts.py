@@ -144,3 +144,10 @@ def test_enclosed_regions_find_loops():
     img[1, 2:7, 4] = 255  # a line: open
     img[2, 2:7, 2] = img[2, 2:7, 6] = img[2, 6, 2:7] = 255  # a cup: open at the top
     assert enclosed_regions(img).tolist() == [True, False, False]
+
+
+def test_fashion_synsets_follow_the_data_sets_label_order():
+    from invert_fast.cases import zoo
+    from invert_fast.concepts.classes import FASHION_SYNSETS
+
+    assert tuple(FASHION_SYNSETS) == zoo.FASHION_MNIST_CLASSES  # labels index the class names by position

@@ -35,20 +35,12 @@ import torch
 import invert_fast as inv
 
 from ..cases import zoo
-from ..concepts.derived import enclosed_regions, pixel_concepts
+from ..concepts.classes import fashion_concepts, mnist_concepts
 from ..core.results import write_csv
 from ..files import spreadsheet_safe
 from ..io.capture import capture
 from ..io.progress import ProgressLine
 from .argtypes import int_at_least
-
-DIGIT_UNIONS = {
-    "loop digit": [0, 6, 8, 9],
-    "straight strokes only": [1, 4, 7],
-    "curved strokes": [0, 2, 3, 5, 6, 8, 9],
-    "even digit": [0, 2, 4, 6, 8],
-    "digit >= 5": [5, 6, 7, 8, 9],
-}
 
 
 def significance_line(res: inv.Explanations) -> str:
@@ -63,28 +55,6 @@ def significance_line(res: inv.Explanations) -> str:
         f"{res.layer}: {sig}/{len(tested)} best labels significant after the search (p_value_search <= 0.05), "
         f"{raw}/{len(tested)} by the per-mask p-value alone"
     )
-
-
-def mnist_concepts(images: np.ndarray, labels: np.ndarray) -> inv.ConceptSet:
-    """Digit classes, their unions and ink-area concepts for MNIST images [N, 28, 28]."""
-    names = [f"digit {i}" for i in range(10)]
-    cs = inv.ConceptSet.from_classes(labels, names, descriptions=[f"handwritten {i}" for i in range(10)])
-    cs = cs.with_unions(
-        {name: [f"digit {i}" for i in members] for name, members in DIGIT_UNIONS.items()},
-        descriptions={name: "digits " + ", ".join(map(str, m)) for name, m in DIGIT_UNIONS.items()},
-    )
-    ink = (images > 127).reshape(len(images), -1).sum(1)
-    lo, hi = np.quantile(ink, [0.25, 0.75])
-    derived = inv.ConceptSet(
-        np.stack([ink >= hi, ink <= lo, enclosed_regions(images)], 1),
-        names=["much ink", "little ink", "closed loop"],
-        descriptions=[
-            f"top quarter of ink area (>= {hi:.0f} pixels)",
-            f"bottom quarter of ink area (<= {lo:.0f} pixels)",
-            "the ink encloses background (a loop), found by flooding the background from the border",
-        ],
-    )
-    return cs.concat(derived)
 
 
 def run_mnist(args) -> int:
@@ -174,19 +144,6 @@ def run_mnist(args) -> int:
 
 # --- ImageNet MobileNetV2 on Fashion-MNIST -------------------------------------------------------
 
-# Fashion-MNIST class -> (WordNet lemma, sense): the noun synset each class is.
-FASHION_SYNSETS = {
-    "T-shirt/top": ("t-shirt", 1),
-    "Trouser": ("trouser", 1),
-    "Pullover": ("pullover", 1),
-    "Dress": ("dress", 1),
-    "Coat": ("coat", 1),
-    "Sandal": ("sandal", 1),
-    "Shirt": ("shirt", 1),
-    "Sneaker": ("sneaker", 1),
-    "Bag": ("bag", 1),
-    "Ankle boot": ("boot", 1),
-}
 # ImageNet logits whose class is a Fashion-MNIST class: index -> expected Fashion-MNIST class.
 MATCHING_LOGITS = {
     610: "T-shirt/top",
@@ -206,19 +163,6 @@ MATCHING_LOGITS = {
     689: "Dress",
     655: "Dress",
 }
-
-
-def fashion_concepts(images: np.ndarray, labels: np.ndarray, wordnet) -> inv.ConceptSet:
-    """The 10 classes (WordNet glosses as descriptions), their WordNet hypernyms, and pixel concepts."""
-    from ..concepts.wordnet import hypernym_unions
-
-    names = list(zoo.FASHION_MNIST_CLASSES)
-    synsets = {n: wordnet.lookup(*FASHION_SYNSETS[n]) for n in names}
-    desc = [f"{', '.join(synsets[n].words)}: {synsets[n].gloss}" for n in names]
-    cs = inv.ConceptSet.from_classes(labels, names, desc)
-    unions, udesc = hypernym_unions(wordnet, {n: synsets[n].wnid for n in names})
-    cs = cs.with_unions(unions, udesc)
-    return cs.concat(pixel_concepts(images))
 
 
 def validation_rows(logit_labels: inv.Explanations, imagenet_names: list[str]) -> list[dict]:
