@@ -255,3 +255,20 @@ def test_next_token_logprobs_equal_log_softmax_of_the_full_logits():
     assert torch.allclose(raw.double(), full[:, ids], rtol=1e-5, atol=1e-4)  # float32 matmul vs float64
     assert torch.allclose(logprobs, torch.log_softmax(full, 1)[:, ids], rtol=0, atol=1e-3)  # ditto, lse of 300
     assert bool((logprobs <= 0).all())
+
+
+def test_held_out_medians_score_labels_found_on_even_sentences_on_the_odd_ones():
+    from invert_fast.apps.demo import held_out_medians
+
+    g = torch.Generator().manual_seed(0)
+    seq = np.repeat(np.arange(40), 10)  # 40 sentences of 10 tokens
+    y = torch.rand(400, 3, generator=g) < 0.3
+    cs = inv.ConceptSet(y, ["a", "b", "c"])
+    planted = y[:, 1].float() + 0.01 * torch.randn(400, generator=g)  # neuron 0 is concept b everywhere
+    x = torch.stack([planted, torch.randn(400, generator=g)], 1).numpy()
+    (med,) = held_out_medians(x, seq, [cs])
+    even = torch.from_numpy(seq % 2 == 0)
+    train = inv.explain(torch.from_numpy(x[even.numpy()]), cs.select_samples(even), L=3, B=5, min_fraction=0.01)
+    assert str(train[0][0].formula) == "b"
+    want = inv.score_each(x[~even.numpy()], cs.select_samples(~even), [r[0].formula if r else None for r in train])
+    assert want[0].item() == 1.0 and med == float(np.nanmedian(want.numpy()))  # found on even, scored on odd
