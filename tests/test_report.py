@@ -162,3 +162,23 @@ def test_family_plot_splits_each_label_over_its_positive_atoms(tmp_path):
     path = write_report(tmp_path / "r.html", [LayerReport(res)], family=concept_family)
     page = path.read_text()
     assert "Concept families of the best labels, per layer" in page and "<title>next token/word: 16.7%</title>" in page
+
+
+def test_token_views_show_quantiles_and_both_kinds_of_error():
+    from invert_fast.apps.report import token_views_html
+
+    texts = [f" w{i}" for i in range(12)]
+    seq = np.repeat(np.arange(6), 2)  # six sequences of two tokens
+    a = np.array([9.0, 0.0, 8.0, 0.1, 7.0, 0.2, 6.0, 0.3, 5.0, 0.4, 0.5, 4.0])
+    m = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0], dtype=bool)  # the formula: even samples
+    page = token_views_html(a, texts, seq, m)
+    heads = [h.split("</h4>")[0] for h in page.split("<h4>")[1:]]
+    assert heads == ["top activations", "at the 99th, 90th, 75th and 50th percentiles",
+                     "the formula holds, the neuron is silent", "strong activations the formula misses"]  # fmt: skip
+    sections = dict(zip(heads, page.split("<h4>")[1:], strict=True))
+    silent = sections["the formula holds, the neuron is silent"]
+    assert silent.index("outline") < silent.index("> w10<") and "(0.5)" in silent.split("</p>")[0]  # lowest inside
+    missed = sections["strong activations the formula misses"]
+    assert "(4)" in missed.split("</p>")[0] and "> w11<" in missed.split("</p>")[0]  # highest outside: sample 11
+    first = sections["top activations"].split("</p>")[0]
+    assert "(9)" in first and 'underline" title="9"' in first and 'underline" title="0"' not in first

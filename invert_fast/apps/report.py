@@ -222,7 +222,10 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         m = e.formula.mask(layer.concepts).numpy()
         parts.append(svg_histograms([(a[m], "inside the formula", "#d62728"), (a[~m], "outside", "#1f77b4")]))
     if a is not None and layer.token_texts is not None and layer.sequence is not None:
-        parts.append(token_contexts_html(a, layer.token_texts, layer.sequence))
+        if layer.concepts is not None:
+            parts.append(token_views_html(a, layer.token_texts, layer.sequence, e.formula.mask(layer.concepts).numpy()))
+        else:
+            parts.append(token_contexts_html(a, layer.token_texts, layer.sequence))
     if a is not None and layer.images is not None:
         top = np.argsort(-a, kind="stable")[:8]
         parts.append(
@@ -256,11 +259,13 @@ def _column(layer: LayerReport, d: int) -> np.ndarray | None:
 
 
 def token_contexts_html(values: np.ndarray, texts: Sequence[str], sequence: np.ndarray, top: int = 5,
-                        before: int = 12, after: int = 4) -> str:  # fmt: skip
-    """The `top` highest-activating tokens (one per sequence, ties: the earlier sample), each in its context of
-    `before` tokens before and `after` after within its sequence; every token shaded in proportion to its
-    activation over the neuron's largest (negative activations unshaded), the top token outlined, its value
-    in the tooltip.
+                        before: int = 12, after: int = 4, mask: np.ndarray | None = None,
+                        order: np.ndarray | None = None) -> str:  # fmt: skip
+    """Contexts of a token neuron: the first `top` samples of `order` (default: highest activation first;
+    one per sequence, ties: the earlier sample), each with `before` tokens before it and `after` after
+    within its sequence; every token shaded in proportion to its activation over the neuron's largest
+    (negative activations unshaded), the centre token outlined, each value in the tooltip, and with
+    `mask` ([N] bool: where the label's formula is true) those tokens underlined.
 
     Example:
         >>> token_contexts_html(np.array([0.1, 2.0, 0.5]), ["The", " cat", " sat"], np.array([0, 0, 0]))[:19]
@@ -272,8 +277,10 @@ def token_contexts_html(values: np.ndarray, texts: Sequence[str], sequence: np.n
         raise ValueError(
             f"token_texts, sequence: expected one per sample ({len(values)}), got {len(texts)} and {len(seq)}"
         )
-    order = np.argsort(-values, kind="stable")
-    peak = max(float(values[order[0]]), 0.0) if len(order) else 0.0
+    if mask is not None and len(mask) != len(values):
+        raise ValueError(f"mask: expected one per sample ({len(values)}), got {len(mask)}")
+    order = np.argsort(-values, kind="stable") if order is None else np.asarray(order)
+    peak = max(float(values.max()), 0.0) if len(values) else 0.0
     shown, rows = set(), []
     for i in order:
         if len(rows) == top:
@@ -290,9 +297,45 @@ def token_contexts_html(values: np.ndarray, texts: Sequence[str], sequence: np.n
         for j in range(lo, hi + 1):
             alpha = max(values[j], 0.0) / peak if peak > 0 else 0.0
             style = f"background:rgba(214,39,40,{alpha:.2f})" + (";outline:1px solid #222" if j == i else "")
+            if mask is not None and mask[j]:
+                style += ";text-decoration:underline"
             spans.append(f'<span style="{style}" title="{values[j]:.4g}">{html.escape(texts[j])}</span>')
         rows.append(f"<p>{''.join(spans)} <small>({values[i]:.4g})</small></p>")
     return '<div class="ctx">' + "".join(rows) + "</div>"
+
+
+def token_views_html(values: np.ndarray, texts: Sequence[str], sequence: np.ndarray, mask: np.ndarray) -> str:
+    """What a person checks before trusting a token neuron's label (as delphi and Neuronpedia show a latent):
+    the top-activating contexts, one context from each of the upper activation quantiles (the top ones
+    alone flatter a label), and the label's two kinds of error: tokens where the formula holds but the
+    neuron is silent (its lowest activations inside the mask) and the strongest activations the formula
+    misses (outside the mask). Tokens where the formula holds are underlined.
+
+    Example:
+        >>> token_views_html(acts[:, d], token_texts, sequence, formula.mask(concepts).numpy())[:4]
+        '<h4>'
+    """
+    values = np.asarray(values, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    ranked = np.argsort(-values, kind="stable")
+    n = len(values)
+    parts = ["<h4>top activations</h4>", token_contexts_html(values, texts, sequence, mask=m)]
+    # One context per quantile q: the sample whose rank is nearest q (ties: the earlier sample).
+    quantiles = (0.99, 0.9, 0.75, 0.5)
+    picks = ranked[[min(n - 1, int(round((1 - q) * (n - 1)))) for q in quantiles]]
+    parts += ["<h4>at the 99th, 90th, 75th and 50th percentiles</h4>",
+              token_contexts_html(values, texts, sequence, top=len(quantiles), mask=m, order=picks, before=8, after=3)]  # fmt: skip
+    inside = np.flatnonzero(m)
+    if inside.size:
+        silent = inside[np.argsort(values[inside], kind="stable")]
+        parts += ["<h4>the formula holds, the neuron is silent</h4>",
+                  token_contexts_html(values, texts, sequence, top=3, mask=m, order=silent, before=8, after=3)]  # fmt: skip
+    outside = np.flatnonzero(~m)
+    if outside.size:
+        missed = outside[np.argsort(-values[outside], kind="stable")]
+        parts += ["<h4>strong activations the formula misses</h4>",
+                  token_contexts_html(values, texts, sequence, top=3, mask=m, order=missed, before=8, after=3)]  # fmt: skip
+    return "".join(parts)
 
 
 def family_shares(labels: Explanations, family: Callable[[str], str]) -> Counter:
