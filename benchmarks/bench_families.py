@@ -22,8 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_auroc import machine  # noqa: E402
 
-import invert_fast as inv  # noqa: E402
-from invert_fast.apps.demo import DEFAULT_OUT  # noqa: E402
+from invert_fast.apps.demo import DEFAULT_OUT, held_out_aucs  # noqa: E402
 from invert_fast.cases.smollm2 import load_smollm2  # noqa: E402
 from invert_fast.concepts.lexicons import wordnet_sentences  # noqa: E402
 from invert_fast.concepts.linguistic import WordAnnotations, load_english, word_annotations  # noqa: E402
@@ -42,13 +41,6 @@ def only(words: WordAnnotations, family: str) -> WordAnnotations:
 def bare(name: str) -> str:
     """A concept name without its prev: / next: prefix."""
     return name.split(":", 1)[1] if name.startswith(("prev:", "next:")) else name
-
-
-def held_out(x_tr, x_te, c_tr, c_te):
-    """(per-neuron held-out AUCs, the best labels found on the training half)."""
-    res = inv.explain(x_tr, c_tr, L=3, B=5, min_fraction=0.01)
-    best = [r[0].formula if r else None for r in res]
-    return inv.score_each(x_te, c_te, best).numpy(), best
 
 
 def main() -> None:
@@ -86,15 +78,13 @@ def main() -> None:
         x = np.load(acts / f"layer{layer}.npy", mmap_mode="r")
         x_tr = torch.from_numpy(np.asarray(x[tr], dtype=np.float32))
         x_te = torch.from_numpy(np.asarray(x[te], dtype=np.float32))
-        base, _ = held_out(x_tr, x_te, *split["tokenizer"])
+        base, _ = held_out_aucs(x_tr, x_te, *split["tokenizer"])
         med0 = float(np.nanmedian(base))
         print(f"| layer{layer} | tokenizer | {len(sets['tokenizer'])} | {med0:.3f} | | | |")
         for name in list(sets)[1:]:
-            auc, best = held_out(x_tr, x_te, *split[name])
-            fam = name[2:]
+            auc, best = held_out_aucs(x_tr, x_te, *split[name])
             fam_names = set().union(*ling.values()) if name == "all" else ling[name[2:]]
-            uses = np.array([f is not None and any(a.op == "atom" and bare(a.name) in fam_names
-                                                   for a in f.subformulas()) for f in best])  # fmt: skip
+            uses = np.array([f is not None and any(bare(c) in fam_names for c in f.concepts()) for f in best])
             gain = auc - base
             among = float(np.nanmedian(gain[uses])) if uses.any() else float("nan")
             print(f"| layer{layer} | {name} | {len(sets[name])} | {np.nanmedian(auc):.3f} | "

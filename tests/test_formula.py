@@ -141,3 +141,9 @@ def test_score_each_is_the_diagonal_of_score_and_a_brute_force():
         assert got[d].item() == pytest.approx(roc_auc_score(Formula.parse(f).mask(cs).numpy(), x[:, d]), abs=1e-15)
     with pytest.raises(ValueError, match=r"formulas: expected one formula \(or None\) per neuron \(6\), got 2"):
         inv.score_each(x, cs, ["a", "b"])
+
+
+def test_positive_concepts_are_the_unnegated_atoms():
+    f = Formula.parse("sneaker | (sandal & ~boot) | ~(a & b)")  # ~(a & b) becomes ~a | ~b
+    assert f.positive_concepts() == {"sneaker", "sandal"} and f.concepts() == {"sneaker", "sandal", "boot", "a", "b"}
+    assert Formula.parse("~x & ~y").positive_concepts() == set()

@@ -3,8 +3,6 @@ input, delphi caches, exports and the CLI. No silent wrong result (truncated ids
 beside N tokens), no traceback or allocation error where a one-line error naming the argument, what was
 expected and what came is right."""
 
-import json
-
 import h5py
 import numpy as np
 import pytest
@@ -246,4 +244,3 @@ def test_labels_key_naming_an_hdf5_group_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert err[0].endswith(f"labels: 'grp' in {tmp_path / 'y.h5'} is an HDF5 group, not a dataset (datasets: ['y'])")
-    json.dumps(err)  # printable as is

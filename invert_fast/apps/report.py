@@ -218,12 +218,12 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         + "</p>",
     ]
     a = _column(layer, d)
-    if a is not None and layer.concepts is not None:
-        m = e.formula.mask(layer.concepts).numpy()
+    m = e.formula.mask(layer.concepts).numpy() if a is not None and layer.concepts is not None else None
+    if m is not None:
         parts.append(svg_histograms([(a[m], "inside the formula", "#d62728"), (a[~m], "outside", "#1f77b4")]))
     if a is not None and layer.token_texts is not None and layer.sequence is not None:
-        if layer.concepts is not None:
-            parts.append(token_views_html(a, layer.token_texts, layer.sequence, e.formula.mask(layer.concepts).numpy()))
+        if m is not None:
+            parts.append(token_views_html(a, layer.token_texts, layer.sequence, m))
         else:
             parts.append(token_contexts_html(a, layer.token_texts, layer.sequence))
     if a is not None and layer.images is not None:
@@ -350,10 +350,9 @@ def family_shares(labels: Explanations, family: Callable[[str], str]) -> Counter
     for r in labels:
         if not r:
             continue
-        atoms = [f for f in r[0].formula.subformulas() if f.op == "atom"]
-        positive = [f for f in atoms if not f.negated] or atoms
-        for f in positive:
-            out[family(f.name)] += 1 / len(positive)
+        named = r[0].formula.positive_concepts() or r[0].formula.concepts()
+        for name in named:
+            out[family(name)] += 1 / len(named)
     return out
 
 

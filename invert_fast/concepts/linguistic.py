@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.validate import as_integers
-from .wordnet import WORDNET_DIR
+from .wordnet import WORDNET_DIR, read_index
 
 MORPHOLOGY = ("Number", "Tense", "VerbForm", "Person")
 # WordNet 3.0's lexicographer files, by number (lexnames(5WN)); data.<pos> lines give the number.
@@ -74,15 +74,7 @@ class LexNames:
                     if not line.startswith("  "):  # the license header is indented
                         offset, num = line.split(" ", 2)[:2]
                         lexfile[int(offset)] = int(num)
-            first = {}
-            with open(index, encoding="utf-8") as f:
-                for line in f:
-                    if line.startswith("  "):
-                        continue
-                    fields = line.split()
-                    n_ptr = int(fields[3])
-                    first[fields[0]] = lexfile[int(fields[4 + n_ptr + 2])]  # senses follow the pointers
-            self._first[pos] = first
+            self._first[pos] = {lemma: lexfile[senses[0]] for lemma, senses in read_index(index).items()}
 
     def category(self, lemma: str, pos: str) -> str | None:
         """The lexicographer file name of the lemma's first sense as `pos` (noun/verb/adj/adv), or None."""

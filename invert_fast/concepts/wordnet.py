@@ -66,15 +66,7 @@ class WordNet:
                 ptrs = [fields[pos + 1 + 4 * i : pos + 5 + 4 * i] for i in range(n_ptr)]
                 hyper = tuple(int(p[1]) for p in ptrs if p[0] in _HYPERNYM_POINTERS and p[2] == "n")
                 synsets[offset] = Synset(offset, words, hyper, gloss.strip())
-        index: dict[str, list[int]] = {}
-        with open(index_file, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("  "):
-                    continue
-                fields = line.split()
-                n_senses, n_ptr = int(fields[2]), int(fields[3])
-                index[fields[0]] = [int(o) for o in fields[4 + n_ptr + 2 : 4 + n_ptr + 2 + n_senses]]
-        return cls(synsets, index)
+        return cls(synsets, read_index(index_file))
 
     def synset(self, key: str | int) -> Synset:
         """A synset by wnid ("n02084071") or offset."""
@@ -100,6 +92,24 @@ class WordNet:
                 seen.add(o)
                 todo.extend(self.synsets[o].hypernyms)
         return seen
+
+
+def read_index(path: Path) -> dict[str, list[int]]:
+    """A WordNet index.<pos> file: lemma -> the synset offsets of its senses, most frequent first.
+
+    Example:
+        >>> read_index(WORDNET_DIR / "index.noun")["dog"][:2]
+        [2084071, 10114209]
+    """
+    index: dict[str, list[int]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("  "):  # license header
+                continue
+            fields = line.split()
+            n_senses, n_ptr = int(fields[2]), int(fields[3])
+            index[fields[0]] = [int(o) for o in fields[4 + n_ptr + 2 : 4 + n_ptr + 2 + n_senses]]  # after the pointers
+    return index
 
 
 def hypernym_unions(wordnet: WordNet, classes: dict[str, str], min_classes: int = 2) -> tuple[dict, dict]:

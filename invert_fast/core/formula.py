@@ -177,6 +177,15 @@ class Formula:
         """Names of the concepts the formula uses."""
         return {f.name for f in self.subformulas() if f.op == "atom"}
 
+    def positive_concepts(self) -> set[str]:
+        """Names of the concepts the formula uses un-negated (as `c`, not `~c`): what a label names.
+
+        Example:
+            >>> Formula.parse("sneaker | (sandal & ~boot)").positive_concepts() == {"sneaker", "sandal"}
+            True
+        """
+        return {f.name for f in self.subformulas() if f.op == "atom" and not f.negated}
+
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, atom):
         """Combine the operands' values with ``&`` and ``|``, starting from atom(name, negated) of each atom.

@@ -217,8 +217,6 @@ def as_sparse(obj, name: str = "activations") -> SparseColumns:
             return SparseColumns.from_coo(idx[0], idx[1], vals, obj.shape, name)
         if obj.layout in (torch.sparse_csr, torch.sparse_csc):
             csr = obj.layout == torch.sparse_csr
-            check_samples(obj.shape[0], name)
-            check_columns(obj.shape[1], name)
             ptr = obj.crow_indices() if csr else obj.ccol_indices()
             idx, vals = (obj.col_indices() if csr else obj.row_indices()), obj.values()
             _check_pointers(ptr, idx.numel(), "row" if csr else "column", name)
