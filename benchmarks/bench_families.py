@@ -27,6 +27,7 @@ from invert_fast.cases.smollm2 import load_smollm2  # noqa: E402
 from invert_fast.concepts.lexicons import wordnet_sentences  # noqa: E402
 from invert_fast.concepts.linguistic import WordAnnotations, load_english, word_annotations  # noqa: E402
 from invert_fast.concepts.tokens import concept_family, token_concepts  # noqa: E402
+from invert_fast.core.token_index import TokenIndex  # noqa: E402
 
 FAMILIES = ("part of speech", "dependency", "entity", "morphology", "WordNet category")
 
@@ -59,12 +60,15 @@ def main() -> None:
     sentences = wordnet_sentences()  # the demo's sentences, in the demo's order
     order = np.random.default_rng(0).permutation(len(sentences))[: args.samples]
     sentences = sorted((sentences[i] for i in order), key=len)
-    tokens, seq, pos = (np.load(acts / f"{f}.npy") for f in ("tokens", "sequence", "position"))
-    words = word_annotations(nlp, sentences, tok, tokens, seq, max_length=64)
-    sets = {"tokenizer": token_concepts(tok, tokens, seq, pos, top=args.top_tokens)}
+    index = TokenIndex.load(acts)
+    if index.texts is None:  # a capture from before the index carried its texts: the demo's, checked
+        index = index.with_text(tok, sentences, max_length=64)
+    tokens, seq = index.tokens.numpy(), index.sequence.numpy()
+    words = word_annotations(nlp, index)
+    sets = {"tokenizer": token_concepts(tok, index, top=args.top_tokens)}
     for fam in FAMILIES:
-        sets[f"+ {fam}"] = token_concepts(tok, tokens, seq, pos, top=args.top_tokens, words=only(words, fam))
-    sets["all"] = token_concepts(tok, tokens, seq, pos, top=args.top_tokens, words=words)
+        sets[f"+ {fam}"] = token_concepts(tok, index, top=args.top_tokens, words=only(words, fam))
+    sets["all"] = token_concepts(tok, index, top=args.top_tokens, words=words)
     ling = {fam: set(only(words, fam).names) for fam in FAMILIES}
     even = seq % 2 == 0
     tr, te = np.flatnonzero(even), np.flatnonzero(~even)

@@ -66,14 +66,13 @@ def main() -> None:
     batches = inv.token_batches(tok, texts, batch_size=args.batch, max_length=args.max_length)
     caps = inv.capture_tokens(model, batches, layer, out=folder, dtype=np.float16, progress=True, stop_early=True)
     t_capture = time.perf_counter() - t
-    tokens, seq, pos = (np.load(p) for p in (caps.tokens, caps.sequence, caps.position))
-    n = len(tokens)
+    n = len(caps.index)
 
     t = time.perf_counter()
-    words = word_annotations(nlp, texts, tok, tokens, seq, max_length=args.max_length)
+    words = word_annotations(nlp, caps.index)
     t_words = time.perf_counter() - t
     t = time.perf_counter()
-    concepts = token_concepts(tok, tokens, seq, pos, top=50, words=words)
+    concepts = token_concepts(tok, caps.index, top=50, words=words)
     regions = concepts.regions()
     t_concepts = time.perf_counter() - t
 
@@ -81,7 +80,7 @@ def main() -> None:
     store = inv.NeuronStore(caps.activations["mlp"])
     kw = dict(L=3, B=5, min_fraction=0.001, permutations=args.permutations)
     if args.permutations:
-        kw["groups"] = seq
+        kw["groups"] = caps.sequence
     best = inv.explain_to_file(
         store, concepts, folder / "labels.csv", layer=f"layer{args.layer}", keep_results=False, chunk=512, **kw
     )

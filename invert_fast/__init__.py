@@ -28,6 +28,7 @@ from .core.results import Explanation, Explanations, read_csv, write_csv
 from .core.scoring import score, score_each
 from .core.search import explain
 from .core.sparse import SparseColumns
+from .core.token_index import TokenIndex
 from .dissection.broden import Broden, read_broden, write_broden
 from .dissection.compositional import IoULabel, compositional_explain
 from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
@@ -35,7 +36,7 @@ from .dissection.pixel_masks import PixelMasks
 from .io.capture import capture
 from .io.delphi import DelphiCache  # registers the delphi folder format with NeuronStore
 from .io.runner import explain_to_file
-from .io.sequence import TokenActivations, capture_tokens, mlp_neurons, token_batches
+from .io.sequence import TokenActivations, TokenBatches, capture_tokens, mlp_neurons, token_batches
 from .io.store import NeuronStore
 from .ops import and_popcount, built_with_cuda, csr_gather_sum, rank_doubled, rank_doubled_ties
 
@@ -56,6 +57,8 @@ __all__ = [
     "SearchParams",
     "SparseColumns",
     "TokenActivations",
+    "TokenBatches",
+    "TokenIndex",
     "and_popcount",
     "auc_from_rank_sums",
     "auroc",

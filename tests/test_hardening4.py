@@ -92,9 +92,9 @@ def test_fractional_token_ids_and_sparse_indices_are_refused():
 
     tok = byte_bpe()
     with pytest.raises(TypeError, match="tokens: expected integers, got dtype torch.float64"):
-        inv.token_concepts(tok, np.array([3.0, 4.5]), np.array([0, 0]), np.array([0, 1]))
+        inv.TokenIndex(np.array([3.0, 4.5]), np.array([0, 0]), np.array([0, 1]))
     with pytest.raises(ValueError, match="top: expected an integer >= 0, got -1"):
-        inv.token_concepts(tok, np.array([3, 4]), np.array([0, 0]), np.array([0, 1]), top=-1)
+        inv.token_concepts(tok, inv.TokenIndex(np.array([3, 4]), np.array([0, 0]), np.array([0, 1])), top=-1)
     with pytest.raises(TypeError, match="activations rows: expected integers, got dtype torch.float64"):
         SparseColumns.from_coo(np.array([0.0, 1.5]), [0, 1], [1.0, 2.0], (3, 2))
     with pytest.raises(TypeError, match="activations columns: expected integers, got dtype torch.float32"):

@@ -69,15 +69,16 @@ def names_of(words, codes) -> list[set]:
 @needs_wordnet
 def test_word_annotations_and_prev_next_words_equal_a_brute_force(nlp):
     tok = byte_bpe(vocab_size=70)  # few merges: words in several pieces, whose neighbours are other words
-    tokens, sequence, position = captured(tok)
+    index = captured(tok).with_text(tok, CORPUS)
+    tokens, sequence = index.tokens, index.sequence
     lex = LexNames()
-    words = word_annotations(nlp, CORPUS, tok, tokens, sequence, lexnames=lex)
+    words = word_annotations(nlp, index, lexnames=lex)
     expect = brute_words(nlp, tok, lex)
     assert names_of(words, words.codes) == [e[0] for e in expect]
     assert names_of(words, words.prev_codes) == [e[1] for e in expect]
     assert names_of(words, words.next_codes) == [e[2] for e in expect]
     assert {"POS=NOUN", "dep=nsubj", "Number=Plur", "ent=DATE", "wn=noun.animal"} <= set(words.names)
-    cs = token_concepts(tok, tokens, sequence, position, top=10, words=words)
+    cs = token_concepts(tok, index, top=10, words=words)
     dense = cs.dense()
     col = {n: i for i, n in enumerate(cs.names)}
     for j, (own, prev, nxt) in enumerate(expect):
@@ -109,8 +110,9 @@ def test_lexnames_read_from_the_data_files_independently():
 
 def test_a_word_split_into_pieces_gives_every_piece_its_annotation(nlp):
     tok = byte_bpe(vocab_size=60)  # too few merges for whole words
-    tokens, sequence, position = captured(tok)
-    words = word_annotations(nlp, CORPUS, tok, tokens, sequence, lexnames=False)
+    index = captured(tok).with_text(tok, CORPUS)
+    tokens = index.tokens
+    words = word_annotations(nlp, index, lexnames=False)
     pieces = tok.convert_ids_to_tokens(tokens.tolist())
     split = [j for j in range(1, len(pieces)) if not pieces[j].startswith("Ġ") and words.words[j] == words.words[j - 1]
              and pieces[j][0].isalpha() and pieces[j - 1].lstrip("Ġ")[:1].isalpha()]  # fmt: skip
@@ -121,35 +123,37 @@ def test_a_word_split_into_pieces_gives_every_piece_its_annotation(nlp):
 
 def test_bad_input_is_one_line(nlp):
     tok = byte_bpe()
-    tokens, sequence, position = captured(tok)
+    bare = captured(tok)
     with pytest.raises(ValueError, match=r"tokens: sequence 1 has \d+ captured tokens but the tokenizer gives"):
-        word_annotations(nlp, [CORPUS[0], CORPUS[0], *CORPUS[2:]], tok, tokens, sequence, lexnames=False)
+        bare.with_text(tok, [CORPUS[0], CORPUS[0], *CORPUS[2:]])
     with pytest.raises(ValueError, match=r"texts: expected one text per captured sequence \(4"):
-        word_annotations(nlp, CORPUS[:3], tok, tokens, sequence, lexnames=False)
+        bare.with_text(tok, CORPUS[:3])
     with pytest.raises(ValueError, match=r"tokens: sequence 0 has \d+ captured tokens but the tokenizer gives"):
-        word_annotations(nlp, CORPUS, tok, tokens, sequence, max_length=3, lexnames=False)
+        bare.with_text(tok, CORPUS, max_length=3)
 
     class Slow:
         is_fast = False
 
     with pytest.raises(ValueError, match="tokenizer: expected a fast tokenizer that returns character offsets.*Slow"):
-        word_annotations(nlp, CORPUS, Slow(), tokens, sequence, lexnames=False)
+        bare.with_text(Slow(), CORPUS)
+    with pytest.raises(ValueError, match=r"index: it has no texts and offsets; index.with_text\(tokenizer, texts\)"):
+        word_annotations(nlp, bare, lexnames=False)
     with pytest.raises(ValueError, match=r"texts\[1\]: spaCy finds no words in '   '; leave such texts out"):
-        t2 = torch.tensor(tok(CORPUS[0])["input_ids"] + tok("   ")["input_ids"])
-        s2 = torch.tensor([0] * len(tok(CORPUS[0])["input_ids"]) + [1] * len(tok("   ")["input_ids"]))
-        word_annotations(nlp, [CORPUS[0], "   "], tok, t2, s2, lexnames=False)
-    words = word_annotations(nlp, CORPUS, tok, tokens, sequence, lexnames=False)
+        word_annotations(nlp, captured(tok, [CORPUS[0], "   "]).with_text(tok, [CORPUS[0], "   "]), lexnames=False)
+    index = bare.with_text(tok, CORPUS)
+    words = word_annotations(nlp, index, lexnames=False)
     short = WordAnnotations(words.codes[:-1], words.table, words.names, words.words[:-1], words.prev_codes[:-1],
                             words.next_codes[:-1])  # fmt: skip
     with pytest.raises(ValueError, match=r"words: expected annotations of the \d+ tokens, got \d+"):
-        token_concepts(tok, tokens, sequence, position, words=short)
+        token_concepts(tok, index, words=short)
 
 
 def test_a_planted_part_of_speech_neuron_gets_its_label(nlp):
     tok = byte_bpe()
-    tokens, sequence, position = captured(tok)
-    words = word_annotations(nlp, CORPUS, tok, tokens, sequence, lexnames=False)
-    cs = token_concepts(tok, tokens, sequence, position, top=5, words=words)
+    index = captured(tok).with_text(tok, CORPUS)
+    tokens = index.tokens
+    words = word_annotations(nlp, index, lexnames=False)
+    cs = token_concepts(tok, index, top=5, words=words)
     noun = cs.mask("POS=NOUN")
     g = torch.Generator().manual_seed(0)
     x = (noun.float() * 2 + torch.randn(tokens.numel(), generator=g) * 0.3).unsqueeze(1)
@@ -167,10 +171,9 @@ HARD = [
 
 def test_hard_text_aligns_like_a_per_character_brute_force(nlp):
     tok = byte_bpe()  # trained on a tiny corpus: rare words and Unicode fall into several byte pieces
-    enc = [tok(t)["input_ids"] for t in HARD]
-    tokens = torch.tensor([i for e in enc for i in e])
-    sequence = torch.repeat_interleave(torch.arange(len(enc)), torch.tensor([len(e) for e in enc]))
-    words = word_annotations(nlp, HARD, tok, tokens, sequence, lexnames=False)
+    index = captured(tok, HARD).with_text(tok, HARD)
+    tokens = index.tokens
+    words = word_annotations(nlp, index, lexnames=False)
     expect = brute_words(nlp, tok, None, HARD)
     for codes, e in ((words.codes, 0), (words.prev_codes, 1), (words.next_codes, 2)):
         assert names_of(words, codes) == [x[e] for x in expect]
@@ -203,10 +206,9 @@ def test_spacy_missing_says_how_to_install(monkeypatch):
 
 def test_truncated_texts_have_no_next_word_beyond_the_capture(nlp):
     tok = byte_bpe()
-    enc = [tok(t, truncation=True, max_length=5)["input_ids"] for t in CORPUS]
-    tokens = torch.tensor([i for e in enc for i in e])
-    sequence = torch.repeat_interleave(torch.arange(len(enc)), torch.tensor([len(e) for e in enc]))
-    words = word_annotations(nlp, CORPUS, tok, tokens, sequence, max_length=5, lexnames=False)
+    index = captured(tok, max_length=5).with_text(tok, CORPUS, max_length=5)
+    sequence = index.sequence
+    words = word_annotations(nlp, index, lexnames=False)
     last = np.flatnonzero(np.r_[sequence[1:].numpy() != sequence[:-1].numpy(), True])
     assert (words.next_codes[last] == len(words.table)).all()  # the text goes on, the capture does not
     assert (words.next_codes[last - 1] < len(words.table)).any()

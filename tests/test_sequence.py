@@ -134,15 +134,21 @@ def test_streamed_capture_equals_memory_and_labels_by_token_ids(tmp_path):
     mem = capture_tokens(model, batches, mlp_neurons(model))
     disk = capture_tokens(model, batches, mlp_neurons(model), out=tmp_path / "acts")
     assert sorted(p.name for p in (tmp_path / "acts").iterdir()) == [
-        "layer0.npy", "layer1.npy", "position.npy", "sequence.npy", "tokens.npy"
+        "layer0.npy", "layer1.npy", "offsets.npy", "position.npy", "sequence.npy", "texts.json", "tokens.npy"
     ]  # fmt: skip
     assert np.array_equal(np.load(disk.activations["layer1"]), mem.activations["layer1"].numpy())
-    assert np.array_equal(np.load(disk.tokens), mem.tokens.numpy())
+    assert np.array_equal(np.load(tmp_path / "acts" / "tokens.npy"), mem.tokens.numpy())
+    loaded = inv.TokenIndex.load(tmp_path / "acts")
+    for f in ("tokens", "sequence", "position", "offsets"):
+        assert torch.equal(getattr(loaded, f), getattr(mem.index, f)) and torch.equal(
+            getattr(disk.index, f), getattr(mem.index, f)
+        )
+    assert loaded.texts == disk.index.texts == mem.index.texts == tuple(texts(30, seed=1))
     table = torch.zeros(V, 3, dtype=torch.bool)
     table[3:20, 0], table[10:40, 1], table[::2, 2] = True, True, True
     concepts = inv.ConceptSet.from_ids(mem.tokens, table, ["low", "mid", "even"])
     res = inv.explain(inv.NeuronStore(disk.activations["layer1"]), concepts, L=2, B=2, permutations=3,
-                      groups=np.load(disk.sequence))  # fmt: skip
+                      groups=disk.sequence)  # fmt: skip
     want = inv.explain(mem.activations["layer1"], inv.ConceptSet(table[mem.tokens], ["low", "mid", "even"]), L=2,
                        B=2, permutations=3, groups=mem.sequence)  # fmt: skip
     assert [(str(e.formula), e.auc, e.p_value_search) for r in res for e in r] == [

@@ -19,22 +19,27 @@ CORPUS = [
 ]
 
 
-def byte_bpe(vocab_size: int = 120):
+def byte_bpe(vocab_size: int = 120, every_byte: bool = False):
+    """A byte-level BPE trained on CORPUS; every_byte: all 256 bytes in its alphabet (so any text round-trips;
+    without, bytes the corpus lacks are dropped), vocab_size then above 258."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS * 5, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<eos>"]))
+    alphabet = pre_tokenizers.ByteLevel.alphabet() if every_byte else []
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "<eos>"], initial_alphabet=alphabet)
+    tok.train_from_iterator(CORPUS * 5, trainer)
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
 
 
-def captured(tok):
-    enc = [tok(t)["input_ids"] for t in CORPUS]
+def captured(tok, corpus=CORPUS, max_length=None):
+    """The TokenIndex of the corpus, tokenized one text at a time (no model: tokens, sequences, positions)."""
+    enc = [tok(t, truncation=max_length is not None, max_length=max_length)["input_ids"] for t in corpus]
     tokens = torch.tensor([i for e in enc for i in e])
     sequence = torch.repeat_interleave(torch.arange(len(enc)), torch.tensor([len(e) for e in enc]))
     position = torch.cat([torch.arange(len(e)) for e in enc])
-    return tokens, sequence, position
+    return inv.TokenIndex(tokens, sequence, position)
 
 
 def brute(tok, tokens, sequence, position, names):
@@ -81,8 +86,9 @@ def brute(tok, tokens, sequence, position, names):
 
 def test_token_concepts_equal_their_definitions():
     tok = byte_bpe()
-    tokens, sequence, position = captured(tok)
-    cs = token_concepts(tok, tokens, sequence, position, top=200)  # every id that occurs has its identity
+    index = captured(tok)
+    tokens, sequence, position = index.tokens, index.sequence, index.position
+    cs = token_concepts(tok, index, top=200)  # every id that occurs has its identity
     assert cs.names[:5] == ("word start", "capitalized", "digit", "punctuation", "special")
     assert torch.equal(cs.dense(), brute(tok, tokens, sequence, position, cs.names))
     assert cs._bits is not None  # dense() above built them; the search would not have needed to
@@ -91,8 +97,9 @@ def test_token_concepts_equal_their_definitions():
 
 def test_next_token_neuron_gets_its_label():
     tok = byte_bpe()
-    tokens, sequence, position = captured(tok)
-    cs = token_concepts(tok, tokens, sequence, position, top=30)
+    index = captured(tok)
+    tokens = index.tokens
+    cs = token_concepts(tok, index, top=30)
     g = torch.Generator().manual_seed(0)
     the = cs.mask("next:tok=␣the")
     x = (the.float() * 2 + torch.randn(tokens.numel(), generator=g) * 0.3).unsqueeze(1)
@@ -102,10 +109,13 @@ def test_next_token_neuron_gets_its_label():
 
 def test_token_table_errors():
     tok = byte_bpe()
-    tokens, sequence, position = captured(tok)
-    with pytest.raises(ValueError, match=r"expected tokens in \(sequence, position\) order"):
-        token_concepts(tok, tokens.flip(0), sequence.flip(0), position.flip(0))
+    index = captured(tok)
+    tokens, sequence, position = index.tokens, index.sequence, index.position
+    with pytest.raises(ValueError, match=r"expected samples in \(sequence, position\) order"):
+        inv.TokenIndex(tokens.flip(0), sequence.flip(0), position.flip(0))
     with pytest.raises(ValueError, match=r"tokens: ids must lie in \[0, 120\)"):
-        token_concepts(tok, tokens + 500, sequence, position, vocab=120)
+        token_concepts(tok, inv.TokenIndex(tokens + 500, sequence, position), vocab=120)
     with pytest.raises(ValueError, match="expected three \\[N\\] arrays"):
-        token_concepts(tok, tokens[:-1], sequence, position)
+        inv.TokenIndex(tokens[:-1], sequence, position)
+    with pytest.raises(TypeError, match="index: expected a TokenIndex"):
+        token_concepts(tok, tokens)

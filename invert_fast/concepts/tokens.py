@@ -18,7 +18,7 @@ id, a position bucket), so the set is ConceptSet.from_ids over [N, 4] codes and 
 
 Example:
     >>> caps = capture_tokens(model, token_batches(tok, texts), mlp_neurons(model))
-    >>> concepts = token_concepts(tok, caps.tokens, caps.sequence, caps.position, top=50)
+    >>> concepts = token_concepts(tok, caps.index, top=50)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..core.concepts import ConceptSet
+from ..core.token_index import TokenIndex
 from ..core.validate import as_integers, check_positive_int
 
 LEXICAL = ("word start", "capitalized", "digit", "punctuation", "special")
@@ -81,17 +82,15 @@ def position_buckets(position: torch.Tensor, longest: int) -> tuple[torch.Tensor
     return bucket, names
 
 
-def token_concepts(
-    tokenizer, tokens, sequence, position, *, top: int = 50, vocab: int | None = None, words=None
-) -> ConceptSet:
+def token_concepts(tokenizer, index: TokenIndex, *, top: int = 50, vocab: int | None = None, words=None) -> ConceptSet:
     """The concepts of every token of a captured text (module docstring): lexical, frequent identities,
     previous / next token, position bucket, and with `words` the word annotations of the token's word and of
     the previous and next word (`POS=NOUN`, `prev:POS=DET`, `next:dep=punct`, ...).
 
     Args:
         tokenizer: a Hugging Face tokenizer (convert_ids_to_tokens, decode, all_special_ids).
-        tokens, sequence, position: [N] token id, sequence index and position among the real tokens of
-            every sample, in (sequence, position) order (capture_tokens' TokenActivations).
+        index: the TokenIndex of the N samples (capture_tokens(...).index, DelphiCache.token_index(), or
+            TokenIndex(tokens, sequence, position) from [N] arrays in (sequence, position) order).
         top: identity concepts for the `top` most frequent token ids (ties: smaller id first).
         vocab: the vocabulary size (default: len(tokenizer), or beyond the largest id).
         words: optional WordAnnotations of the same N tokens (concepts.linguistic.word_annotations).
@@ -100,26 +99,17 @@ def token_concepts(
         ConceptSet over N samples (from_ids: [N, 4] codes, [N, 7] with words; no [N, K] matrix).
 
     Example:
-        >>> cs = token_concepts(tok, caps.tokens, caps.sequence, caps.position, top=20)
+        >>> cs = token_concepts(tok, caps.index, top=20)
         >>> cs.names[:3]
         ('word start', 'capitalized', 'digit')
     """
-    t, s, p = (
-        as_integers(a, name).long() for a, name in ((tokens, "tokens"), (sequence, "sequence"), (position, "position"))
-    )
-    if not (t.dim() == s.dim() == p.dim() == 1 and t.numel() == s.numel() == p.numel()):
-        raise ValueError(
-            f"tokens, sequence, position: expected three [N] arrays, got shapes {tuple(t.shape)}, {tuple(s.shape)} "
-            f"and {tuple(p.shape)}"
-        )
+    if not isinstance(index, TokenIndex):
+        raise TypeError(f"index: expected a TokenIndex (capture_tokens(...).index), got {type(index).__name__}")
+    t, s, p = index.tokens, index.sequence, index.position  # checked by TokenIndex: [N], in order
     top = check_positive_int(top, "top", 0)
     n = t.numel()
     if n == 0:
-        raise ValueError("tokens: there are no tokens (N = 0)")
-    if n > 1 and bool(((s[1:] < s[:-1]) | ((s[1:] == s[:-1]) & (p[1:] != p[:-1] + 1))).any()):
-        raise ValueError(
-            "sequence, position: expected tokens in (sequence, position) order, positions counting 0, 1, ..."
-        )
+        raise ValueError("index: there are no tokens (N = 0)")
     v = int(vocab) if vocab is not None else max(len(tokenizer), int(t.max()) + 1)
     if int(t.min()) < 0 or int(t.max()) >= v:
         raise ValueError(f"tokens: ids must lie in [0, {v}) (the vocabulary), got {int(t.min())} to {int(t.max())}")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..core.sparse import SparseColumns
+from ..core.token_index import TokenIndex
 from ..core.validate import check_columns
 from .store import FOLDER_STORES, NeuronStore, optional
 
@@ -54,6 +55,7 @@ class DelphiCache(NeuronStore):
         >>> cache = DelphiCache("latents/layers.6")
         >>> x = cache.read(0, 256)           # SparseColumns [N, 256]
         >>> ids, seq = cache.tokens(), cache.sequences()
+        >>> index = cache.token_index(tokenizer)   # ids, sequences, positions, decoded texts and offsets
     """
 
     sparse = True
@@ -180,6 +182,17 @@ class DelphiCache(NeuronStore):
             with st.safe_open(str(self.shards[0][2]), framework="numpy") as h:
                 self._raw = h.get_tensor("tokens").reshape(-1)
         return self._raw
+
+    def token_index(self, tokenizer=None) -> TokenIndex:
+        """The TokenIndex of the N samples (token ids, sequence, position = n // ctx, n % ctx); with a
+        tokenizer, the texts decoded from the ids and every token's character offsets (TokenIndex.with_text),
+        so the same concept families as a capture's can be built.
+
+        Example:
+            >>> words = word_annotations(nlp, cache.token_index(tok))
+        """
+        index = TokenIndex.from_grid(self.tokens().reshape(self.n_seq, self.ctx))
+        return index.with_text(tokenizer) if tokenizer is not None else index
 
     def sequences(self) -> torch.Tensor:
         """[N] int64 sequence index of every sample (the default groups of permutations)."""

@@ -2,7 +2,7 @@
 
     batches = token_batches(tokenizer, texts, batch_size=32, max_length=128)   # padded, with attention masks
     caps = capture_tokens(model, batches, mlp_neurons(model))                  # every MLP neuron of every layer
-    caps.activations["layer3"], caps.tokens, caps.sequence, caps.position      # [N, 1536], [N], [N], [N]
+    caps.activations["layer3"], caps.index                                     # [N, 1536], the TokenIndex
 
 Any torch module that takes token batches works (Hugging Face causal LMs among them): a batch is a dict of
 keyword arguments with `input_ids` [B, T] and `attention_mask` [B, T] (1 for real tokens, 0 for padding,
@@ -16,9 +16,11 @@ Llama's SwiGLU), which `mlp_neurons(model)` names for Llama-, GPT-2- and Pythia-
 
 The residual stream is a decoder layer's output (`model.layers.<i>`), taken as its first element when the
 layer returns a tuple. Tokens are kept in (sequence, position) order; `position` counts real tokens only
-(0 for the first real token, whichever side the padding is). With `out`, every layer streams to
-`out/<name>.npy` and the token ids, sequence indices and positions to `out/tokens.npy`, `out/sequence.npy`,
-`out/position.npy`, so 10^6 tokens never have to fit in memory.
+(0 for the first real token, whichever side the padding is). The token index (core/token_index.py:
+token ids, sequences, positions, and, for batches from `token_batches` with a fast tokenizer, the texts and
+every token's character offsets) comes back with the activations. With `out`, every layer streams to
+`out/<name>.npy` and the index to `out/tokens.npy`, `sequence.npy`, `position.npy` (`offsets.npy`,
+`texts.json`), so 10^6 tokens of activations never have to fit in memory.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.token_index import TokenIndex
 from ..core.validate import as_device
 from .capture import NpyWriter, hooked_run, layer_file_name, module_names, move_to, resolve_layers
 from .progress import ProgressLine
@@ -61,11 +64,28 @@ def mlp_neurons(model: nn.Module) -> dict[str, str]:
     raise ValueError(f"model: no MLP layout found (looked for {known}); name the modules to capture instead")
 
 
-def token_batches(tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int = 128) -> list[dict]:
+class TokenBatches(list):
+    """token_batches' batches (a list of {"input_ids", "attention_mask"} dicts), with the texts they came
+    from and each batch's [B, T, 2] character offsets (None for a tokenizer without offsets), which
+    capture_tokens puts in its token index.
+
+    Example:
+        >>> batches = token_batches(tok, ["The cat sat.", "A dog ran."], batch_size=2)
+        >>> batches.texts, batches.offsets[0].shape
+        (('The cat sat.', 'A dog ran.'), torch.Size([2, 4, 2]))
+    """
+
+    def __init__(self, batches, texts, offsets):
+        super().__init__(batches)
+        self.texts, self.offsets = tuple(texts), offsets
+
+
+def token_batches(tokenizer, texts: Sequence[str], batch_size: int = 32, max_length: int = 128) -> TokenBatches:
     """Padded batches of a Hugging Face tokenizer: [{"input_ids": [B, T], "attention_mask": [B, T]}].
 
     Texts that tokenize to nothing are an error (they would give no sample); a tokenizer without a pad
-    token pads with its end-of-sequence token (the attention mask keeps it out).
+    token pads with its end-of-sequence token (the attention mask keeps it out). A fast tokenizer's
+    character offsets ride along (TokenBatches.offsets), so the capture's index knows every token's text.
 
     Example:
         >>> tok = AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -79,16 +99,19 @@ def token_batches(tokenizer, texts: Sequence[str], batch_size: int = 32, max_len
         if getattr(tokenizer, "eos_token", None) is None:
             raise ValueError("tokenizer: it has neither a pad token nor an end-of-sequence token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
-    out = []
+    out, offsets = [], [] if getattr(tokenizer, "is_fast", False) else None
     for s in range(0, len(texts), batch_size):
         chunk = list(texts[s : s + batch_size])
-        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt",
+                        return_offsets_mapping=offsets is not None)  # fmt: skip
         empty = (enc["attention_mask"].sum(1) == 0).nonzero()
         if empty.numel():
             i = s + int(empty[0])
             raise ValueError(f"texts: text {i} ({texts[i][:40]!r}) tokenizes to no token")
         out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
-    return out
+        if offsets is not None:
+            offsets.append(enc["offset_mapping"])
+    return TokenBatches(out, texts, offsets)
 
 
 @dataclass
@@ -97,8 +120,9 @@ class TokenActivations:
 
     Attributes:
         activations: {layer: [N, D] float32 tensor} (in memory) or {layer: Path of its .npy} (with out).
-        tokens, sequence, position: [N] int64 token id, sequence index (0.. over all batches) and
-            position among the sequence's real tokens (in memory), or the Paths of their .npy files.
+        index: the TokenIndex of the N samples (token id, sequence index over all batches, position among
+            the sequence's real tokens; texts and offsets when the batches carried them), in memory.
+        tokens, sequence, position, n_sequences: the index's, for short.
 
     Example:
         >>> caps = capture_tokens(model, token_batches(tok, texts), mlp_neurons(model))
@@ -106,11 +130,24 @@ class TokenActivations:
     """
 
     activations: dict
-    tokens: torch.Tensor | Path
-    sequence: torch.Tensor | Path
-    position: torch.Tensor | Path
-    n_sequences: int = 0
+    index: TokenIndex
     layers: dict = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        return self.index.tokens
+
+    @property
+    def sequence(self) -> torch.Tensor:
+        return self.index.sequence
+
+    @property
+    def position(self) -> torch.Tensor:
+        return self.index.position
+
+    @property
+    def n_sequences(self) -> int:
+        return self.index.n_sequences
 
 
 def capture_tokens(
@@ -138,7 +175,7 @@ def capture_tokens(
             later layers, the LM head) is not computed; for models that call each captured module once.
 
     Returns:
-        TokenActivations (tensors, or Paths with out).
+        TokenActivations (activations as tensors, or Paths with out; the index in memory).
 
     Example:
         >>> caps = capture_tokens(model, token_batches(tok, texts), ["input:model.layers.0.mlp.down_proj"])
@@ -165,11 +202,14 @@ def capture_tokens(
     positions = _takes_position_ids(model)
     folder = Path(out) if out is not None else None
     names = {n: layer_file_name(n) for n in targets}
-    reserved = {"tokens", "sequence", "position"} & set(names.values())
+    reserved = {"tokens", "sequence", "position", "offsets", "texts"} & set(names.values())
     if folder is not None and reserved:
         raise ValueError(f"layers: {sorted(reserved)} would overwrite the token table's files; rename the layers")
     writers: dict[str, NpyWriter] = {}
-    parts: dict[str, list[torch.Tensor]] = {n: [] for n in [*targets, "tokens", "sequence", "position"]}
+    texts, spans = getattr(batches, "texts", None), getattr(batches, "offsets", None)
+    with_text = texts is not None and spans is not None
+    table = ["tokens", "sequence", "position", *(["offsets"] if with_text else [])]
+    parts: dict[str, list[torch.Tensor]] = {n: [] for n in [*targets, *table]}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         for n in parts:
@@ -244,19 +284,34 @@ def capture_tokens(
             put("tokens", ids[mask].long())
             put("sequence", (seqs + torch.arange(b)).unsqueeze(1).expand_as(mask)[mask])
             put("position", (torch.cumsum(mask.long(), 1) - 1)[mask])
+            if with_text:
+                span = torch.as_tensor(spans[i])
+                if tuple(span.shape) != (*mask.shape, 2):
+                    raise ValueError(
+                        f"batches: batch {i}: offsets {tuple(span.shape)} must be [B, T, 2] with the input_ids' "
+                        f"{tuple(mask.shape)}"
+                    )
+                put("offsets", span[mask].long())
             seqs += b
             if progress:
                 of = f"/{total}" if total else ""
                 line.update(f"capture: batch {i + 1}{of}, {seqs:,} sequences", final=total == i + 1)
         if seqs == 0:
             raise ValueError("batches: expected at least one batch of token ids, got none")
+    if with_text and len(texts) != seqs:
+        raise ValueError(f"batches: they carry {len(texts)} texts for {seqs} sequences")
     if writers:
         paths = {n: w.close() for n, w in writers.items()}
         acts = {n: paths[n] for n in targets}
-        return TokenActivations(acts, paths["tokens"], paths["sequence"], paths["position"], seqs, spec)
-    cat = {n: torch.cat(p) if p else torch.zeros(0) for n, p in parts.items()}
-    acts = {n: cat[n] for n in targets}
-    return TokenActivations(acts, cat["tokens"].long(), cat["sequence"].long(), cat["position"].long(), seqs, spec)
+        cols = [torch.from_numpy(np.load(paths[n])) for n in table]
+    else:
+        cat = {n: torch.cat(p) if p else torch.zeros(0) for n, p in parts.items()}
+        acts = {n: cat[n] for n in targets}
+        cols = [cat[n].long() for n in table]
+    index = TokenIndex(*cols[:3], texts, cols[3]) if with_text else TokenIndex(*cols)
+    if folder is not None and with_text:
+        index.save(folder)  # texts.json beside the streamed arrays (rewritten, identical)
+    return TokenActivations(acts, index, spec)
 
 
 class _Captured(Exception):
