@@ -34,6 +34,7 @@ from .dissection.compositional import IoULabel, compositional_explain
 from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
 from .dissection.pixel_masks import PixelMasks
 from .io.capture import capture
+from .io.circuit import Circuit, CircuitNode, circuit
 from .io.delphi import DelphiCache  # registers the delphi folder format with NeuronStore
 from .io.runner import explain_to_file
 from .io.sequence import TokenActivations, TokenBatches, capture_tokens, mlp_neurons, token_batches
@@ -44,6 +45,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Broden",
+    "Circuit",
+    "CircuitNode",
     "ConceptSet",
     "DelphiCache",
     "Dissection",
@@ -65,6 +68,7 @@ __all__ = [
     "built_with_cuda",
     "capture",
     "capture_tokens",
+    "circuit",
     "compare",
     "compositional_explain",
     "compute_regions",

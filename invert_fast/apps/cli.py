@@ -535,6 +535,12 @@ def cmd_demo(args) -> int:
     return demo.run(args)
 
 
+def cmd_circuit(args) -> int:
+    from . import circuits
+
+    return circuits.run(args)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with its errors on one line (the command, the option, what was expected and what came;
     --help for the usage), as every other error of the command."""
@@ -794,6 +800,11 @@ def parser() -> argparse.ArgumentParser:
 
     demo.add_arguments(d)
     d.set_defaults(func=cmd_demo)
+    k = sub.add_parser("circuit", help="which labelled units feed an output unit, as a tree (the embedded real cases)")
+    from . import circuits
+
+    circuits.add_arguments(k)
+    k.set_defaults(func=cmd_circuit)
     return p
 
 

@@ -425,7 +425,47 @@ def _layer_section(layer: LayerReport) -> str:
     )
 
 
+def circuit_html(circuit) -> str:
+    """A circuit (io/circuit.py) as nested lists: each unit with its label, AUC and mean, each contributor
+    with a bar of its signed contribution (green: raises the unit, red: lowers it; bar lengths relative
+    to the largest |contribution| among siblings) and how it was computed.
+
+    Example:
+        >>> circuit_html(circuit(model, x, "classifier.2:3", ["classifier.1"], concepts))
+    """
+
+    def bar(v: float, peak: float) -> str:
+        w = 0 if peak == 0 else max(1, round(80 * abs(v) / peak))
+        color = "#2a7" if v >= 0 else "#c33"
+        return f'<svg width="82" height="10" role="img"><rect x="0" y="1" width="{w}" height="8" fill="{color}"/></svg>'
+
+    def node(n, peak: float) -> str:
+        e = n.label
+        lab = (f"<code>{html.escape(str(e.formula))}</code> AUC {e.auc:.3f}, p (search) {_fmt_p_search(e)}"
+               if e is not None else "no label")  # fmt: skip
+        head = f"<b>{html.escape(n.name)}</b>: {lab}, mean {n.mean:.4g}"
+        if n.contribution is not None:
+            head = f"{bar(n.contribution, peak)} {n.contribution:+.4g} <small>({html.escape(n.method)})</small> " + head
+        if n.baseline is not None:
+            head += (f' <small title="the unit with the next layer zeroed, and what the contributions leave '
+                     f'unexplained">[zeroed {n.baseline:.4g}, unexplained {n.remainder:+.3g}]</small>')  # fmt: skip
+        kids = ""
+        if n.children:
+            top = max(abs(c.contribution) for c in n.children)
+            kids = "<ul>" + "".join(node(c, top) for c in n.children) + "</ul>"
+        return f"<li>{head}{kids}</li>"
+
+    edges = ", ".join(f"{html.escape(b)} ← {html.escape(a)}: {m}" for (b, a), m in circuit.methods.items())
+    return (
+        f"<p>Contributions: the mean over {circuit.n_inputs:,} inputs of gradient × activation, summed over a "
+        "channel's positions; <i>exact</i> where the path is linear (the same gradient for every input: weight × "
+        f"mean activation, summing to the unit's mean minus its bias). Edges: {edges}.</p>"
+        '<ul class="tree">' + "".join(node(r, 0) for r in circuit.roots) + "</ul>"
+    )
+
+
 _STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+ul.tree li{margin:.2em 0}ul.tree ul{border-left:1px dotted #999;padding-left:1.2em}
 code{font-size:90%}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}
 section.neuron{border-top:1px solid #ddd;padding:.5em 0}.words{font-size:120%;font-weight:bold}
 img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}
@@ -440,6 +480,7 @@ def write_report(
     intro: str = "",
     family: Callable[[str], str] | None = None,
     families: Sequence[str] = (),
+    circuits: Sequence = (),
 ) -> Path:
     """Write the report as one self-contained HTML file (atomically).
 
@@ -449,6 +490,7 @@ def write_report(
         title: page title; intro: an HTML paragraph shown first (e.g. model, data, a validation table).
         family: optional concept name -> family (e.g. concepts.tokens.concept_family): a plot of the families
             of every layer's best labels comes first; families: their order in the plot.
+        circuits: io.circuit.Circuit trees, drawn first (circuit_html).
 
     Example:
         >>> write_report("out/report.html", [LayerReport(res, acts, concepts)], family=concept_family)
@@ -461,6 +503,8 @@ def write_report(
             + svg_family_plot(layers, family, families)
             + body
         )
+    if circuits:
+        body = '<h2 id="circuits">Circuits</h2>' + "".join(circuit_html(c) for c in circuits) + body
     nav = " · ".join(
         f'<a href="#layer-{html.escape(x.labels.layer)}">{html.escape(x.labels.layer or "layer")}</a>' for x in layers
     )
