@@ -30,7 +30,7 @@ def nlp():
 
 def word_names(w, lex) -> set:
     """The concept names of one spaCy word, from the definitions in the module docstring."""
-    names = {f"POS={w.pos_}", f"dep={w.dep_}"} | ({f"ent={w.ent_type_}"} if w.ent_type_ else set())
+    names = {f"upos={w.pos_}", f"dep={w.dep_}"} | ({f"ent={w.ent_type_}"} if w.ent_type_ else set())
     for feat in ("Number", "Tense", "VerbForm", "Person"):
         names |= {f"{feat}={v}" for v in w.morph.get(feat)}
     wpos = {"NOUN": "noun", "PROPN": "noun", "VERB": "verb", "AUX": "verb", "ADJ": "adj", "ADV": "adv"}
@@ -77,7 +77,7 @@ def test_word_annotations_and_prev_next_words_equal_a_brute_force(nlp):
     assert names_of(words, words.codes) == [e[0] for e in expect]
     assert names_of(words, words.prev_codes) == [e[1] for e in expect]
     assert names_of(words, words.next_codes) == [e[2] for e in expect]
-    assert {"POS=NOUN", "dep=nsubj", "Number=Plur", "ent=DATE", "wn=noun.animal"} <= set(words.names)
+    assert {"upos=NOUN", "dep=nsubj", "Number=Plur", "ent=DATE", "wn=noun.animal"} <= set(words.names)
     cs = token_concepts(tok, index, top=10, words=words)
     dense = cs.dense()
     col = {n: i for i, n in enumerate(cs.names)}
@@ -154,11 +154,11 @@ def test_a_planted_part_of_speech_neuron_gets_its_label(nlp):
     tokens = index.tokens
     words = word_annotations(nlp, index, lexnames=False)
     cs = token_concepts(tok, index, top=5, words=words)
-    noun = cs.mask("POS=NOUN")
+    noun = cs.mask("upos=NOUN")
     g = torch.Generator().manual_seed(0)
     x = (noun.float() * 2 + torch.randn(tokens.numel(), generator=g) * 0.3).unsqueeze(1)
     res = inv.explain(x, cs, L=1, B=1)
-    assert str(res[0][0].formula) == "POS=NOUN" and res[0][0].auc > 0.95
+    assert str(res[0][0].formula) == "upos=NOUN" and res[0][0].auc > 0.95
 
 
 HARD = [

@@ -153,7 +153,7 @@ def test_family_plot_splits_each_label_over_its_positive_atoms(tmp_path):
         f = Formula.parse(text)
         return [Explanation(0, 0, f, f.length, 0.9, 0.8, 0.1, 1e-3, -3.0)]
 
-    rows = [label('"POS=NOUN" & "next:tok=␣the"'), label('~punctuation & ~"pos=0"'), label(""),
+    rows = [label('"upos=NOUN" & "next:tok=␣the"'), label('~punctuation & ~"pos=0"'), label(""),
             label('"dep=nsubj" | "tok=␣a"')]  # fmt: skip
     res = Explanations(rows, layer="layer0")
     shares = family_shares(res, concept_family)

