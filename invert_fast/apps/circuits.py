@@ -82,9 +82,11 @@ def run(args) -> int:
         print(f"edge {later} <- {earlier}: {method}")
     print("shared: contributors whose label names a concept of the output's own label (a positive atom of both)")
     for root in c.roots:
+        carried = sum(ch.contribution for ch in root.children)
         print(
             f"{root.name} {names[root.name]}, label {str(root.label.formula) if root.label else '(none)'}: "
             + ", ".join(f"{k}/{m} in {layer}" for layer, k, m in shared(root, c.layers[1:]))
+            + f"; its top {len(root.children)} carry {carried:+.3g} of its mean - bias {root.mean - root.baseline:+.3g}"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
