@@ -33,6 +33,7 @@ from .dissection.broden import Broden, read_broden, write_broden
 from .dissection.compositional import IoULabel, compositional_explain
 from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
 from .dissection.pixel_masks import PixelMasks
+from .io.audit import Audit, audit
 from .io.capture import capture
 from .io.circuit import Circuit, CircuitNode, circuit
 from .io.delphi import DelphiCache  # registers the delphi folder format with NeuronStore
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Broden",
+    "Audit",
     "Circuit",
     "CircuitNode",
     "ConceptSet",
@@ -67,6 +69,7 @@ __all__ = [
     "auroc",
     "built_with_cuda",
     "capture",
+    "audit",
     "capture_tokens",
     "circuit",
     "compare",

@@ -541,6 +541,12 @@ def cmd_circuit(args) -> int:
     return circuits.run(args)
 
 
+def cmd_audit(args) -> int:
+    from . import audits
+
+    return audits.run(args)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse with its errors on one line (the command, the option, what was expected and what came;
     --help for the usage), as every other error of the command."""
@@ -805,6 +811,11 @@ def parser() -> argparse.ArgumentParser:
 
     circuits.add_arguments(k)
     k.set_defaults(func=cmd_circuit)
+    a = sub.add_parser("audit", help="the spurious-correlation audit on a CNN trained with a planted shortcut")
+    from . import audits
+
+    audits.add_arguments(a)
+    a.set_defaults(func=cmd_audit)
     return p
 
 
