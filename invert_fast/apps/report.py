@@ -388,6 +388,66 @@ def svg_family_plot(layers: list[LayerReport], family: Callable[[str], str], ord
     return "".join(out)
 
 
+def simplicity_html(curves: Sequence) -> str:
+    """Simplicity against precision (core/simplicity.py) for several layers: a plot of the median AUC
+    against L (solid: best over all samples; dashed: held out) and each layer's table.
+
+    Example:
+        >>> simplicity_html([simplicity_precision(acts, concepts, layer="hidden")])
+    """
+    if not curves:
+        return ""
+    lo = min(float(np.nanmin([r["median held-out AUC"] for r in c.rows()] + [r["median best AUC"] for r in c.rows()]))
+             for c in curves)  # fmt: skip
+    lo = max(0.0, min(lo, 1.0) - 0.02)
+    w, h, pad = 360, 200, 40
+    top_l = max(max(c.lengths) for c in curves)
+    px = lambda length: pad + (w - 2 * pad) * (length - 1) / max(top_l - 1, 1)  # noqa: E731
+    py = lambda a: h - pad + 10 - (h - pad - 10) * (a - lo) / max(1.0 - lo, 1e-9)  # noqa: E731
+    out = [f'<svg width="{w + 150}" height="{h}" role="img" aria-label="median AUC against formula length">',
+           f'<line x1="{pad}" y1="{h - pad + 10}" x2="{w - pad}" y2="{h - pad + 10}" stroke="#999"/>',
+           f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad + 10}" stroke="#999"/>']  # fmt: skip
+    for length in range(1, top_l + 1):
+        out.append(
+            f'<text x="{px(length):.1f}" y="{h - pad + 24}" font-size="10" text-anchor="middle">L={length}</text>'
+        )
+    for a in (lo, (lo + 1) / 2, 1.0):
+        out.append(f'<text x="{pad - 4}" y="{py(a) + 3:.1f}" font-size="10" text-anchor="end">{a:.2f}</text>')
+    for k, c in enumerate(curves):
+        color = _FAMILY_COLORS[k % len(_FAMILY_COLORS)]
+        rows = c.rows()
+        for key, dash in (("median best AUC", ""), ("median held-out AUC", ' stroke-dasharray="4 3"')):
+            pts = " ".join(f"{px(r['L']):.1f},{py(r[key]):.1f}" for r in rows if np.isfinite(r[key]))
+            out.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"{dash}>'
+                       f"<title>{html.escape(c.layer)}: {key}</title></polyline>")  # fmt: skip
+        out.append(f'<rect x="{w - 20}" y="{14 + 16 * k}" width="10" height="10" fill="{color}"/>'
+                   f'<text x="{w - 6}" y="{23 + 16 * k}" font-size="11">{html.escape(c.layer)}</text>')  # fmt: skip
+    out.append("</svg>")
+    tables = []
+    for c in curves:
+        body = "".join(
+            f"<tr><td>{r['L']}</td><td>{r['median best AUC']:.4f}</td><td>{r['median held-out AUC']:.4f}</td>"
+            f"<td>{'' if np.isnan(r['share improved held out']) else format(r['share improved held out'], '.0%')}</td>"
+            f"<td>{'' if np.isnan(r['share improved significantly']) else format(r['share improved significantly'], '.0%')}</td>"
+            f"<td>{'' if np.isnan(r['median held-out gain']) else format(r['median held-out gain'], '+.4f')}</td></tr>"
+            for r in c.rows()
+        )
+        tables.append(
+            f"<h3>{html.escape(c.layer)}</h3><p>Labels fitted on {c.n_fit:,} samples, held out on {c.n_held:,} "
+            f"({html.escape(c.split)}).</p><table><tr><th>L</th><th>median best AUC</th><th>median held-out AUC"
+            "</th><th>improved held out</th><th>significantly</th><th>median held-out gain</th></tr>"
+            + body
+            + "</table>"
+        )
+    return (
+        "<p>Median over units of the best AUC with at most L atoms (solid: on all samples, where a longer "
+        "formula can only match or beat a shorter one) and of that label's AUC on held-out samples when found "
+        "on the other half (dashed); <i>improved held out</i>: the share of units whose held-out AUC rises "
+        "with the extra atom, <i>significantly</i>: by more than 1.96 standard errors of the difference "
+        "(Hanley &amp; McNeil's, combined as if independent: conservative).</p>" + "".join(out) + "".join(tables)
+    )
+
+
 def _layer_section(layer: LayerReport) -> str:
     res = layer.labels
     best = [(d, r[0]) for d, r in enumerate(res) if r]
@@ -481,6 +541,7 @@ def write_report(
     family: Callable[[str], str] | None = None,
     families: Sequence[str] = (),
     circuits: Sequence = (),
+    simplicity: Sequence = (),
 ) -> Path:
     """Write the report as one self-contained HTML file (atomically).
 
@@ -491,6 +552,8 @@ def write_report(
         family: optional concept name -> family (e.g. concepts.tokens.concept_family): a plot of the families
             of every layer's best labels comes first; families: their order in the plot.
         circuits: io.circuit.Circuit trees, drawn first (circuit_html).
+        simplicity: core.simplicity.SimplicityPrecision per layer: the simplicity-precision plot and
+            tables (simplicity_html), before the layers.
 
     Example:
         >>> write_report("out/report.html", [LayerReport(res, acts, concepts)], family=concept_family)
@@ -503,6 +566,8 @@ def write_report(
             + svg_family_plot(layers, family, families)
             + body
         )
+    if simplicity:
+        body = '<h2 id="simplicity">Simplicity against precision</h2>' + simplicity_html(simplicity) + body
     if circuits:
         body = '<h2 id="circuits">Circuits</h2>' + "".join(circuit_html(c) for c in circuits) + body
     nav = " · ".join(
