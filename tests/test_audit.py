@@ -94,3 +94,20 @@ def test_bad_input_is_one_line():
         audit(model, x, cs, "mark", ["hidden"], min_effect=0.7, **kw)
     with pytest.raises(ValueError, match=r"concepts: expected concepts over the 40 audit inputs, got 50"):
         audit(model, x[:40], cs, "mark", ["hidden"], **kw)
+
+
+def test_the_text_overlay_darkens_a_bottom_strip_only():
+    pytest.importorskip("PIL")
+    from invert_fast.cases import shortcut, zoo
+
+    try:
+        mask = shortcut.text_mask(160)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    rows, cols = mask.nonzero(as_tuple=True)
+    assert mask.sum() > 300 and rows.min() >= 160 * 2 // 3 and cols.max() >= 150  # a bottom strip, right-aligned
+    images = (np.random.default_rng(0).random((3, 28, 28)) * 255).astype(np.uint8)
+    plain = shortcut.imagenet_tensor_with_text(images, 160, None)
+    assert torch.equal(plain, zoo.imagenet_tensor(images, size=160))  # the same arithmetic, the same shapes
+    texted = shortcut.imagenet_tensor_with_text(images, 160, mask)
+    assert torch.equal(texted[:, :, ~mask], plain[:, :, ~mask]) and (texted[:, :, mask] < plain[:, :, mask]).all()

@@ -126,3 +126,42 @@ def train_fashion_cnn(
         with atomic_write(path, binary=True) as f:
             torch.save(model.state_dict(), f)
     return model
+
+
+# --- the second audit case: a text overlay on ImageNet MobileNetV2's inputs (no known answer) -------
+
+OVERLAY_TEXT = "© stock"
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")  # Debian fonts-dejavu-core
+
+
+def text_mask(size: int, text: str = OVERLAY_TEXT, font: Path = FONT) -> torch.Tensor:
+    """[size, size] bool: where `text` covers a size x size image, drawn along the bottom, right-aligned, with a
+    font a fifth of the image high (Pillow; the font from Debian's fonts-dejavu-core).
+
+    Example:
+        >>> text_mask(160).sum()     # pixels the overlay darkens
+    """
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except ImportError:
+        raise RuntimeError("text_mask: drawing the overlay needs Pillow: pip install Pillow") from None
+    if not font.is_file():
+        raise FileNotFoundError(f"font: {font} not found; install it with: apt-get install fonts-dejavu-core")
+    face = ImageFont.truetype(str(font), max(8, size // 5))
+    img = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=face)
+    draw.text((size - (right - left) - left - 2, size - (bottom - top) - top - 2), text, fill=255, font=face)
+    return torch.from_numpy(np.asarray(img) > 127)
+
+
+def imagenet_tensor_with_text(images: np.ndarray, size: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """zoo.imagenet_tensor (inverted to a dark object on white, upsampled, ImageNet-normalized) with the
+    pixels under `mask` set to black before normalization (None: no overlay, exactly imagenet_tensor)."""
+    from ..dissection.broden import imagenet_normalize
+
+    x = 1.0 - torch.tensor(images, dtype=torch.float32).div_(255).unsqueeze(1)
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if mask is not None:
+        x[:, :, mask] = 0.0
+    return imagenet_normalize(x)

@@ -67,7 +67,9 @@ class Audit:
             (b) of the module docstring (FlaggedUnit list); labels: {layer: Explanations}.
         classes: class names; logit_shift: [C] mean change of each logit when the nuisance is added.
         predicted: {"clean", "nuisance", "clean, ablated", "nuisance, ablated"}: [C] share of inputs
-            predicted as each class; accuracy: the same keys, the share predicted as their label.
+            predicted as each class; accuracy: the same keys, the share predicted as their label ({}
+            without labels); flipped: {"nuisance": share of inputs whose predicted class the nuisance
+            changes, "ablated": the same with the flagged units ablated}.
         alpha: the significance level of the flags.
 
     Example:
@@ -82,6 +84,7 @@ class Audit:
     logit_shift: np.ndarray
     predicted: dict[str, np.ndarray] = field(default_factory=dict)
     accuracy: dict[str, float] = field(default_factory=dict)
+    flipped: dict[str, float] = field(default_factory=dict)
     alpha: float = 0.05
     min_effect: float = 0.3
 
@@ -98,16 +101,22 @@ class Audit:
             lines.append(f"  {f.layer}:{f.unit}: `{f.label.formula}` AUC {f.label.auc:.3f}, p (search) "
                          f"{f.label.p_value_search:.3g}; the nuisance alone AUC {f.auc_alone:.3f}")  # fmt: skip
         order = np.argsort(-self.logit_shift, kind="stable")
-        shifts = ", ".join(f"{self.classes[c]} {self.logit_shift[c]:+.2f}" for c in order)
-        lines.append(f"adding the nuisance changes the mean logits by: {shifts}")
-        top = int(order[0])
+        many = len(order) > 12  # e.g. ImageNet's 1,000 logits: the five largest rises and falls
+        shown = [*order[:5], *order[-5:]] if many else order
+        shifts = ", ".join(f"{self.classes[c]} {self.logit_shift[c]:+.2f}" for c in shown)
+        lines.append(f"adding the nuisance changes the mean logits by: {shifts}"
+                     + (f" (the 5 largest rises and falls of {len(order)})" if many else ""))  # fmt: skip
+        pull = self.predicted["nuisance"] - self.predicted["clean"]
+        top = int(np.argmax(pull))  # the class the nuisance pulls the most inputs to
         clean, nuis = self.predicted["clean"][top], self.predicted["nuisance"][top]
-        lines.append(f"inputs predicted {self.classes[top]!r}: {clean:.1%} clean, {nuis:.1%} with the nuisance "
+        lines.append(f"the nuisance changes the predicted class of {self.flipped['nuisance']:.1%} of the inputs; the "
+                     f"largest pull: predicted {self.classes[top]!r} {clean:.1%} clean, {nuis:.1%} with the nuisance "
                      f"({nuis - clean:+.1%})")  # fmt: skip
+        acc = "accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in self.accuracy.items()) + "; " if self.accuracy else ""
         lines.append(
-            "accuracy: " + ", ".join(f"{k} {v:.1%}" for k, v in self.accuracy.items())
-            + (f"; flagged units ablated, inputs predicted {self.classes[top]!r} with the nuisance: "
-               f"{self.predicted['nuisance, ablated'][top]:.1%}" if self.flagged else "; nothing flagged, nothing ablated")
+            acc + (f"flagged units ablated: predicted {self.classes[top]!r} with the nuisance "
+                   f"{self.predicted['nuisance, ablated'][top]:.1%}, predictions the nuisance changes "
+                   f"{self.flipped['ablated']:.1%}" if self.flagged else "nothing flagged, nothing ablated")
         )  # fmt: skip
         return "\n".join(lines)
 
@@ -140,7 +149,8 @@ def audit(
         inputs: [N, ...] audit inputs; concepts: a ConceptSet over them holding the concept `nuisance`.
         layers: module names whose units are labelled and may be flagged (conv maps: spatial mean).
         output: the module whose [M, C] output is the logits.
-        clean, with_nuisance: [M, ...] the same inputs without and with the nuisance; labels: [M] classes.
+        clean, with_nuisance: [M, ...] the same inputs without and with the nuisance; labels: [M] classes
+            (None: no accuracies, only the logit shifts and the shares predicted as each class).
         classes: C class names (default "0", "1", ...).
         L, B, min_fraction: the search; permutations (>= 1), alpha, seed: the search-corrected p-values.
         min_effect: how far from 0.5 the nuisance alone's AUC must be for a flag (module docstring).
@@ -157,7 +167,7 @@ def audit(
     if nuisance not in concepts.names:
         raise ValueError(f"nuisance: expected one of the concepts' names, got {nuisance!r}")
     x, xc, xn = (torch.as_tensor(a) for a in (inputs, clean, with_nuisance))
-    y = torch.as_tensor(labels).long()
+    y = torch.as_tensor(labels).long() if labels is not None else torch.zeros(len(xc), dtype=torch.long)
     if len(x) != concepts.n_samples:
         raise ValueError(f"concepts: expected concepts over the {len(x)} audit inputs, got {concepts.n_samples}")
     if xc.shape != xn.shape or y.shape != (len(xc),):
@@ -202,8 +212,13 @@ def audit(
         raise ValueError(f"classes: expected {c} names (the output's width), got {len(names)}")
     shift = (logits["nuisance"] - logits["clean"]).double().mean(0).numpy()
     predicted = {k: np.bincount(v.argmax(1).numpy(), minlength=c) / len(v) for k, v in logits.items()}
-    accuracy = {k: float((v.argmax(1) == y).double().mean()) for k, v in logits.items()}
-    return Audit(nuisance, flagged, sensitive, res, names, shift, predicted, accuracy, alpha, min_effect)
+    accuracy = {k: float((v.argmax(1) == y).double().mean()) for k, v in logits.items()} if labels is not None else {}
+    flipped = {"nuisance": float((logits["nuisance"].argmax(1) != logits["clean"].argmax(1)).double().mean())}
+    if flagged:
+        flipped["ablated"] = float(
+            (logits["nuisance, ablated"].argmax(1) != logits["clean, ablated"].argmax(1)).double().mean()
+        )
+    return Audit(nuisance, flagged, sensitive, res, names, shift, predicted, accuracy, flipped, alpha, min_effect)
 
 
 def _logits(model, out_module, batches) -> torch.Tensor:
