@@ -11,12 +11,11 @@ The package is layered; each layer imports only those before it:
 - dissection: Network Dissection, compositional explanations, pixel masks;
 - io: capture of activations, on-disk stores, checkpointed and distributed runs;
 - cases: the embedded real models, data and concept sources;
-- apps: command line, demo, comparison, HTML report.
+- apps: command line, demo, HTML report (never imported here: the façade holds no app).
 
 The names below are the public API; module paths may move, these do not.
 """
 
-from .apps.compare import compare
 from .concepts.linguistic import load_english, word_annotations
 from .concepts.tokens import token_concepts
 from .core.auroc import auc_from_rank_sums, auroc
@@ -30,6 +29,7 @@ from .core.search import explain
 from .core.sparse import SparseColumns
 from .core.token_index import TokenIndex
 from .dissection.broden import Broden, read_broden, write_broden
+from .dissection.compare import compare
 from .dissection.compositional import IoULabel, compositional_explain
 from .dissection.netdissect import Dissection, network_dissection, quantile_thresholds
 from .dissection.pixel_masks import PixelMasks

@@ -8,8 +8,9 @@ import torch
 
 import invert_fast as inv
 from invert_fast.apps.cli import main
-from invert_fast.apps.compare import COLUMNS, compare
+from invert_fast.apps.report import comparison_html
 from invert_fast.core.bits import popcount
+from invert_fast.dissection.compare import COLUMNS, compare
 from invert_fast.dissection.netdissect import unit_words
 
 
@@ -63,7 +64,7 @@ def test_rows_equal_independent_computations(length):
         assert r["agree"] == (r["invert_label"] == r["netdissect_label"])
         assert r["netdissect_detector"] == (r["netdissect_iou"] > 0.04)
     assert cmp.agreement == np.mean([r["agree"] for r in cmp.rows])
-    assert "INVERT vs Network Dissection" in cmp.html() and "agreement" in cmp.summary()
+    assert "INVERT vs Network Dissection" in comparison_html(cmp) and "agreement" in cmp.summary()
     # the unique-detector summary, recounted from the rows and the labels
     pm2 = inv.PixelMasks(pm.to_bool(), pm.names, categories=["pos", "cls", "cls", "cls", "texture"])
     cmp2 = compare(maps, pm2, length=length, beam=3, quantile=0.05)
@@ -78,7 +79,7 @@ def test_rows_equal_independent_computations(length):
         cat = dict(zip(pm2.names, pm2.categories, strict=True))
         want = {c: (sum(cat[n] == c for n in nd), sum(cat[n] == c for n in iv)) for c in ("pos", "cls", "texture")}
         assert cmp2.unique_detectors(cut) == want
-    assert "Unique detectors per category" in cmp2.html() and "grouped bar chart" in cmp2.html()
+    assert "Unique detectors per category" in comparison_html(cmp2) and "grouped bar chart" in comparison_html(cmp2)
 
 
 def test_cli_compare_on_files(tmp_path, capsys):

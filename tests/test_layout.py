@@ -26,7 +26,7 @@ LAYERS = {
     "apps": {"apps", "cases", "concepts", "io", "dissection", "core", "ops", "files", "reference", "facade"},
     "reference": {"core"},
     "compat": {"io", "core", "ops", "files"},
-    "facade": {"apps", "cases", "concepts", "io", "dissection", "core", "ops", "files", "reference", "compat"},
+    "facade": {"cases", "concepts", "io", "dissection", "core", "ops", "files", "reference", "compat"},  # no app
 }
 FAST_PATH = {"invert_fast.ops", "invert_fast.core.auroc", "invert_fast.core.regions", "invert_fast.core.search"}
 FAST_PATH |= {"invert_fast.core.scoring"}
@@ -46,8 +46,10 @@ MODULES = modules()
 
 def layer(mod: str) -> str:
     parts = mod.split(".")
-    if len(parts) == 1 or parts[1] == "__main__":
+    if len(parts) == 1:
         return "facade"
+    if parts[1] == "__main__":  # `python -m invert_fast`: the command line, an app
+        return "apps"
     return parts[1]
 
 

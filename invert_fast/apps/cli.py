@@ -438,9 +438,9 @@ def cmd_report(args) -> int:
 
 def cmd_compare(args) -> int:
     from ..cases import zoo
+    from ..dissection.compare import compare
     from ..dissection.pixel_masks import PixelMasks
-    from .compare import compare
-    from .report import LayerReport, write_report
+    from .report import LayerReport, comparison_html, write_report
 
     try:  # the comparison table is written with pandas: say so before any computing
         import pandas  # noqa: F401
@@ -477,7 +477,10 @@ def cmd_compare(args) -> int:
     cmp.to_csv(out / "compare.csv")
     cmp.dissection.to_csv(out / "netdissect.csv")
     report = LayerReport(cmp.invert, cmp.activations.cpu(), cmp.concepts.to("cpu"), images, top=12)
-    intro = f"<p>{html.escape(what)}; {len(masks)} pixel concepts at {masks.height} x {masks.width}.</p>" + cmp.html()
+    intro = (
+        f"<p>{html.escape(what)}; {len(masks)} pixel concepts at {masks.height} x {masks.width}.</p>"
+        + comparison_html(cmp)
+    )
     write_report(out / "report.html", [report], "INVERT and Network Dissection, side by side", intro)
     print(f"{what}; {len(masks)} pixel concepts ({', '.join(masks.names)})")
     print(f"loading and capture {t1 - t0:.1f} s; {cmp.summary()}")

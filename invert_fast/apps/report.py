@@ -25,6 +25,7 @@ import torch
 from ..core.concepts import ConceptSet
 from ..core.formula import Formula
 from ..core.results import Explanations
+from ..dissection.compare import INVERT_DETECTOR_AUC
 from ..files import atomic_write
 
 
@@ -581,3 +582,52 @@ def write_report(
     with atomic_write(path) as f:
         f.write(page)
     return path
+
+
+def comparison_html(cmp, top: int = 30) -> str:
+    """An HTML section of a dissection.compare.Comparison: summary, agreement, the `top` units by NetDissect
+    IoU, and all units.
+
+    Example:
+    >>> comparison_html(compare(maps, masks))
+    """
+    fmt = lambda v: "n/a" if v != v else f"{v:.4f}"  # noqa: E731  (NaN -> n/a)
+
+    def row(r):
+        return (
+            f"<tr><td>{r['unit']}</td><td><code>{html.escape(r['invert_label'])}</code></td><td>{fmt(r['invert_auc'])}</td>"
+            f"<td>{r['invert_p_value']:.2g}</td><td>{fmt(r['invert_label_iou'])}</td>"
+            f"<td><code>{html.escape(r['netdissect_label'])}</code></td><td>{fmt(r['netdissect_iou'])}</td>"
+            f"<td>{'yes' if r['netdissect_detector'] else ''}</td><td>{fmt(r['netdissect_label_auc'])}</td>"
+            f"<td>{'yes' if r['agree'] else ''}</td></tr>"
+        )
+
+    head = (
+        "<tr><th>unit</th><th>INVERT label</th><th>AUC</th><th>p</th><th>its IoU</th><th>NetDissect label</th>"
+        "<th>IoU</th><th>detector</th><th>its AUC</th><th>agree</th></tr>"
+    )
+    best = sorted(cmp.rows, key=lambda r: -r["netdissect_iou"])[:top]
+    p = cmp.params
+    counts = cmp.unique_detectors()
+    chart = svg_grouped_bars(
+        [(c, [a, b]) for c, (a, b) in counts.items()],
+        [
+            (f"NetDissect (IoU {'>=' if cmp.dissection.compat == 'netdissect-lite' else '>'} "
+             f"{cmp.dissection.iou_threshold})", "#1f77b4"),
+            (f"INVERT (AUC >= {INVERT_DETECTOR_AUC})", "#ff7f0e"),
+        ],
+    )  # fmt: skip
+    return (
+        f"<h2>INVERT vs Network Dissection{' (compositional)' if cmp.compositional else ''}</h2>"
+        f"<p>{html.escape(cmp.summary())}.</p>"
+        f"<p>Formula length {p.get('length')}, beam {p.get('beam')}, NetDissect quantile {p.get('quantile')}. "
+        f"INVERT: spatial-mean activations, image-level labels (an image has a concept when it holds any of its pixels). "
+        f"Not offered to INVERT (present in every image): {html.escape(', '.join(cmp.excluded) or 'none')}. "
+        f"<i>its IoU</i>: INVERT's formula on the pixel masks vs the unit's NetDissect masks; <i>its AUC</i>: "
+        f"NetDissect's label on the image-level labels (n/a: no image-level contrast).</p>"
+        "<h4>Unique detectors per category</h4><p>Distinct concepts that some unit detects, per category "
+        "(NetDissect's summary picture; for INVERT, units whose best label has AUC at or above the cut).</p>"
+        f"{chart}"
+        f"<h4>Top {len(best)} units by NetDissect IoU</h4><table>{head}{''.join(row(r) for r in best)}</table>"
+        f"<details><summary>All {len(cmp.rows)} units</summary><table>{head}{''.join(row(r) for r in cmp.rows)}</table></details>"
+    )

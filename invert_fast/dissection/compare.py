@@ -13,7 +13,6 @@ evaluated on the image-level labels; NaN where that mask is empty or full).
 
 from __future__ import annotations
 
-import html
 import time
 from dataclasses import dataclass, field
 
@@ -26,8 +25,9 @@ from ..core.formula import Formula
 from ..core.results import Explanations
 from ..core.scoring import score
 from ..core.search import explain
-from ..dissection.compositional import IoULabel, compositional_explain
-from ..dissection.netdissect import (
+from ..files import write_frame_csv
+from .compositional import IoULabel, compositional_explain
+from .netdissect import (
     Dissection,
     as_maps,
     check_masks,
@@ -36,9 +36,7 @@ from ..dissection.netdissect import (
     map_chunk,
     network_dissection,
 )
-from ..dissection.pixel_masks import PixelMasks
-from ..files import write_frame_csv
-from .report import svg_grouped_bars
+from .pixel_masks import PixelMasks
 
 INVERT_DETECTOR_AUC = 0.9  # the AUC cut at which the detector summary counts an INVERT label
 
@@ -134,49 +132,6 @@ class Comparison:
     def to_csv(self, path) -> None:
         """Write rows as CSV (atomically)."""
         write_frame_csv(path, self.to_dataframe())
-
-    def html(self, top: int = 30) -> str:
-        """An HTML section: summary, agreement, the `top` units by NetDissect IoU, and all units."""
-        fmt = lambda v: "n/a" if v != v else f"{v:.4f}"  # noqa: E731  (NaN -> n/a)
-
-        def row(r):
-            return (
-                f"<tr><td>{r['unit']}</td><td><code>{html.escape(r['invert_label'])}</code></td><td>{fmt(r['invert_auc'])}</td>"
-                f"<td>{r['invert_p_value']:.2g}</td><td>{fmt(r['invert_label_iou'])}</td>"
-                f"<td><code>{html.escape(r['netdissect_label'])}</code></td><td>{fmt(r['netdissect_iou'])}</td>"
-                f"<td>{'yes' if r['netdissect_detector'] else ''}</td><td>{fmt(r['netdissect_label_auc'])}</td>"
-                f"<td>{'yes' if r['agree'] else ''}</td></tr>"
-            )
-
-        head = (
-            "<tr><th>unit</th><th>INVERT label</th><th>AUC</th><th>p</th><th>its IoU</th><th>NetDissect label</th>"
-            "<th>IoU</th><th>detector</th><th>its AUC</th><th>agree</th></tr>"
-        )
-        best = sorted(self.rows, key=lambda r: -r["netdissect_iou"])[:top]
-        p = self.params
-        counts = self.unique_detectors()
-        chart = svg_grouped_bars(
-            [(c, [a, b]) for c, (a, b) in counts.items()],
-            [
-                (f"NetDissect (IoU {'>=' if self.dissection.compat == 'netdissect-lite' else '>'} "
-                 f"{self.dissection.iou_threshold})", "#1f77b4"),
-                (f"INVERT (AUC >= {INVERT_DETECTOR_AUC})", "#ff7f0e"),
-            ],
-        )  # fmt: skip
-        return (
-            f"<h2>INVERT vs Network Dissection{' (compositional)' if self.compositional else ''}</h2>"
-            f"<p>{html.escape(self.summary())}.</p>"
-            f"<p>Formula length {p.get('length')}, beam {p.get('beam')}, NetDissect quantile {p.get('quantile')}. "
-            f"INVERT: spatial-mean activations, image-level labels (an image has a concept when it holds any of its pixels). "
-            f"Not offered to INVERT (present in every image): {html.escape(', '.join(self.excluded) or 'none')}. "
-            f"<i>its IoU</i>: INVERT's formula on the pixel masks vs the unit's NetDissect masks; <i>its AUC</i>: "
-            f"NetDissect's label on the image-level labels (n/a: no image-level contrast).</p>"
-            "<h4>Unique detectors per category</h4><p>Distinct concepts that some unit detects, per category "
-            "(NetDissect's summary picture; for INVERT, units whose best label has AUC at or above the cut).</p>"
-            f"{chart}"
-            f"<h4>Top {len(best)} units by NetDissect IoU</h4><table>{head}{''.join(row(r) for r in best)}</table>"
-            f"<details><summary>All {len(self.rows)} units</summary><table>{head}{''.join(row(r) for r in self.rows)}</table></details>"
-        )
 
 
 def compare(
