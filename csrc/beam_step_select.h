@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "macros.h"
+#include "objective.h"
 
 namespace invert_fast {
 
@@ -91,16 +92,6 @@ INVERT_FAST_HD inline int64_t pool_candidate_column(int64_t b, int64_t op, int64
 }
 INVERT_FAST_HD inline int64_t pool_beam_column(int64_t b, int64_t B, int64_t K) { return B * 4 * K + b; }
 INVERT_FAST_HD inline int64_t pool_width(int64_t B, int64_t K) { return B * 4 * K + B; }
-
-// The score of one mask: sign * exact AUC, or -inf when it is not kept. Shared by both backends
-// (and equal to invert_fast.auroc's arithmetic) so they agree to the bit.
-INVERT_FAST_HD inline double mask_score(int64_t s, int64_t p, bool keep, int64_t n, int64_t p_lo, int64_t p_hi,
-                                        double sign) {
-  if (!keep || p < p_lo || p > p_hi) return -INFINITY;
-  const double num = static_cast<double>(s - p * (p + 1));
-  const double den = static_cast<double>(2 * p * (n - p));
-  return sign * (num / den);
-}
 
 // Scores of the four candidates of (beam row r, concept c); see the header comment.
 struct BeamRow {

@@ -1,7 +1,7 @@
 // select_labels: each neuron's best B labels among gathered candidates, by the search's exact order --
 // the one selection the beam search and the exact search share.
 //
-// Order: AUC (higher first in positive mode, lower in negative), compared exactly (exact_score.h);
+// Order: AUC (higher first in positive mode, lower in negative), compared exactly (objective.h);
 // then shorter canonical length; then canonical text (formula_texts.h). With distinct, candidates
 // whose sample masks are equal count once (the first in that order is kept: the shortest, then the
 // first in text order); without, equal texts (the same formula reached twice) count once. Texts are

@@ -1,7 +1,7 @@
 // The exact selection shared by select_labels and select_step (host code): given one neuron's
 // candidates -- exact scores, formula histories, packed masks -- choose its best B labels.
 //
-// Order: AUC (higher first in positive mode, lower in negative), compared exactly (exact_score.h);
+// Order: AUC (higher first in positive mode, lower in negative), compared exactly (objective.h);
 // then shorter canonical length; then canonical text (formula_texts.h). With distinct, candidates of
 // equal masks form one group whose representative is its shortest, first-in-text-order formula (equal
 // masks have equal scores, so that is the group's first in the full order); without, equal texts do.
@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "exact_score.h"
 #include "formula_texts.h"
+#include "objective.h"
 
 namespace invert_fast {
 

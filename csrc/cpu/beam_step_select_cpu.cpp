@@ -47,11 +47,11 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
       auto scored = [&](int64_t s, int64_t p, bool keep) -> double {
         if (!keep || p < p_lo || p > p_hi) return -INFINITY;
         ++top.finite;
-        const int64_t num = s - p * (p + 1), den = 2 * p * (n - p);
-        if (top.full() && below(sign * static_cast<double>(num), top.front() * static_cast<double>(den))) {
+        const Score auc = mask_auc(s, p, n);
+        if (top.full() && below(sign * static_cast<double>(auc.num), top.front() * static_cast<double>(auc.den))) {
           return -INFINITY;
         }
-        const double v = sign * (static_cast<double>(num) / static_cast<double>(den));
+        const double v = sign * auc.value;
         top.insert(v);
         return v;
       };

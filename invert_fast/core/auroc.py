@@ -14,6 +14,7 @@ import torch
 
 from .. import ops
 from .concepts import ConceptSet
+from .objectives import AUROC
 from .regions import Regions
 from .sparse import SparseColumns, SparseRanks, activation_columns, as_activation_input
 from .validate import check_positive_int
@@ -190,11 +191,7 @@ def auc_from_rank_sums(s2: torch.Tensor, positives: torch.Tensor, n: int) -> tor
         >>> auc_from_rank_sums(torch.tensor([14]), torch.tensor([2]), 4).tolist()  # ranks 3 and 4 of 4
         [1.0]
     """
-    p = positives.to(s2.device)
-    num = (s2 - p * (p + 1)).double()  # 2U, |2U| <= N^2 / 2 < 2^53 for N < 1.3e8
-    den = (2 * p * (n - p)).double()
-    auc = num / den
-    return auc.masked_fill((p == 0) | (p == n), float("nan"))
+    return AUROC.score(s2, positives, n)  # the objective's one home: core/objectives.py
 
 
 def _neuron_batch(n: int, g: int, k: int, d: int, dense: bool, max_memory: int) -> int:

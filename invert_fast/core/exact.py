@@ -26,6 +26,7 @@ import torch
 
 from .. import ops
 from ..ops import PoolLayout
+from .objectives import AUROC
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .space import Beams, RegionSpace, atom_chooser, atom_gather, extend, select_winners, sign_int, step_chooser
@@ -241,9 +242,9 @@ def _knapsack_bound(take, size_s, r_s, size0, sum0, n, p_lo, p_hi):
 
 def _positive_frame_auc(s2, p, n, sign):
     """The AUC (positive mode) or 1 - AUC ("negative" mode: mirrored ranks) of masks, correctly rounded."""
-    s = s2 if sign > 0 else 2 * (n + 1) * p - s2
-    den = 2 * p * (n - p)
-    return (s - p * (p + 1)).double() / den.clamp(min=1).double()
+    s = s2 if sign > 0 else AUROC.mirrored(s2, p, n)
+    num, den = AUROC.rational(s, p, n)
+    return num.double() / den.clamp(min=1).double()
 
 
 def _compare(s_a, p_a, s_b, p_b, n, sign):
@@ -253,16 +254,15 @@ def _compare(s_a, p_a, s_b, p_b, n, sign):
         if pb <= 0 or pb >= n:
             out.append(1)
             continue
-        lhs = (sa - pa * (pa + 1)) * (2 * pb * (n - pb))
-        rhs = (sb - pb * (pb + 1)) * (2 * pa * (n - pa))
-        out.append(sign_int(sign) * ((lhs > rhs) - (lhs < rhs)))
+        out.append(sign_int(sign) * AUROC.compare(sa, pa, sb, pb, n))
     return torch.tensor(out, dtype=torch.int64, device=s_a.device)
 
 
 def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: int, bounds) -> Beams:
     n, db = space.n, atom_s2.shape[0]
     ok = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
-    auc = (atom_s2 - atom_p * (atom_p + 1)).double() / (2 * atom_p * (n - atom_p)).clamp(min=1).double()
+    num, den = AUROC.rational(atom_s2, atom_p, n)
+    auc = num.double() / den.clamp(min=1).double()
     score = torch.where(ok, params.sign * auc, -math.inf)
 
     win, _, _, _ = select_winners(

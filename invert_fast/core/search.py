@@ -35,6 +35,7 @@ from .auroc import (
 )
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
+from .objectives import AUROC
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
@@ -393,7 +394,7 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
     s2, p, hv = beams.s2[:, 0].cpu().tolist(), beams.pos[:, 0].cpu().tolist(), have.cpu().tolist()
     # Exactly equal AUCs: cross-multiplied Python integers.
     same = [
-        bool(o and h and (a - q * (q + 1)) * (2 * b * (n - b)) == (c - b * (b + 1)) * (2 * q * (n - q)))
+        bool(o and h and AUROC.compare(a, q, c, b, n) == 0)
         for o, h, a, q, c, b in zip(ok.tolist(), hv, bs2, bp, s2, p, strict=True)
     ]
     auc = auc_from_rank_sums(best.s2[:, 0].cpu(), best.pos[:, 0].cpu(), n)
@@ -435,7 +436,7 @@ def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: RegionS
     p = atom_p.expand(db, 2 * k)
     den_d = torch.where(defined, p * (n - p), torch.ones_like(p))
     num_d = torch.where(defined, (atom_s2 - p * (n + 1)).abs(), -torch.ones_like(p))  # undefined: last
-    num_a = torch.where(defined, sign_int(params.sign) * (atom_s2 - p * (p + 1)), torch.zeros_like(p))
+    num_a = torch.where(defined, sign_int(params.sign) * AUROC.rational(atom_s2, p, n)[0], torch.zeros_like(p))
     den_a = 2 * den_d
     diff, score = num_d.double() / den_d.double(), num_a.double() / den_a.double()
     rows = torch.arange(db, device=p.device).unsqueeze(1).expand(db, 2 * k)

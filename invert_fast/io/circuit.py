@@ -87,7 +87,7 @@ class Circuit:
 
     Attributes:
         roots: one CircuitNode per output unit.
-        layers: [output module, *through].
+        layers: the output's module, then the `through` modules.
         methods: {(later, earlier): EXACT or GRADIENT} per edge (exact only if every unit of the later
             layer in the tree had a constant gradient).
         n_inputs: N; n_used: per root, the inputs its means and contributions are over (`where`).
@@ -206,7 +206,7 @@ def circuit(
         where: the inputs the means and contributions are taken over: None (all N), an [N] bool mask, or
             {output unit: [N] bool mask} (e.g. each class logit on its own class's inputs), inherited by
             the whole tree below that output. Labels are always searched over all N inputs.
-        top: contributors kept per unit and layer (by |contribution|).
+        top: contributors kept per unit and layer (the largest absolute contributions).
         L, B, min_fraction, permutations: INVERT's search for the labels (explain).
         batch_size: inputs per forward pass (a tensor of inputs is split); device: where the model runs.
 
