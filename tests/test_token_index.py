@@ -147,3 +147,62 @@ def test_index_errors_are_one_line_and_save_load_round_trips(tmp_path):
         inv.TokenIndex.load(tmp_path)
     with pytest.raises(ValueError, match=r"tokens: expected a \[sequences, context length\] grid"):
         inv.TokenIndex.from_grid(t)
+
+
+def test_token_texts_keep_the_spaces_between_tokens():
+    tok = byte_bpe()
+    index = captured(tok).with_text(tok, CORPUS)
+    t, b = index.token_texts(), index.bounds
+    for i, text in enumerate(CORPUS):
+        assert "".join(t[b[i] : b[i + 1]]) == text
+
+
+def test_report_from_a_labels_file_a_store_and_its_token_index(tmp_path, capsys):
+    from invert_fast.apps.cli import main
+
+    tok = byte_bpe()
+    tok.save_pretrained(tmp_path / "tok")
+    caps = inv.capture_tokens(EchoModel(), inv.token_batches(tok, CORPUS * 3, batch_size=4), {"emb": "emb"},
+                              out=tmp_path / "acts")  # fmt: skip
+    cs = inv.token_concepts(tok, caps.index, top=20)
+    res = inv.explain(inv.NeuronStore(caps.activations["emb"]), cs, L=2, B=2, layer="emb")
+    inv.write_csv(tmp_path / "labels.csv", res)
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "labels.csv"), "--activations", str(caps.activations["emb"]), "--tokens",
+                 str(tmp_path / "acts"), "--tokenizer", str(tmp_path / "tok"), "--token-concepts", "tokenizer",
+                 "--top-tokens", "20", "--out", str(out)]) == 0  # fmt: skip
+    page = out.read_text(encoding="utf-8")
+    assert page.count('<div class="ctx">') >= 2 and "background:rgba(214,39,40," in page
+    assert "text-decoration:underline" in page and "formula holds" in page
+    assert main(["report", str(tmp_path / "labels.csv"), "--activations", str(caps.activations["emb"]), "--tokens",
+                 str(tmp_path), "--out", str(tmp_path / "bad.html")]) == 2  # fmt: skip
+    assert "holds neither a token index" in capsys.readouterr().err
+
+
+def test_report_of_a_delphi_cache_decodes_its_tokens(tmp_path):
+    from safetensors.numpy import save_file
+
+    from invert_fast.apps.cli import main
+
+    tok = byte_bpe()
+    tok.save_pretrained(tmp_path / "tok")
+    own = captured(tok)
+    t = 6
+    grid = np.stack([own.tokens[a : a + t].numpy() for a in own.bounds[:-1]])  # [4, 6]
+    rng = np.random.default_rng(0)
+    n, j = np.nonzero(rng.random((grid.size, 3)) < 0.5)
+    loc = np.stack([n // t, n % t, j], 1).astype(np.uint16)
+    folder = tmp_path / "layers.0"
+    folder.mkdir()
+    vals = rng.random(len(n)).astype(np.float32) + 0.1
+    save_file({"locations": loc, "activations": vals, "tokens": grid}, str(folder / "0_2.safetensors"))
+    cache = inv.NeuronStore(folder)
+    res = inv.explain(cache, inv.token_concepts(tok, cache.token_index(), top=5), L=1, B=1, layer="layers.0")
+    inv.write_csv(tmp_path / "labels.csv", res)
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "labels.csv"), "--activations", str(folder), "--tokens", str(folder),
+                 "--tokenizer", str(tmp_path / "tok"), "--out", str(out)]) == 0  # fmt: skip
+    page = out.read_text(encoding="utf-8")
+    assert '<div class="ctx">' in page and "text-decoration:underline" not in page  # no concepts: no masks
+    bare = ["report", str(tmp_path / "labels.csv"), "--activations", str(folder), "--tokens", str(folder)]
+    assert main([*bare, "--out", str(out)]) == 2  # ids without text and no tokenizer: one line

@@ -406,7 +406,9 @@ def cmd_report(args) -> int:
         if not results:
             raise CliError(f"layer: no rows of layer {args.layer!r} in {args.labels_file}")
     acts = concepts = None
-    if args.activations is not None or args.concepts is not None:
+    if args.tokens is not None:
+        pass  # token_layer_report reads the store and builds the concepts
+    elif args.activations is not None or args.concepts is not None:
         if args.activations is None or args.concepts is None or len(results) != 1:
             raise CliError(
                 "activations/concepts: give both, for a labels file with one layer (or pick one with --layer)"
@@ -430,10 +432,84 @@ def cmd_report(args) -> int:
             raise CliError(
                 f"names: the labels use concepts {missing[:5]} that are not among the {len(concepts)} concept names"
             )
-    layers = [LayerReport(r, acts, concepts) for r in results]
+    if args.tokens is not None:
+        layers = [token_layer_report(args, results)]
+    else:
+        if args.tokenizer is not None or args.token_concepts is not None:
+            raise CliError(
+                "tokens: --tokenizer and --token-concepts go with --tokens (a token index or a delphi cache)"
+            )
+        layers = [LayerReport(r, acts, concepts) for r in results]
     path = write_report(args.out, layers, title=f"invert_fast report: {Path(args.labels_file).name}")
     print(f"wrote {path} ({sum(len(r) for r in results)} neurons in {len(results)} layer(s))")
     return 0
+
+
+def token_layer_report(args, results):
+    """The report of one token layer: its labels, the store's columns of the neurons shown, the token index's
+    texts (top contexts, quantiles, error examples) and, with --token-concepts, the labels' masks."""
+    from ..core.token_index import TokenIndex
+    from ..io.delphi import is_delphi_cache
+    from .report import LayerReport
+
+    if len(results) != 1:
+        raise CliError(f"layer: --tokens reports one layer, the file has {len(results)}; pick one with --layer")
+    if args.activations is None:
+        raise CliError("activations: --tokens needs --activations, the layer's store (.npy, delphi folder, ...)")
+    if args.concepts is not None:
+        raise CliError("concepts: with --tokens the concepts come from --token-concepts, not --concepts")
+    tok = None
+    if args.tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(args.tokenizer)
+    folder = Path(args.tokens)
+    if (folder / "tokens.npy").is_file():
+        index = TokenIndex.load(folder)
+    elif is_delphi_cache(folder):
+        index = NeuronStore(folder).token_index()
+    else:
+        raise CliError(f"tokens: {folder} holds neither a token index (tokens.npy, ...) nor a delphi cache")
+    if index.texts is None:
+        if tok is None:
+            raise CliError(f"tokenizer: {folder} has token ids but no text; give --tokenizer to decode them")
+        index = index.with_text(tok)
+    store = NeuronStore(args.activations, key=args.activations_key)
+    n, d = store.shape
+    res = results[0]
+    if n != len(index):
+        raise CliError(f"tokens: {folder} indexes {len(index)} tokens, the store {args.activations} has {n} samples")
+    if d < len(res):
+        raise CliError(f"activations: expected D >= {len(res)} neurons (the labels'), got {d}")
+    concepts = None
+    if args.token_concepts is not None:
+        if tok is None:
+            raise CliError("tokenizer: --token-concepts builds concepts with the tokenizer; give --tokenizer")
+        from ..concepts.tokens import token_concepts
+
+        words = None
+        if args.token_concepts == "all":
+            from ..concepts.linguistic import load_english, word_annotations
+
+            words = word_annotations(load_english(), index)
+        concepts = token_concepts(tok, index, top=args.top_tokens, words=words)
+        used = set().union(*(e.formula.concepts() for r in res for e in r))
+        missing = sorted(used - set(concepts.names))
+        if missing:
+            raise CliError(
+                f"token-concepts: the labels use concepts {missing[:5]} these concepts lack; build them as explain did "
+                "(--token-concepts all for spaCy's families, --top-tokens as given)"
+            )
+    best = [(k, r[0]) for k, r in enumerate(res) if r]
+    shown = [k for k, _ in sorted(best, key=lambda t: -t[1].auc)[: args.show]]
+    cols = {}
+    for k in shown:
+        block = store.read(k, k + 1)
+        cols[k] = (
+            (block.dense() if hasattr(block, "dense") else torch.as_tensor(np.asarray(block)))[:, 0].double().numpy()
+        )
+    return LayerReport(res, cols, concepts, neurons=shown, token_texts=index.token_texts(),
+                       sequence=index.sequence.numpy())  # fmt: skip
 
 
 def cmd_compare(args) -> int:
@@ -739,6 +815,27 @@ def parser() -> argparse.ArgumentParser:
         help="number of classes of [N] class-index --concepts, when the data lacks the top classes (default: max + 1)",
     )
     r.add_argument("--names", help="concept names, one per line, as given to explain (default: c0.. / class0..)")
+    r.add_argument(
+        "--tokens",
+        help="a token layer's index: the folder capture_tokens(out=) wrote (tokens.npy, ..., texts.json) or a delphi "
+        "cache; shows each neuron's top contexts, quantile examples and, with --token-concepts, the label's errors "
+        "(needs --activations, the layer's store; default: none)",
+    )
+    r.add_argument(
+        "--tokenizer",
+        help="with --tokens: a Hugging Face tokenizer folder (decodes a delphi cache's ids; default: none)",
+    )
+    r.add_argument(
+        "--token-concepts",
+        choices=["tokenizer", "all"],
+        default=None,
+        help="with --tokens: rebuild the concepts the labels were found with (token_concepts; all: with spaCy's "
+        "word annotations) to underline where each label holds (default: none)",
+    )
+    r.add_argument(
+        "--top-tokens", type=int_at_least(0), default=100, help="with --token-concepts: token identities (default 100)"
+    )
+    r.add_argument("--show", type=int_at_least(1), default=24, help="with --tokens: neurons shown (default 24)")
     r.set_defaults(func=cmd_report)
     c = sub.add_parser("compare", help="INVERT and Network Dissection side by side on one conv layer")
     c.add_argument(

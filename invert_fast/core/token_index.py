@@ -121,6 +121,29 @@ class TokenIndex:
         s, o = self.sequence.tolist(), self.offsets.tolist()
         return [self.texts[i][a:b] for i, (a, b) in zip(s, o, strict=True)]
 
+    def token_texts(self) -> list[str]:
+        """The N tokens' texts as they read in their sequence: from a token's start to the next token's
+        start (so spaces a tokenizer leaves out of its offsets stay between the tokens), the last to its
+        end; "" for an empty span (special tokens). Joined per sequence: its text from the first token's
+        start. Needs texts.
+
+        Example:
+            >>> "".join(idx.token_texts()[a:b])      # sequence i's text, bounds a, b = idx.bounds[i:i + 2]
+        """
+        if self.texts is None:
+            raise ValueError("index: it has no texts; index.with_text(tokenizer, texts) adds them")
+        o, out = self.offsets.tolist(), []
+        b = self.bounds
+        for i, text in enumerate(self.texts):
+            spans = o[b[i] : b[i + 1]]
+            for j, (a, e) in enumerate(spans):
+                if a == e:
+                    out.append("")
+                    continue
+                nxt = next((x for x, y in spans[j + 1 :] if y > x), None)
+                out.append(text[a : max(e, nxt)] if nxt is not None else text[a:e])
+        return out
+
     @classmethod
     def from_grid(cls, tokens) -> TokenIndex:
         """The index of a [S, T] grid of token ids (every sequence T tokens long, as delphi stores them)."""
