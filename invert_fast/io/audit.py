@@ -38,7 +38,7 @@ from ..core.auroc import auroc
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation, Explanations
 from ..core.search import explain
-from .capture import capture, resolve_layers
+from .capture import capture, forward_with_hooks, resolve_layers
 
 
 @dataclass
@@ -223,13 +223,7 @@ def audit(
 
 def _logits(model, out_module, batches) -> torch.Tensor:
     parts = []
-    h = out_module.register_forward_hook(lambda _m, _i, o: parts.append(o.detach().float().cpu()))
-    try:
-        with torch.inference_mode():
-            for b in batches:
-                model(b)
-    finally:
-        h.remove()
+    forward_with_hooks(model, {out_module: lambda _m, _i, o: parts.append(o.detach().float().cpu())}, batches)
     return torch.cat(parts)
 
 
@@ -243,13 +237,7 @@ def _mean_maps(model, module, batches) -> torch.Tensor:
         total = s if total is None else total + s
         n += len(o)
 
-    h = module.register_forward_hook(hook)
-    try:
-        with torch.inference_mode():
-            for b in batches:
-                model(b)
-    finally:
-        h.remove()
+    forward_with_hooks(model, {module: hook}, batches)
     return (total / n).float()
 
 

@@ -153,6 +153,23 @@ def hooked_run(handles, writers: dict, line):
         line.close()
 
 
+def forward_with_hooks(model: nn.Module, hooks: dict, batches) -> None:
+    """Run every batch through the model (inference mode) with forward hooks {module: hook(module, inputs,
+    output)} registered for the run only, removed however it ends.
+
+    Example:
+        >>> forward_with_hooks(model, {model.fc: lambda m, i, o: outs.append(o)}, [x[:64], x[64:]])
+    """
+    handles = [m.register_forward_hook(h) for m, h in hooks.items()]
+    try:
+        with torch.inference_mode():
+            for b in batches:
+                model(b)
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def move_to(args, kwargs, device):
     """A batch's positional and keyword tensors on `device` (anything else as is)."""
     move = lambda t: t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t  # noqa: E731

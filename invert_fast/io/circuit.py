@@ -39,7 +39,7 @@ from torch import nn
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation
 from ..core.search import explain
-from .capture import resolve_layers
+from .capture import forward_with_hooks, resolve_layers
 from .progress import ProgressLine
 
 EXACT, GRADIENT = "exact", "gradient x activation"
@@ -334,14 +334,7 @@ def _capture_units(model, mods: dict, batches, device) -> dict[str, torch.Tensor
     def hook(name):
         return lambda _m, _i, out: parts[name].append(unit_values(out).detach().float().cpu())
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in mods.items()]
-    try:
-        with torch.inference_mode():
-            for b in batches:
-                model(b.to(device))
-    finally:
-        for h in handles:
-            h.remove()
+    forward_with_hooks(model, {m: hook(name) for name, m in mods.items()}, (b.to(device) for b in batches))
     for name, p in parts.items():
         if len(p) != len(batches):
             raise ValueError(
