@@ -182,3 +182,18 @@ def test_token_views_show_quantiles_and_both_kinds_of_error():
     assert "(4)" in missed.split("</p>")[0] and "> w11<" in missed.split("</p>")[0]  # highest outside: sample 11
     first = sections["top activations"].split("</p>")[0]
     assert "(9)" in first and 'underline" title="9"' in first and 'underline" title="0"' not in first
+
+
+def test_the_layers_at_a_glance_plot_medians_held_out_and_significance(tmp_path):
+    from invert_fast.apps.report import LayerReport, svg_layer_summary, write_report
+
+    g = torch.Generator().manual_seed(0)
+    cs = inv.ConceptSet(torch.rand(300, 4, generator=g) < 0.3, ["a", "b", "c", "d"])
+    x = torch.randn(300, 5, generator=g) + cs.dense()[:, :1].float() * 2
+    layers = [LayerReport(inv.explain(x, cs, L=1, B=1, permutations=9, layer=f"l{i}")) for i in range(3)]
+    svg = svg_layer_summary(layers, held_out={"l0": 0.7, "l2": 0.6})
+    assert svg.count("<polyline") == 2 and svg.count("significant</title>") == 3
+    page = write_report(tmp_path / "r.html", layers, glance=True, held_out={"l1": 0.8}).read_text(encoding="utf-8")
+    assert "The layers at a glance" in page
+    bare = [LayerReport(inv.explain(x, cs, L=1, B=1, layer="l"))]  # no permutations: no bars
+    assert "significant</title>" not in svg_layer_summary(bare)

@@ -552,6 +552,8 @@ def run_smollm2(args) -> int:
         "INVERT labels: SmolLM2-135M MLP neurons and next-token log-probabilities on WordNet example sentences",
         family=concept_family,
         families=FAMILIES,
+        glance=True,
+        held_out={name: v[1] for name, v in held.items()},  # all concepts
     )
     print(
         f"wrote {args.out / 'labels.csv'}, {args.out / 'report.html'}, {n_batches} Neuronpedia explanation batch "

@@ -389,6 +389,52 @@ def svg_family_plot(layers: list[LayerReport], family: Callable[[str], str], ord
     return "".join(out)
 
 
+def svg_layer_summary(layers: list[LayerReport], held_out: Mapping[str, float] | None = None) -> str:
+    """The layers at a glance: per layer (x), the median best AUC (solid), the median held-out AUC where
+    given (dashed; {layer: median}), and the share of best labels significant after the search (bars;
+    labels without permutations count as not tested, and a layer with none tested has no bar).
+
+    Example:
+        >>> svg_layer_summary([LayerReport(res0), LayerReport(res1)], held_out={"layer0": 0.81})
+    """
+    held_out = dict(held_out or {})
+    stats = []
+    for x in layers:
+        best = [r[0] for r in x.labels if len(r)]
+        med = float(np.median([e.auc for e in best])) if best else float("nan")
+        tested = [e for e in best if not math.isnan(e.p_value_search)]
+        share = sum(e.p_value_search <= SIGNIFICANCE for e in tested) / len(tested) if tested else float("nan")
+        stats.append((x.labels.layer, med, held_out.get(x.labels.layer, float("nan")), share))
+    w, h, pad, step = 60 + 18 * len(stats), 220, 40, 18
+    py = lambda v: h - pad - (h - pad - 10) * v  # noqa: E731  (0..1 upwards)
+    out = [
+        f'<svg width="{w + 170}" height="{h + 40}" role="img" aria-label="median AUC and share significant per layer">'
+    ]
+    for v in (0.0, 0.5, 1.0):
+        out.append(f'<line x1="{pad}" y1="{py(v):.1f}" x2="{w}" y2="{py(v):.1f}" stroke="#ddd"/>'
+                   f'<text x="{pad - 4}" y="{py(v) + 3:.1f}" font-size="10" text-anchor="end">{v:.1f}</text>')  # fmt: skip
+    for i, (name, _med, _held, share) in enumerate(stats):
+        x = pad + 8 + i * step
+        if not math.isnan(share):
+            out.append(f'<rect x="{x - 5}" y="{py(share):.1f}" width="10" height="{py(0) - py(share):.1f}" fill="#c7dcef">'
+                       f"<title>{html.escape(name)}: {share:.0%} significant</title></rect>")  # fmt: skip
+        out.append(f'<text x="{x}" y="{h - pad + 12}" font-size="9" text-anchor="end" '
+                   f'transform="rotate(-60 {x} {h - pad + 12})">{html.escape(name)}</text>')  # fmt: skip
+    for k, dash in enumerate(("", ' stroke-dasharray="4 3"')):
+        pts = " ".join(
+            f"{pad + 8 + i * step},{py(v[1 + k]):.1f}" for i, v in enumerate(stats) if not math.isnan(v[1 + k])
+        )
+        if pts:
+            out.append(f'<polyline points="{pts}" fill="none" stroke="#d62728" stroke-width="2"{dash}/>')
+    legend = [("#d62728", "median best AUC", ""), ("#d62728", "median held-out AUC", ' stroke-dasharray="4 3"')]
+    for k, (color, text, dash) in enumerate(legend):
+        out.append(f'<line x1="{w + 10}" y1="{20 + 16 * k}" x2="{w + 30}" y2="{20 + 16 * k}" stroke="{color}" '
+                   f'stroke-width="2"{dash}/><text x="{w + 34}" y="{24 + 16 * k}" font-size="11">{text}</text>')  # fmt: skip
+    out.append(f'<rect x="{w + 10}" y="{46}" width="20" height="10" fill="#c7dcef"/>'
+               f'<text x="{w + 34}" y="{55}" font-size="11">share significant</text></svg>')  # fmt: skip
+    return "".join(out)
+
+
 def simplicity_html(curves: Sequence) -> str:
     """Simplicity against precision (core/simplicity.py) for several layers: a plot of the median AUC
     against L (solid: best over all samples; dashed: held out) and each layer's table.
@@ -543,6 +589,8 @@ def write_report(
     families: Sequence[str] = (),
     circuits: Sequence = (),
     simplicity: Sequence = (),
+    glance: bool = False,
+    held_out: Mapping[str, float] | None = None,
 ) -> Path:
     """Write the report as one self-contained HTML file (atomically).
 
@@ -555,6 +603,8 @@ def write_report(
         circuits: io.circuit.Circuit trees, drawn first (circuit_html).
         simplicity: core.simplicity.SimplicityPrecision per layer: the simplicity-precision plot and
             tables (simplicity_html), before the layers.
+        glance: the layers at a glance first (svg_layer_summary: median AUC, held_out {layer: median
+            held-out AUC} where computed, share significant).
 
     Example:
         >>> write_report("out/report.html", [LayerReport(res, acts, concepts)], family=concept_family)
@@ -565,6 +615,14 @@ def write_report(
             "<h2>Concept families of the best labels, per layer</h2><p>Each neuron's best label counts once, "
             "split evenly over the families of its positive atoms.</p>"
             + svg_family_plot(layers, family, families)
+            + body
+        )
+    if glance:
+        body = (
+            "<h2>The layers at a glance</h2><p>Per layer: the median AUC of the best labels (solid), the median "
+            "held-out AUC where it was computed (dashed: labels found on one half of the data, scored on the other), "
+            "and the share of best labels significant after the search (bars).</p>"
+            + svg_layer_summary(layers, held_out)
             + body
         )
     if simplicity:
