@@ -301,3 +301,19 @@ def test_help_gives_every_option_a_description_and_default(capsys):
             assert action.help, f"{name} {action.option_strings}: no help"
             if action.option_strings and not action.required and not isinstance(action.default, bool):
                 assert "default" in action.help, f"{name} {action.option_strings}: no default stated"
+
+
+def test_explain_options_are_the_search_parameters_fields():
+    import dataclasses
+
+    from invert_fast.apps.cli import parser
+    from invert_fast.core.params import SearchParams
+
+    args = parser().parse_args(["explain", "--activations", "a.npy", "--labels", "c.npy", "--out", "l.csv"])
+    assert SearchParams(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SearchParams)}) == SearchParams()
+    text = parser()._subparsers._group_actions[0].choices["explain"].format_help()
+    for f in dataclasses.fields(SearchParams):
+        assert (f.metadata["flag"] or "--" + f.name.replace("_", "-")) in text
+    args = parser().parse_args(["explain", "--activations", "a.npy", "--labels", "c.npy", "--out", "l.csv", "-L", "2",
+                                "--no-distinct", "--certify", "--mode", "negative"])  # fmt: skip
+    assert (args.L, args.distinct, args.certify, args.mode) == (2, False, True, "negative")

@@ -53,3 +53,32 @@ def fraction(low_open: bool = False, high_open: bool = False):
 
     parse.__name__ = f"number in {lo}0, 1{hi}"
     return parse
+
+
+def add_search_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per SearchParams field, built from the field's metadata (flag, help, minimum, choices) and
+    default, so the command line, explain() and the checkpoint key share one definition of each parameter;
+    args.<field> holds it (SearchParams(**{f: getattr(args, f) ...}) validates it).
+
+    Example:
+        >>> add_search_arguments(sub.add_parser("explain"))
+    """
+    from dataclasses import MISSING, fields
+
+    from ..core.params import SearchParams
+
+    for f in fields(SearchParams):
+        m, default = f.metadata, f.default
+        assert default is not MISSING and m.get("help"), f"SearchParams.{f.name}: an option needs a default and help"
+        flag = m.get("flag") or "--" + f.name.replace("_", "-")
+        shown = m.get("shown") or (("on" if default else "off") if isinstance(default, bool) else str(default))
+        kw = {"dest": f.name, "default": default, "help": f"{m['help']} (default {shown})"}
+        if isinstance(default, bool):
+            kw["action"] = argparse.BooleanOptionalAction if default else "store_true"
+        elif m.get("choices"):
+            kw["choices"] = list(m["choices"])
+        elif m.get("minimum") is not None:
+            kw["type"] = int_at_least(m["minimum"])
+        else:
+            kw["type"] = float if isinstance(default, float) else int
+        parser.add_argument(flag, **kw)

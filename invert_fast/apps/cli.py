@@ -19,6 +19,7 @@ Errors are one line on stderr, exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 import sys
 import time
@@ -27,11 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.params import SearchParams
 from ..core.validate import to_tensor
 from ..files import drop_resident_pages
 from ..io.progress import ProgressLine
 from ..io.store import NeuronStore
-from .argtypes import fraction, int_at_least
+from .argtypes import add_search_arguments, fraction, int_at_least
 
 
 class CliError(Exception):
@@ -276,21 +278,10 @@ def cmd_explain(args) -> int:
         raise CliError("source: --export needs the layer's name (--layer, or --source for Neuronpedia's source id)")
     t0 = time.perf_counter()
     kwargs = dict(
-        L=args.L,
-        B=args.B,
-        limit_search=args.limit_search,
-        min_fraction=args.min_fraction,
-        max_fraction=args.max_fraction,
-        mode=args.mode,
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(SearchParams)},  # every search parameter
         device=args.device,
-        alternative=args.alternative,
         max_memory=args.max_memory,
-        distinct=args.distinct,
-        permutations=args.permutations,
-        seed=args.seed,
         groups=load_array(args.groups, args.groups_key, "groups") if args.groups is not None else None,
-        search=args.search,
-        certify=args.certify,
         max_work=args.max_work,
     )
     rank, world, gather, device = distributed_context()
@@ -671,45 +662,7 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="number of classes of [N] class-index labels, when the data lacks the top classes (default: max + 1)",
     )
-    e.add_argument("-L", type=int, default=3, help="longest formula (default 3)")
-    e.add_argument("-B", type=int, default=10, help="beam size and labels per neuron (default 10)")
-    e.add_argument(
-        "--limit-search",
-        type=int_at_least(1),
-        default=None,
-        help="extension atoms per neuron: only the N atoms of largest differentiability extend formulas "
-        "(default: all 2K atoms)",
-    )
-    e.add_argument(
-        "--min-fraction",
-        type=float,
-        default=0.0,
-        help="smallest admissible share of samples in a label (default 0, as INVERT; with 0 masks of a few samples "
-        "tend to win: set it to the smallest share a label should cover, README 'Choosing min_fraction')",
-    )
-    e.add_argument(
-        "--max-fraction", type=float, default=0.5, help="largest admissible share of samples in a label (default 0.5)"
-    )
-    e.add_argument(
-        "--mode",
-        choices=["positive", "negative"],
-        default="positive",
-        help="positive: formulas the neuron fires for (AUC descending); negative: AUC ascending (default positive)",
-    )
-    e.add_argument(
-        "--distinct",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="one label per distinct sample mask, the shortest formula kept (default); --no-distinct keeps "
-        "formulas of equal masks but different text apart, as INVERT 1.1",
-    )
-    e.add_argument(
-        "--permutations",
-        type=int_at_least(0),
-        default=0,
-        help="permutations of the samples for p_value_search, the test of the whole search (default 0: none)",
-    )
-    e.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
+    add_search_arguments(e)  # -L, -B, --limit-search, ... --certify: one per SearchParams field
     e.add_argument(
         "--groups",
         help="[N] integer group of each sample (.npy, .pt, .h5), e.g. the sentence of each token: permutations "
@@ -717,31 +670,12 @@ def parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--groups-key", help="entry of a .pt dict or .h5 dataset for --groups (default: the only one)")
     e.add_argument(
-        "--search",
-        choices=["beam", "exact"],
-        default="beam",
-        help="beam: INVERT's beam search (default); exact: the B best distinct masks among every formula of "
-        "at most L <= 3 atoms",
-    )
-    e.add_argument(
-        "--certify",
-        action="store_true",
-        help="add each neuron's exact bound on the best AUC of any formula of <= L atoms (L <= 3) and whether "
-        "the best label reaches it (columns bound, certified); costs an exact search",
-    )
-    e.add_argument(
         "--max-work",
         type=int_at_least(1),
         default=None,
         help="candidate evaluations the exact search or --certify may do (default: no limit)",
     )
     e.add_argument("--device", default=None, help="cpu or cuda (default: cpu, or each rank's GPU under torchrun)")
-    e.add_argument(
-        "--alternative",
-        choices=["two-sided", "greater", "less"],
-        default="two-sided",
-        help="Mann-Whitney alternative of p_value: greater = the neuron fires more inside the mask (default two-sided)",
-    )
     e.add_argument(
         "--adjust",
         choices=["bh", "bonferroni"],

@@ -7,7 +7,7 @@ runs with equal parameters have equal `key()`s (what a checkpoint records).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -16,6 +16,12 @@ from .validate import check_positive_int
 
 MODES = ("positive", "negative")
 SEARCHES = ("beam", "exact")
+
+
+def _option(default, help: str, *, flag: str | None = None, minimum: int | None = None, choices=None, shown=None):
+    """A SearchParams field with the metadata its command-line option is built from."""
+    meta = {"help": help, "flag": flag, "minimum": minimum, "choices": choices, "shown": shown}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -42,18 +48,42 @@ class SearchParams:
         (20, 500)
     """
 
-    L: int = 3
-    B: int = 10
-    limit_search: int | None = None
-    min_fraction: float = 0.0
-    max_fraction: float = 0.5
-    mode: str = "positive"
-    alternative: str = "two-sided"
-    distinct: bool = True
-    permutations: int = 0
-    seed: int = 0
-    search: str = "beam"
-    certify: bool = False
+    # Each field's command-line option is made from its metadata (apps/argtypes.add_search_arguments):
+    # flag (default --<name>), help, minimum (an integer option's), choices, and the default shown.
+    L: int = _option(3, "longest formula (atom occurrences)", flag="-L")
+    B: int = _option(10, "beam size and number of labels per neuron", flag="-B")
+    limit_search: int | None = _option(
+        None, "extension atoms per neuron: only the N atoms of largest differentiability extend formulas",
+        minimum=1, shown="all 2K atoms",
+    )  # fmt: skip
+    min_fraction: float = _option(
+        0.0, "smallest admissible share of samples in a label (0 as INVERT; with 0 masks of a few samples tend to "
+        "win: set it to the smallest share a label should cover, README 'Choosing min_fraction')",
+    )  # fmt: skip
+    max_fraction: float = _option(0.5, "largest admissible share of samples in a label")
+    mode: str = _option(
+        "positive", "positive: formulas the neuron fires for (AUC descending); negative: AUC ascending", choices=MODES
+    )
+    alternative: str = _option(
+        "two-sided", "Mann-Whitney alternative of p_value: greater = the neuron fires more inside the mask",
+        choices=ALTERNATIVES,
+    )  # fmt: skip
+    distinct: bool = _option(
+        True, "one label per distinct sample mask, the shortest formula kept; --no-distinct keeps formulas of equal "
+        "masks but different text apart, as INVERT 1.1",
+    )  # fmt: skip
+    permutations: int = _option(
+        0, "permutations of the samples for p_value_search, the test of the whole search", minimum=0, shown="0: none"
+    )
+    seed: int = _option(0, "seed of the permutations")
+    search: str = _option(
+        "beam", "beam: INVERT's beam search; exact: the B best distinct masks among every formula of at most L <= 3 "
+        "atoms", choices=SEARCHES,
+    )  # fmt: skip
+    certify: bool = _option(
+        False, "add each neuron's exact bound on the best AUC of any formula of <= L atoms (L <= 3) and whether the "
+        "best label reaches it (columns bound, certified); costs an exact search",
+    )  # fmt: skip
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
