@@ -18,6 +18,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def decode_png(data: bytes) -> np.ndarray:
+    """Pixels of a PNG whose rows use filter type 0 (what png_bytes writes); other PNGs' pixel values are
+    not unfiltered here (Pillow does that)."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, chunks = 8, {}
     while pos < len(data):
@@ -197,3 +199,39 @@ def test_the_layers_at_a_glance_plot_medians_held_out_and_significance(tmp_path)
     assert "The layers at a glance" in page
     bare = [LayerReport(inv.explain(x, cs, L=1, B=1, layer="l"))]  # no permutations: no bars
     assert "significant</title>" not in svg_layer_summary(bare)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_token_report_renders_contexts_and_shading_in_headless_chromium(tmp_path):
+    # Token texts with markup, quotes and Unicode: escaped, shown as text; tokens shaded red by activation.
+    words = ["<b>", 'say "hi"', " café", " 日本", " the", " end", "."]
+    seq = np.repeat(np.arange(40), len(words))
+    texts = [words[i % len(words)] for i in range(len(seq))]
+    g = torch.Generator().manual_seed(0)
+    acts = torch.rand(len(seq), 2, generator=g)
+    acts[::7, 0] += 3  # "<b>" fires neuron 0
+    cs = inv.ConceptSet(torch.tensor([t == "<b>" for t in texts]).unsqueeze(1), ["tok=<b>"])
+    res = inv.explain(acts, cs, L=1, B=1, layer="tokens")
+    cols = {0: acts[:, 0].double().numpy()}
+    layer = LayerReport(res, cols, cs, neurons=[0], token_texts=texts, sequence=seq)
+    path = write_report(tmp_path / "t.html", [layer], "token report")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert (
+        dom.stdout.count('class="ctx"') >= 2
+        and "&lt;b&gt;" in dom.stdout
+        and "<b>" not in dom.stdout.split("<body>")[1]
+    )
+    assert "café" in dom.stdout and "日本" in dom.stdout
+    shot = tmp_path / "shot.png"
+    run = subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1100,1400", path.as_uri()],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    pil = pytest.importorskip("PIL.Image")  # the screenshot's rows are PNG-filtered: decode it properly
+    img = np.asarray(pil.open(shot).convert("RGB")).astype(int)[950:]  # the contexts, below the histograms
+    red = (img[..., 0] > 180) & (img[..., 1] < 150) & (img[..., 2] < 150)  # the strongest tokens' shading
+    pale = (img[..., 0] > 230) & (img[..., 1] < 235) & (img[..., 1] > 150) & (img[..., 0] - img[..., 1] > 15)
+    assert red.sum() > 50 and pale.sum() > 50  # strong and weak activations both shaded
