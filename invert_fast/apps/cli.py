@@ -417,8 +417,7 @@ def cmd_report(args) -> int:
             raise CliError(
                 f"concepts: expected {acts.shape[0]} samples (the rows of --activations), got {concepts.n_samples}"
             )
-        used = set().union(*(e.formula.concepts() for n in results[0] for e in n))
-        missing = sorted(used - set(concepts.names))
+        missing = missing_concepts(results[0], concepts)
         if missing:
             raise CliError(
                 f"names: the labels use concepts {missing[:5]} that are not among the {len(concepts)} concept names"
@@ -436,12 +435,18 @@ def cmd_report(args) -> int:
     return 0
 
 
+def missing_concepts(labels, concepts) -> list[str]:
+    """The concepts a labels file's formulas use that a concept set lacks (sorted)."""
+    used = set().union(*(e.formula.concepts() for r in labels for e in r))
+    return sorted(used - set(concepts.names))
+
+
 def token_layer_report(args, results):
     """The report of one token layer: its labels, the store's columns of the neurons shown, the token index's
     texts (top contexts, quantiles, error examples) and, with --token-concepts, the labels' masks."""
     from ..core.token_index import TokenIndex
     from ..io.delphi import is_delphi_cache
-    from .report import LayerReport
+    from .report import LayerReport, best_labelled
 
     if len(results) != 1:
         raise CliError(f"layer: --tokens reports one layer, the file has {len(results)}; pick one with --layer")
@@ -484,15 +489,13 @@ def token_layer_report(args, results):
 
             words = word_annotations(load_english(), index)
         concepts = token_concepts(tok, index, top=args.top_tokens, words=words)
-        used = set().union(*(e.formula.concepts() for r in res for e in r))
-        missing = sorted(used - set(concepts.names))
+        missing = missing_concepts(res, concepts)
         if missing:
             raise CliError(
                 f"token-concepts: the labels use concepts {missing[:5]} these concepts lack; build them as explain did "
                 "(--token-concepts all for spaCy's families, --top-tokens as given)"
             )
-    best = [(k, r[0]) for k, r in enumerate(res) if r]
-    shown = [k for k, _ in sorted(best, key=lambda t: -t[1].auc)[: args.show]]
+    shown = best_labelled(res, args.show)
     cols = {}
     for k in shown:
         block = store.read(k, k + 1)

@@ -525,7 +525,7 @@ def run_smollm2(args) -> int:
     write_csv(args.out / "labels.csv", *results, res_logprobs, res_raw)
     # Where LLM-interpretability people look at neurons: Neuronpedia's import and delphi's explanations.
     from ..io.exports import export_delphi, export_neuronpedia
-    from .report import LayerReport, write_report
+    from .report import LayerReport, best_labelled, write_report
 
     np_files = export_neuronpedia(
         results, args.out / "neuronpedia", "smollm2-135m", DEMO_AUTHOR, source=lambda name: f"{name[5:]}-mlp"
@@ -537,7 +537,7 @@ def run_smollm2(args) -> int:
     reports = []
     shown = [*((r, acts) for r, (_, acts) in zip(results, stores, strict=True)), (res_logprobs, logprobs.numpy())]
     for res, acts in shown:
-        chosen = sorted((d for d in range(len(res)) if res[d]), key=lambda d: -res[d][0].auc)[:8]
+        chosen = best_labelled(res, 8)
         cols = {d: np.asarray(acts[:, d], dtype=np.float64) for d in chosen}  # only the neurons shown
         names = (
             {j: f"next token {visible(tok.decode([t]))}" for j, t in enumerate(top20.tolist())}

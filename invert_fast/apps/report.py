@@ -495,16 +495,23 @@ def simplicity_html(curves: Sequence) -> str:
     )
 
 
+def best_labelled(labels: Explanations, top: int) -> list[int]:
+    """The `top` neurons whose best label has the highest AUC (ties: the lower neuron first), the neurons
+    a report shows in detail by default.
+
+    Example:
+        >>> best_labelled(explain(acts, concepts), 8)
+    """
+    best = [(d, r[0]) for d, r in enumerate(labels) if r]
+    return [d for d, _ in sorted(best, key=lambda t: -t[1].auc)[:top]]
+
+
 def _layer_section(layer: LayerReport) -> str:
     res = layer.labels
     best = [(d, r[0]) for d, r in enumerate(res) if r]
     aucs = np.array([e.auc for _, e in best]) if best else np.zeros(0)
     common = Counter(c for _, e in best for c in e.formula.concepts()).most_common(15)
-    chosen = (
-        layer.neurons
-        if layer.neurons is not None
-        else [d for d, _ in sorted(best, key=lambda t: -t[1].auc)[: layer.top]]
-    )
+    chosen = layer.neurons if layer.neurons is not None else best_labelled(res, layer.top)
     table = "".join(
         f'<tr><td><a href="#{html.escape(res.layer)}-{d}">{d}</a></td><td>{html.escape(layer.neuron_names.get(d, ""))}</td>'
         f"<td><code>{html.escape(str(e.formula))}</code></td><td>{e.auc:.4f}</td><td>{_fmt_p(e)}</td>"

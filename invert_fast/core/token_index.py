@@ -182,7 +182,7 @@ class TokenIndex:
             np.save(folder / f"{name}.npy", getattr(self, name).numpy())
         if self.texts is not None:
             np.save(folder / "offsets.npy", self.offsets.numpy())
-            (folder / "texts.json").write_text(json.dumps(list(self.texts), ensure_ascii=False), encoding="utf-8")
+            write_texts(folder, self.texts)
         return folder
 
     @classmethod
@@ -198,6 +198,17 @@ class TokenIndex:
             texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
             offsets = torch.from_numpy(np.load(folder / "offsets.npy"))
         return cls(*arrays, texts, offsets)
+
+
+def write_texts(folder, texts) -> Path:
+    """folder/texts.json: the S texts of an index (TokenIndex.load reads them back with the arrays).
+
+    Example:
+        >>> write_texts("acts/", ["The cat sat.", "A dog ran."])
+    """
+    path = Path(folder) / "texts.json"
+    path.write_text(json.dumps(list(texts), ensure_ascii=False), encoding="utf-8")
+    return path
 
 
 def _retokenize(tokenizer, index: TokenIndex, texts, max_length):

@@ -153,6 +153,17 @@ def hooked_run(handles, writers: dict, line):
         line.close()
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where a model runs: its first parameter's device (the CPU for a model without parameters).
+
+    Example:
+        >>> model_device(nn.Linear(2, 2))
+        device(type='cpu')
+    """
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
 def forward_with_hooks(model: nn.Module, hooks: dict, batches) -> None:
     """Run every batch through the model (inference mode) with forward hooks {module: hook(module, inputs,
     output)} registered for the run only, removed however it ends.
@@ -216,10 +227,7 @@ def capture(
     if sequence not in SEQUENCE_REDUCTIONS:
         raise ValueError(f"sequence: expected one of {SEQUENCE_REDUCTIONS}, got {sequence!r}")
     mods = resolve_layers(model, layers)
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-    device = torch.device(device)
+    device = torch.device(device) if device is not None else model_device(model)
     writers: dict[str, NpyWriter] = {}
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in mods}
     if out is not None:

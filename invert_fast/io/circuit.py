@@ -39,7 +39,7 @@ from torch import nn
 from ..core.concepts import ConceptSet
 from ..core.results import Explanation
 from ..core.search import explain
-from .capture import forward_with_hooks, resolve_layers
+from .capture import forward_with_hooks, model_device, resolve_layers
 from .progress import ProgressLine
 
 EXACT, GRADIENT = "exact", "gradient x activation"
@@ -238,9 +238,7 @@ def circuit(
         raise ValueError(f"concepts: expected concepts over the {n} inputs, got {n_concepts} samples")
     subsets = _subsets(where, specs, n)  # [S, N] bool; root r uses subsets[sub_of[r]]
     sub_of = [0 if not isinstance(where, dict) else specs.index(o) for o in specs]
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
+    device = device if device is not None else model_device(model)
     line = ProgressLine(progress)
     try:
         acts = _capture_units(model, mods, batches, device)  # {layer: [N, D] float32}
@@ -249,7 +247,8 @@ def circuit(
                 raise ValueError(f"output: {m} has {acts[m].shape[1]} units, got unit {u}")
         methods, nodes_by_layer = {}, {}
         frontier = sorted({(u, sub_of[r]) for r, (_, u) in enumerate(roots)})  # (unit, subset)
-        contrib_of: dict[tuple[str, int, int], tuple[np.ndarray, float, bool]] = {}
+        # (layer, unit, subset) -> (contributions [C], baseline, linear, the top contributors)
+        contrib_of: dict[tuple[str, int, int], tuple[np.ndarray, float, bool, np.ndarray]] = {}
         for i in range(len(layers) - 1):
             later, earlier = layers[i], layers[i + 1]
             line.update(f"circuit: {later} <- {earlier}, {len(frontier)} unit(s)")
@@ -258,8 +257,9 @@ def circuit(
             methods[(later, earlier)] = EXACT if all(linear.values()) else GRADIENT
             nxt = set()
             for u, k in frontier:
-                contrib_of[(later, u, k)] = (c[(u, k)], base[(u, k)], linear[u])
-                nxt.update((int(j), k) for j in _top(c[(u, k)], top))
+                kids = _top(c[(u, k)], top)
+                contrib_of[(later, u, k)] = (c[(u, k)], base[(u, k)], linear[u], kids)
+                nxt.update((int(j), k) for j in kids)
             nodes_by_layer[later] = sorted({u for u, _ in frontier})
             frontier = sorted(nxt)
         nodes_by_layer[layers[-1]] = sorted({u for u, _ in frontier})
@@ -279,10 +279,9 @@ def circuit(
         mean = float(acts[layer][masks[k], unit].double().mean())
         node = CircuitNode(layer, unit, mean, parent_contrib, method, labels.get((layer, unit)))
         if depth + 1 < len(layers):
-            c, base, linear = contrib_of[(layer, unit, k)]
+            c, base, linear, kids = contrib_of[(layer, unit, k)]
             node.baseline = base
             node.remainder = float(node.mean - base - c.sum())
-            kids = _top(c, top)
             node.children = [build(depth + 1, int(j), k, float(c[j]), EXACT if linear else GRADIENT) for j in kids]
         return node
 

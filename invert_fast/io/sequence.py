@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.token_index import TokenIndex
+from ..core.token_index import TokenIndex, write_texts
 from ..core.validate import as_device
-from .capture import NpyWriter, hooked_run, layer_file_name, module_names, move_to, resolve_layers
+from .capture import NpyWriter, hooked_run, layer_file_name, model_device, module_names, move_to, resolve_layers
 from .progress import ProgressLine
 
 INPUT_PREFIX = "input:"
@@ -194,10 +194,7 @@ def capture_tokens(
         module_name = target[len(INPUT_PREFIX) :] if inp else target
         (mod,) = resolve_layers(model, [module_name]).values()
         targets[name] = (mod, inp)
-    if device is None:
-        p = next(model.parameters(), None)
-        device = p.device if p is not None else torch.device("cpu")
-    device = as_device(device)
+    device = as_device(device) if device is not None else model_device(model)
     limit = _max_positions(model)
     positions = _takes_position_ids(model)
     folder = Path(out) if out is not None else None
@@ -310,7 +307,7 @@ def capture_tokens(
         cols = [cat[n].long() for n in table]
     index = TokenIndex(*cols[:3], texts, cols[3]) if with_text else TokenIndex(*cols)
     if folder is not None and with_text:
-        index.save(folder)  # texts.json beside the streamed arrays (rewritten, identical)
+        write_texts(folder, index.texts)  # beside the streamed arrays
     return TokenActivations(acts, index, spec)
 
 
