@@ -111,3 +111,20 @@ def test_the_text_overlay_darkens_a_bottom_strip_only():
     assert torch.equal(plain, zoo.imagenet_tensor(images, size=160))  # the same arithmetic, the same shapes
     texted = shortcut.imagenet_tensor_with_text(images, 160, mask)
     assert torch.equal(texted[:, :, ~mask], plain[:, :, ~mask]) and (texted[:, :, mask] < plain[:, :, mask]).all()
+
+
+def test_the_output_module_itself_can_be_audited():
+    g = torch.Generator().manual_seed(1)
+    n = 300
+    nuis = torch.rand(n, generator=g) < 0.5
+    x = torch.stack([nuis.float(), torch.rand(n, generator=g), torch.rand(n, generator=g)], 1)
+    cs = inv.ConceptSet(nuis.unsqueeze(1), ["mark"])
+    clean = x.clone()
+    clean[:, 0] = 0
+    marked = clean.clone()
+    marked[:, 0] = 1
+    a = audit(HandBuilt().eval(), x, cs, "mark", ["out"], output="out", clean=clean, with_nuisance=marked,
+              labels=None, permutations=19)  # fmt: skip
+    assert [(f.layer, f.unit) for f in a.flagged] == [("out", 1)] and a.accuracy == {}
+    assert np.allclose(a.logit_shift, [0.0, 3.0], atol=1e-6)
+    assert a.flipped["ablated"] == 0.0  # logit 1 mean-replaced: the mark changes nothing any more

@@ -167,24 +167,24 @@ def audit(
     if nuisance not in concepts.names:
         raise ValueError(f"nuisance: expected one of the concepts' names, got {nuisance!r}")
     x, xc, xn = (torch.as_tensor(a) for a in (inputs, clean, with_nuisance))
-    y = torch.as_tensor(labels).long() if labels is not None else torch.zeros(len(xc), dtype=torch.long)
+    y = torch.as_tensor(labels).long() if labels is not None else None
     if len(x) != concepts.n_samples:
         raise ValueError(f"concepts: expected concepts over the {len(x)} audit inputs, got {concepts.n_samples}")
-    if xc.shape != xn.shape or y.shape != (len(xc),):
+    if xc.shape != xn.shape or (y is not None and y.shape != (len(xc),)):
         raise ValueError(
             f"clean, with_nuisance, labels: expected [M, ...], the same [M, ...] and [M], got {tuple(xc.shape)}, "
-            f"{tuple(xn.shape)} and {tuple(y.shape)}"
+            f"{tuple(xn.shape)} and {tuple(y.shape) if y is not None else None}"
         )
     if isinstance(permutations, bool) or not isinstance(permutations, int) or permutations < 1:
         raise ValueError(
             f"permutations: expected an integer >= 1 (flags need search-corrected p-values), got {permutations!r}"
         )
+    if not 0 < min_effect <= 0.5:
+        raise ValueError(f"min_effect: expected a number in (0, 0.5], got {min_effect!r}")
     mods = resolve_layers(model, [*layers, output])
     split = lambda t: [t[i : i + batch_size] for i in range(0, len(t), batch_size)]  # noqa: E731
     acts = capture(model, split(x), list(layers))
     mask = concepts.mask(nuisance)
-    if not 0 < min_effect <= 0.5:
-        raise ValueError(f"min_effect: expected a number in (0, 0.5], got {min_effect!r}")
     res, flagged, sensitive = {}, [], []
     for layer in layers:
         res[layer] = explain(acts[layer], concepts, L=L, B=B, min_fraction=min_fraction, permutations=permutations,
@@ -195,14 +195,17 @@ def audit(
             if e is not None and e.p_value_search <= alpha and nuisance in e.formula.concepts():
                 unit = FlaggedUnit(layer, d, e, float(alone[d]))
                 (flagged if abs(unit.auc_alone - 0.5) >= min_effect else sensitive).append(unit)
-    logits = {k: _logits(model, mods[output], split(t)) for k, t in (("clean", xc), ("nuisance", xn))}
+    # One pass over the clean inputs gives their logits and the flagged layers' means (the ablation's values).
+    flagged_layers = {layer: mods[layer] for layer in sorted({f.layer for f in flagged})}
+    logits, means = {}, {}
+    logits["clean"], means = _logits(model, mods[output], split(xc), flagged_layers)
+    logits["nuisance"], _ = _logits(model, mods[output], split(xn))
     if flagged:
-        means = {layer: _mean_maps(model, mods[layer], split(xc)) for layer in {f.layer for f in flagged}}
         units = {layer: [f.unit for f in flagged if f.layer == layer] for layer in means}
         hooks = [mods[layer].register_forward_hook(_ablate(units[layer], means[layer])) for layer in means]
         try:
             for k, t in (("clean, ablated", xc), ("nuisance, ablated", xn)):
-                logits[k] = _logits(model, mods[output], split(t))
+                logits[k], _ = _logits(model, mods[output], split(t))
         finally:
             for h in hooks:
                 h.remove()
@@ -212,7 +215,7 @@ def audit(
         raise ValueError(f"classes: expected {c} names (the output's width), got {len(names)}")
     shift = (logits["nuisance"] - logits["clean"]).double().mean(0).numpy()
     predicted = {k: np.bincount(v.argmax(1).numpy(), minlength=c) / len(v) for k, v in logits.items()}
-    accuracy = {k: float((v.argmax(1) == y).double().mean()) for k, v in logits.items()} if labels is not None else {}
+    accuracy = {k: float((v.argmax(1) == y).double().mean()) for k, v in logits.items()} if y is not None else {}
     flipped = {"nuisance": float((logits["nuisance"].argmax(1) != logits["clean"].argmax(1)).double().mean())}
     if flagged:
         flipped["ablated"] = float(
@@ -221,24 +224,30 @@ def audit(
     return Audit(nuisance, flagged, sensitive, res, names, shift, predicted, accuracy, flipped, alpha, min_effect)
 
 
-def _logits(model, out_module, batches) -> torch.Tensor:
-    parts = []
-    forward_with_hooks(model, {out_module: lambda _m, _i, o: parts.append(o.detach().float().cpu())}, batches)
-    return torch.cat(parts)
+def _logits(model, out_module, batches, mean_of: dict | None = None) -> tuple[torch.Tensor, dict]:
+    """([M, C] the output module's values, {name: the module's output averaged over the inputs, per
+    position for conv maps: [C, ...]} for the modules in mean_of), from one pass over the batches."""
+    parts, total = [], {}
 
+    def mean_hook(name):
+        def hook(_m, _i, o):
+            s = o.detach().double().sum(0)
+            total[name] = s if name not in total else total[name] + s
 
-def _mean_maps(model, module, batches) -> torch.Tensor:
-    """The module's output averaged over the inputs (per position for conv maps): [C, ...]."""
-    total, n = None, 0
+        return hook
 
-    def hook(_m, _i, o):
-        nonlocal total, n
-        s = o.detach().double().sum(0)
-        total = s if total is None else total + s
-        n += len(o)
+    hooks = {m: mean_hook(name) for name, m in (mean_of or {}).items()}
+    mean_out = hooks.get(out_module)  # an audited layer may be the output module itself
 
-    forward_with_hooks(model, {module: hook}, batches)
-    return (total / n).float()
+    def keep(m, i, o):
+        if mean_out is not None:
+            mean_out(m, i, o)
+        parts.append(o.detach().float().cpu())
+
+    hooks[out_module] = keep
+    forward_with_hooks(model, hooks, batches)
+    out = torch.cat(parts)
+    return out, {name: (t / len(out)).float() for name, t in total.items()}
 
 
 def _ablate(units: list[int], mean: torch.Tensor):
