@@ -136,12 +136,14 @@ class TokenIndex:
         b = self.bounds
         for i, text in enumerate(self.texts):
             spans = o[b[i] : b[i + 1]]
-            for j, (a, e) in enumerate(spans):
+            pieces, nxt = [], None  # nxt: the start of the next non-empty token (one pass, back to front)
+            for a, e in reversed(spans):
                 if a == e:
-                    out.append("")
+                    pieces.append("")
                     continue
-                nxt = next((x for x, y in spans[j + 1 :] if y > x), None)
-                out.append(text[a : max(e, nxt)] if nxt is not None else text[a:e])
+                pieces.append(text[a : max(e, nxt)] if nxt is not None else text[a:e])
+                nxt = a
+            out.extend(reversed(pieces))
         return out
 
     @classmethod
