@@ -111,6 +111,7 @@ def main():
     p.add_argument(
         "--permutations", type=int, default=0, help="also time p_value_search with P permutations (default 0: not)"
     )
+    p.add_argument("--objectives", action="store_true", help="also time the search by every objective against AUROC's")
     args = p.parse_args()
     if args.quick:
         args.neurons, args.samples, args.peer_neurons = 64, 5000, 64
@@ -152,6 +153,27 @@ def main():
         print(row, flush=True)
     if args.permutations > 0:
         permutation_cost(n, d, args.quick, dev, args.permutations)
+    if args.objectives:
+        objective_cost(names, n, d, args.quick, dev)
+
+
+def objective_cost(names, n: int, d: int, quick: bool, device: torch.device):
+    """Print explain by each objective against AUROC's on the same workloads (regions cached, best of 2)."""
+    from invert_fast.core.objectives import OBJECTIVES
+
+    print("\n| workload | objective | seconds | / auroc |\n|---|---|---:|---:|")
+    for name in names:
+        labels, cnames = workload(name, n, quick)
+        cs = inv.ConceptSet(labels.to(device), cnames)
+        cs.regions()
+        x = shapes.tied_activations(n, d).to(device)
+        base = None
+        for obj in OBJECTIVES:
+            t, _ = timed(
+                lambda x=x, cs=cs, obj=obj: inv.explain(x, cs, L=L, B=B, objective=obj, alpha=0.01), device, repeat=2
+            )
+            base = t if base is None else base
+            print(f"| {name} | {obj} | {t:.2f} | {t / base:.2f}x |", flush=True)
 
 
 def permutation_cost(n: int, d: int, quick: bool, device: torch.device, perms: int):

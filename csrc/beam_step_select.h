@@ -1,8 +1,9 @@
 // beam_step_select: the fused epilogue of one beam-search step -- score every candidate, keep the best.
 //
 // For beam formula b of neuron d and atom a (concept c = a mod K, negated when a >= K), the
-// candidates b AND a and b OR a have doubled rank sums and sizes that follow by inclusion-exclusion
-// from X = (rank sum, size) of b AND c:
+// candidates b AND a and b OR a have statistics (the objective's S: the doubled rank sum for AUROC) and
+// sizes that follow by inclusion-exclusion from X = (S, size) of b AND c (total: the neuron's S over all
+// samples, objective.h):
 //   b & c = X,  b & ~c = b - X,  b | c = b + c - X,  b | ~c = total - c + X.
 // A neuron's pool is its B * 4K candidates plus its B current beam formulas. Each is scored with its
 // exact AUC (sign * AUC; -inf for candidates not kept: not admissible, mask unchanged, atom outside
@@ -27,34 +28,37 @@
 
 namespace invert_fast {
 
-// x:           [Db, B, K] int64; with shift > 0, (rank sum << shift) + size of (beam b AND concept c),
+// x:           [Db, B, K] int64; with shift > 0, (statistic << shift) + size of (beam b AND concept c),
 //              with shift == 0 the rank sum alone and x_p [Db, B, K] int64 the size (else x_p is empty)
-// beam_s/p:    [Db, B] int64 doubled rank sum and size of each beam formula
+// beam_s/p:    [Db, B] int64 statistic (AUROC: doubled rank sum) and size of each beam formula
 // beam_valid:  [Db, B] bool, false for empty beam slots
-// conc_s:      [Db, K] int64 doubled rank sum of each concept;  conc_p: [K] int64 concept sizes
+// conc_s:      [Db, K] int64 statistic of each concept;  conc_p: [K] int64 concept sizes
 // ext:         [Db, 2K] bool, atoms allowed to extend the neuron's beams
 // n:           samples N;  p_lo, p_hi: admissible mask sizes are p_lo <= P <= p_hi
-// sign:        +1 scores AUC (mode positive), -1 scores -AUC (mode negative)
+// sign:        +1 scores the objective (AUROC: mode positive), -1 scores its negative (mode negative)
 // k:           how many of the best distinct score values set each neuron's threshold (all columns
 //              scoring at least the k-th best distinct value are kept)
+// totals:      [Db] int64 each neuron's statistic over all N samples;  objective: its code (objective.h)
 // returns:     indptr [Db + 1] int64, cols [M] int64 (ascending per neuron), vals [M] float64 scores,
 //              valid [Db] int64 number of pool members with a finite score, s2 [M] and p [M] int64 the
-//              kept columns' doubled rank sums and sizes
+//              kept columns' statistics and sizes
 using SelectResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                   const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                  int64_t p_hi, double sign, int64_t k);
+                                  int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective);
 SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                    const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                   int64_t p_hi, double sign, int64_t k);
+                                   int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective);
 
 inline void check_beam_step_inputs(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
-                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t k) {
+                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t k, const at::Tensor& totals,
+                                   int64_t objective) {
   TORCH_CHECK_VALUE(x.dim() == 3, "beam_step_select: x must be [Db, B, K], got shape ", x.sizes());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
+  check_objective("beam_step_select", totals, D, objective);
   TORCH_CHECK_VALUE(shift >= 0 && shift < 63, "beam_step_select: shift must be in [0, 63), got ", shift);
   if (shift > 0) {
     TORCH_CHECK_VALUE(x_p.numel() == 0, "beam_step_select: x_p must be empty when x is packed (shift > 0), got shape ",
@@ -95,13 +99,13 @@ INVERT_FAST_HD inline int64_t pool_width(int64_t B, int64_t K) { return B * 4 * 
 
 // Scores of the four candidates of (beam row r, concept c); see the header comment.
 struct BeamRow {
-  int64_t sb, pb;  // the beam formula's rank sum and size
+  int64_t sb, pb;  // the beam formula's statistic and size
   bool valid;
 };
-// (rank sum, size) of b & c, b & ~c, b | c, b | ~c from X = (xs, xp) of b & c (inclusion-exclusion).
+// (statistic, size) of b & c, b & ~c, b | c, b | ~c from X = (xs, xp) of b & c (inclusion-exclusion;
+// total: the neuron's statistic over all n samples).
 INVERT_FAST_HD inline void candidate_sums(int64_t xs, int64_t xp, int64_t sb, int64_t pb, int64_t sc, int64_t pc,
-                                          int64_t n, int64_t s[4], int64_t p[4]) {
-  const int64_t total = n * (n + 1);
+                                          int64_t n, int64_t total, int64_t s[4], int64_t p[4]) {
   s[0] = xs, s[1] = sb - xs, s[2] = sb + sc - xs, s[3] = total - sc + xs;
   p[0] = xp, p[1] = pb - xp, p[2] = pb + pc - xp, p[3] = n - pc + xp;
 }
@@ -117,21 +121,22 @@ INVERT_FAST_HD inline PoolColumn decode_pool_column(int64_t col, int64_t B, int6
 }
 
 INVERT_FAST_HD inline void candidate_scores(int64_t xs, int64_t xp, const BeamRow& row, int64_t sc, int64_t pc,
-                                            bool pos_ok, bool neg_ok, int64_t n, int64_t p_lo, int64_t p_hi,
+                                            bool pos_ok, bool neg_ok, const Objective& obj, int64_t p_lo, int64_t p_hi,
                                             double sign, double out[4]) {
   int64_t s[4], p[4];
-  candidate_sums(xs, xp, row.sb, row.pb, sc, pc, n, s, p);
+  candidate_sums(xs, xp, row.sb, row.pb, sc, pc, obj.n, obj.total, s, p);
   const bool ok[4] = {pos_ok, neg_ok, pos_ok, neg_ok};
   for (int i = 0; i < 4; ++i)
-    out[i] = mask_score(s[i], p[i], row.valid && ok[i] && p[i] != row.pb, n, p_lo, p_hi, sign);
+    out[i] = mask_score(s[i], p[i], row.valid && ok[i] && p[i] != row.pb, obj, p_lo, p_hi, sign);
 }
 
-// (rank sum, size) of pool column col of neuron d (row-major [Db, B, K] x, x_p; [Db, B] beams;
-// [Db, K] concept sums; [K] concept sizes): what the selection needs of every kept column.
+// (statistic, size) of pool column col of neuron d (row-major [Db, B, K] x, x_p; [Db, B] beams;
+// [Db, K] concept sums; [K] concept sizes; total: the neuron's statistic over all n samples): what the
+// selection needs of every kept column.
 INVERT_FAST_HD inline void pool_column_sums(int64_t col, int64_t d, int64_t B, int64_t K, const int64_t* x,
                                             const int64_t* x_p, int64_t shift, const int64_t* beam_s,
                                             const int64_t* beam_p, const int64_t* conc_s, const int64_t* conc_p,
-                                            int64_t n, int64_t* s_out, int64_t* p_out) {
+                                            int64_t n, int64_t total, int64_t* s_out, int64_t* p_out) {
   const PoolColumn pc = decode_pool_column(col, B, K);
   const int64_t r = d * B + pc.b;
   if (pc.op < 0) {
@@ -141,7 +146,7 @@ INVERT_FAST_HD inline void pool_column_sums(int64_t col, int64_t d, int64_t B, i
   const int64_t c = pc.a % K, v = x[r * K + c];
   const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & ((int64_t{1} << shift) - 1) : x_p[r * K + c];
   int64_t s[4], p[4];
-  candidate_sums(xs, xp, beam_s[r], beam_p[r], conc_s[d * K + c], conc_p[c], n, s, p);
+  candidate_sums(xs, xp, beam_s[r], beam_p[r], conc_s[d * K + c], conc_p[c], n, total, s, p);
   const int i = static_cast<int>(pc.op * 2 + (pc.a >= K ? 1 : 0));
   *s_out = s[i], *p_out = p[i];
 }

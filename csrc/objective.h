@@ -1,14 +1,26 @@
 // The search objective: one home for how a mask is scored, compared and kept, shared by every kernel
-// and both backends (the Python twin is invert_fast/core/objectives.py). AUROC is the objective today.
+// and both backends (the Python twin is invert_fast/core/objectives.py).
 //
-// Per-region statistics: the doubled rank sum S2 and the size P of a mask (integer sums over the
-// mask's regions). Exact score: AUC = num / den with num = S2 - P (P + 1) and den = 2 P (N - P), a
-// rational of integers (see invert_fast/core/auroc.py). Every comparison of the search goes through
+// Every objective scores a mask from two integer sums over the mask's regions -- its statistic S and its
+// size P -- and one per-neuron constant, the statistic's total over all N samples (what the complement
+// of a mask leaves: S(~m) = total - S(m)). Its exact score is a rational num / den of integers with
+// den > 0 for every admissible mask; the kernels are written once against `Objective` below:
+//
+//   code  name   S of a mask                         total           score = num / den
+//   0     auroc  doubled mid-rank sum S2              N (N + 1)       (S2 - P (P + 1)) / (2 P (N - P))
+//   1     iou    |T & M|, T the neuron's top samples  |T|             S / (|T| + P - S)
+//   2     f1     |T & M|                              |T|             2 S / (|T| + P)
+//
+// A new objective is a struct with a static score() below, one case in Objective::score and its
+// Python class (core/objectives.py) with the same code. Every comparison of the search goes through
 // compare_scores: float64 values first (a correctly rounded division orders like the rationals
 // wherever the floats differ), then, for equal floats, the exact cross products in 128-bit integers
-// (num and den are below 2^63, so each product fits). The exact search's bound lives beside its
-// kernel (pair_step_select.h) and in invert_fast/core/exact.py.
+// (num and den are below 2^63, so each product fits). The exact search's bound (AUROC's) lives beside
+// its kernel (pair_step_select.h) and in invert_fast/core/exact.py.
 #pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/util/Exception.h>
 
 #include <cmath>
 #include <cstdint>
@@ -18,16 +30,55 @@
 namespace invert_fast {
 
 struct Score {
-  int64_t num, den;  // den > 0 for every mask with 0 < P < N
+  int64_t num, den;  // den > 0 for every admissible mask
   double value;      // num / den, correctly rounded
 };
 
-INVERT_FAST_HD inline Score mask_auc(int64_t s2, int64_t p, int64_t n) {
-  const int64_t num = s2 - p * (p + 1), den = 2 * p * (n - p);
+INVERT_FAST_HD inline Score make_score(int64_t num, int64_t den) {
   return {num, den, static_cast<double>(num) / static_cast<double>(den)};
 }
 
-// -1, 0 or +1 as a is worse, equal or better than b: higher AUC is better for sign > 0, lower for sign < 0.
+// AUROC (Mann-Whitney U over P (N - P), ties 1/2): |num|, den < 2^53 for N < 1.3e8 (see core/auroc.py).
+struct Auroc {
+  static constexpr int64_t kCode = 0;
+  INVERT_FAST_HD static Score score(int64_t s2, int64_t p, int64_t n, int64_t /*total*/) {
+    return make_score(s2 - p * (p + 1), 2 * p * (n - p));
+  }
+};
+
+// Intersection over union of the mask with the neuron's top samples T: |T & M| / |T | M|.
+struct Iou {
+  static constexpr int64_t kCode = 1;
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t t) { return make_score(s, t + p - s); }
+};
+
+// F1 (Dice) of the mask against T: 2 |T & M| / (|T| + |M|).
+struct F1 {
+  static constexpr int64_t kCode = 2;
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t t) { return make_score(2 * s, t + p); }
+};
+
+constexpr int64_t kObjectives = 3;
+
+// One neuron's objective: which one, the samples N, and the neuron's statistic total.
+struct Objective {
+  int64_t code, n, total;
+  INVERT_FAST_HD Score score(int64_t s, int64_t p) const {
+    switch (code) {
+      case Iou::kCode:
+        return Iou::score(s, p, n, total);
+      case F1::kCode:
+        return F1::score(s, p, n, total);
+      default:
+        return Auroc::score(s, p, n, total);
+    }
+  }
+};
+
+// The exact AUC of a mask (what every label reports, whatever the search's objective).
+INVERT_FAST_HD inline Score mask_auc(int64_t s2, int64_t p, int64_t n) { return Auroc::score(s2, p, n, 0); }
+
+// -1, 0 or +1 as a is worse, equal or better than b: higher scores are better for sign > 0, lower for sign < 0.
 INVERT_FAST_HD inline int compare_scores(const Score& a, const Score& b, double sign) {
   int c = 0;
   if (a.value != b.value) {
@@ -39,13 +90,22 @@ INVERT_FAST_HD inline int compare_scores(const Score& a, const Score& b, double 
   return sign > 0 ? c : -c;
 }
 
-// The search's score of one mask: sign * exact AUC, or -inf when it is not kept (not admissible: its
-// size outside [p_lo, p_hi], or excluded by the caller). Equal to invert_fast.auroc's arithmetic, so
-// both backends agree to the bit.
-INVERT_FAST_HD inline double mask_score(int64_t s, int64_t p, bool keep, int64_t n, int64_t p_lo, int64_t p_hi,
-                                        double sign) {
+// The search's score of one mask: sign * its exact score, or -inf when it is not kept (not admissible:
+// its size outside [p_lo, p_hi], or excluded by the caller). The same arithmetic as core/objectives.py,
+// so both backends agree to the bit.
+INVERT_FAST_HD inline double mask_score(int64_t s, int64_t p, bool keep, const Objective& obj, int64_t p_lo,
+                                        int64_t p_hi, double sign) {
   if (!keep || p < p_lo || p > p_hi) return -INFINITY;
-  return sign * mask_auc(s, p, n).value;
+  return sign * obj.score(s, p).value;
+}
+
+// totals [D] int64 and an objective code (above), for every kernel that scores masks.
+inline void check_objective(const char* op, const at::Tensor& totals, int64_t D, int64_t objective) {
+  TORCH_CHECK_VALUE(objective >= 0 && objective < kObjectives, op, ": objective must be a code in [0, ", kObjectives,
+                    "), got ", objective);
+  TORCH_CHECK_VALUE(totals.dim() == 1 && totals.size(0) == D, op, ": totals must be [", D, "], got shape ",
+                    totals.sizes());
+  TORCH_CHECK_TYPE(totals.scalar_type() == at::kLong, op, ": totals must be int64, got ", totals.scalar_type());
 }
 
 }  // namespace invert_fast

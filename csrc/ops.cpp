@@ -40,20 +40,21 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def("weighted_row_sums(Tensor indptr, Tensor indices, Tensor weights, Tensor table) -> Tensor");
   m.def(
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "
-      "Tensor conc_s, Tensor conc_p, Tensor ext, int n, int p_lo, int p_hi, float sign, int k) "
-      "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "Tensor conc_s, Tensor conc_p, Tensor ext, int n, int p_lo, int p_hi, float sign, int k, Tensor totals, "
+      "int objective) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "pair_step_select(Tensor x, Tensor x_p, int shift, Tensor conc_s, Tensor conc_p, int n, int p_lo, int p_hi, "
-      "float sign, int k) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "float sign, int k, Tensor totals, int objective) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("pair_sums(Tensor weights, Tensor indptr, Tensor concepts, int K) -> Tensor");
   m.def("formula_texts(Tensor hist, Tensor atom_text, Tensor atom_offsets) -> (Tensor, Tensor, Tensor)");
   m.def(
       "select_labels(Tensor neuron, Tensor s2, Tensor p, Tensor hist, Tensor words, Tensor atom_text, "
-      "Tensor atom_offsets, int n, float sign, int B, bool distinct, int D) -> (Tensor, Tensor)");
+      "Tensor atom_offsets, int n, float sign, int B, bool distinct, int D, Tensor totals, int objective) -> (Tensor, "
+      "Tensor)");
   m.def(
       "select_step(Tensor neuron, Tensor cols, Tensor s2, Tensor p, Tensor beam_hist, Tensor beam_ntok, "
       "Tensor beam_words, Tensor atom_words, Tensor atom_text, Tensor atom_offsets, int K, int n, float sign, int B, "
-      "bool distinct, int D) -> (Tensor, Tensor)");
+      "bool distinct, int D, Tensor totals, int objective) -> (Tensor, Tensor)");
   m.def("built_with_cuda() -> bool", &built_with_cuda);
 }
 

@@ -1,7 +1,8 @@
 // select_labels: each neuron's best B labels among gathered candidates, by the search's exact order --
 // the one selection the beam search and the exact search share.
 //
-// Order: AUC (higher first in positive mode, lower in negative), compared exactly (objective.h);
+// Order: the objective's score (AUROC: higher first in positive mode, lower in negative), compared
+// exactly (objective.h);
 // then shorter canonical length; then canonical text (formula_texts.h). With distinct, candidates
 // whose sample masks are equal count once (the first in that order is kept: the shortest, then the
 // first in text order); without, equal texts (the same formula reached twice) count once. Texts are
@@ -16,18 +17,20 @@
 namespace invert_fast {
 
 // neuron:  [M] int64 neuron of each candidate, in [0, D)
-// s2, p:   [M] int64 doubled rank sum and size of each candidate's mask (0 < p < n: admissible ones only)
+// s2, p:   [M] int64 statistic (AUROC: doubled rank sum) and size of each candidate's mask (0 < p < n:
+//          admissible ones only)
 // hist:    [M, T] int64 formula histories (formula_texts.h)
 // words:   [M, W] int64 packed masks (region space is enough), equal exactly when the masks are; W may
 //          be 0 when distinct is false
 // atom_text, atom_offsets: the 2K atom texts (formula_texts.h)
 // n: samples; sign: +1 / -1 (mode); B: labels per neuron; distinct: one label per mask; D: neurons
+// totals: [D] int64 each neuron's statistic over all samples; objective: its code (objective.h)
 // returns: winners [D, B] int64 candidate indices best first (-1 padding), lengths [D, B] int64
 using SelectLabelsResult = std::tuple<at::Tensor, at::Tensor>;
 SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor& s2, const at::Tensor& p,
                                      const at::Tensor& hist, const at::Tensor& words, const at::Tensor& atom_text,
                                      const at::Tensor& atom_offsets, int64_t n, double sign, int64_t B, bool distinct,
-                                     int64_t D);
+                                     int64_t D, const at::Tensor& totals, int64_t objective);
 
 inline void check_select_labels_input(const at::Tensor& neuron, const at::Tensor& s2, const at::Tensor& p,
                                       const at::Tensor& hist, const at::Tensor& words, bool distinct, int64_t B,

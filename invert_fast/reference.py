@@ -1,5 +1,6 @@
 """Slow, obviously correct definitions that the fast paths are tested against."""
 
+import math
 from fractions import Fraction
 
 
@@ -36,8 +37,14 @@ def explain_reference(
     max_fraction=0.5,
     mode="positive",
     distinct=True,
+    objective="auroc",
+    alpha=0.005,
 ):
     """INVERT's beam search, written out plainly on Python lists, one neuron at a time, exactly.
+
+    With objective "iou" or "f1" the score is the overlap with the neuron's top samples T (the
+    ceil(alpha N) largest values and every value tied with the last of them, or the values > 0 for
+    alpha "support"), as a Fraction; limit_search must then be None (it ranks atoms by AUC).
 
     Every comparison is exact (AUCs and differentiabilities as Fractions). Order of formulas: AUC
     (descending in "positive" mode, ascending in "negative"), then length, then text. Extension atoms
@@ -49,7 +56,8 @@ def explain_reference(
         activations: [N][D] numbers; labels: [N][K] 0/1; names: K concept names.
 
     Returns:
-        per neuron, the final beam as a list of (formula text, length, auc), best first.
+        per neuron, the final beam as a list of (formula text, length, score), best first (score: the
+        AUC, or the objective's value).
     """
     from .core.formula import Formula
 
@@ -80,7 +88,8 @@ def explain_reference(
 
     out = []
     for col in cols:
-        scored = [(f, m, a) for f, m in atoms if (a := auroc_pairs(col, m)) is not None]
+        score = auroc_pairs if objective == "auroc" else overlap_score(col, objective, alpha)
+        scored = [(f, m, a) for f, m in atoms if (a := score(col, m)) is not None]
         beam = best(t for t in scored if admissible(t[1]))
         ext = sorted(scored, key=lambda t: (-abs(2 * t[2] - 1), -sign * t[2], str(t[0])))
         ext = ext if limit_search is None else ext[:limit_search]
@@ -93,10 +102,32 @@ def explain_reference(
                         (fb | fa, tuple(x or y for x, y in zip(mb, ma, strict=True))),
                     ):
                         if admissible(m) and m != mb and f not in pool:
-                            pool[f] = (f, m, auroc_pairs(col, m))
+                            pool[f] = (f, m, score(col, m))
             beam = best(pool.values())
         out.append([(str(f), f.length, float(a)) for f, _, a in beam])
     return out
+
+
+def overlap_score(values, objective, alpha):
+    """score(values, mask) -> the Fraction IoU or F1 of mask against the top samples of values (None for
+    an empty or full mask), written out plainly."""
+    n = len(values)
+    if alpha == "support":
+        top = [v > 0 for v in values]
+    else:
+        m = min(n, max(1, math.ceil(alpha * n)))  # alpha N as one float64 product, as the fast path
+        cut = sorted(values, reverse=True)[m - 1]
+        top = [v >= cut for v in values]
+
+    def score(_values, mask):
+        p = sum(mask)
+        if p in (0, n):
+            return None
+        i = sum(1 for t, b in zip(top, mask, strict=True) if t and b)
+        t = sum(top)
+        return Fraction(i, t + p - i) if objective == "iou" else Fraction(2 * i, t + p)
+
+    return score
 
 
 def exact_reference(activations, labels, names, L, B, min_fraction=0.0, max_fraction=0.5, mode="positive"):

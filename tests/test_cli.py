@@ -317,3 +317,21 @@ def test_explain_options_are_the_search_parameters_fields():
     args = parser().parse_args(["explain", "--activations", "a.npy", "--labels", "c.npy", "--out", "l.csv", "-L", "2",
                                 "--no-distinct", "--certify", "--mode", "negative"])  # fmt: skip
     assert (args.L, args.distinct, args.certify, args.mode) == (2, False, True, "negative")
+
+
+def test_explain_by_another_objective(files, capsys):
+    tmp, acts, y = files
+    base = ["explain", "--activations", str(tmp / "a.npy"), "--labels", str(tmp / "y.npy"), "-L", "2", "-B", "3"]
+    assert main([*base, "--objective", "iou", "--alpha", "0.2", "--out", str(tmp / "i.csv")]) == 0
+    df = pd.read_csv(tmp / "i.csv")
+    cs = inv.ConceptSet.from_classes(y, [f"class{i}" for i in range(5)])
+    ref = inv.explain(acts, cs, L=2, B=3, objective="iou", alpha=0.2)
+    assert df.formula.tolist() == [str(e.formula) for r in ref for e in r] and df.auc.tolist() == [
+        e.auc for r in ref for e in r
+    ]
+    assert main([*base, "--objective", "f1", "--alpha", "support", "--out", str(tmp / "f.csv")]) == 0
+    capsys.readouterr()
+    assert main([*base, "--objective", "iou", "--mode", "negative", "--out", str(tmp / "n.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("mode: not available with objective 'iou' ('negative' mirrors AUROC's ranks), got 'negative'")
+    assert len(err.splitlines()) == 1

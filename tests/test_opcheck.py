@@ -55,9 +55,9 @@ def samples(device):
         "beam_step_select": (
             t(xs), t(torch.empty(0, dtype=torch.int64)), space.shift, t(torch.randint(0, 9000, (3, 2), generator=g)),
             t(torch.randint(1, 40, (3, 2), generator=g)), t(torch.ones(3, 2, dtype=torch.bool)), t(conc),
-            t(space.counts), t(torch.ones(3, 2 * k, dtype=torch.bool)), 90, 1, 45, 1.0, 4,
+            t(space.counts), t(torch.ones(3, 2 * k, dtype=torch.bool)), 90, 1, 45, 1.0, 4, t(torch.full((3,), 90 * 91)), 0,
         ),
-        "pair_step_select": (t(pair), t(torch.empty(0, dtype=torch.int64)), space.shift, t(conc), t(space.counts), 90, 1, 45, 1.0, 5),
+        "pair_step_select": (t(pair), t(torch.empty(0, dtype=torch.int64)), space.shift, t(conc), t(space.counts), 90, 1, 45, 1.0, 5, t(torch.full((3,), 90 * 91)), 0),
         "pair_sums": (t(w), t(space.region_csr()[0]), t(space.region_csr()[1]), k),
         "masked_row_sums": (t(packed_rows(mask)), t(mask.sum(-1) * 2 > G), t(w), t(space.member_t)),
         "masked_csr_sums": (t(packed_rows(mask)), t(mask.sum(-1) * 2 > G), t(w), *(t(v) for v in space.region_csr()), k),
@@ -67,7 +67,7 @@ def samples(device):
             torch.tensor([0, 0, 1, 1]), torch.tensor([0, 2 * 4 * 2 + 1, 3, 2 * 4 * 2]), torch.tensor([40, 50, 30, 44]),
             torch.tensor([3, 4, 2, 3]), torch.tensor([[[0, -1], [3, -1]]]), torch.ones(1, 2, dtype=torch.int64),
             torch.tensor([[[5], [9]]]), torch.tensor([[1], [2], [4], [8]]), atom_text, atom_offsets, 2, 10, 1.0, 2,
-            True, 2,
+            True, 2, torch.tensor([55, 40]), 1,
         ),
         "and_popcount": (t(torch.randint(-(2**40), 2**40, (5, 3, 2), generator=g)), t(torch.randint(-(2**40), 2**40, (5, 4, 2), generator=g))),
         "upsample_threshold": (t(maps), t(torch.full((3,), 0.7)), 9, 11),
@@ -75,7 +75,7 @@ def samples(device):
         "formula_texts": (hist, atom_text, atom_offsets),
         "select_labels": (
             torch.tensor([0, 0, 1]), torch.tensor([40, 50, 30]), torch.tensor([3, 4, 2]), hist,
-            torch.tensor([[1], [2], [3]]), atom_text, atom_offsets, 10, 1.0, 2, True, 2,
+            torch.tensor([[1], [2], [3]]), atom_text, atom_offsets, 10, 1.0, 2, True, 2, torch.tensor([110, 110]), 0,
         ),
     }  # fmt: skip
 

@@ -15,14 +15,15 @@ namespace invert_fast {
 SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                   const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                  int64_t p_hi, double sign, int64_t k) {
-  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k);
+                                  int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective) {
+  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k, totals, objective);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
   const int64_t C = pool_width(B, K);
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
                    bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
-                   ex = ext.contiguous();
+                   ex = ext.contiguous(), tt = totals.contiguous();
+  const int64_t* tt_ = tt.const_data_ptr<int64_t>();
   const int64_t* x_ = xc.const_data_ptr<int64_t>();
   const int64_t* xp_ = shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>();
   const int64_t* bs_ = bs.const_data_ptr<int64_t>();
@@ -41,17 +42,18 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
     for (int64_t d = d0; d < d1; ++d) {
       const int64_t* sc_row = cs_ + d * K;
       const bool* ext_row = ex_ + d * 2 * K;
+      const Objective obj{objective, n, tt_[d]};
       DistinctTop top{k};
       // The score of one candidate, or -inf: not kept, or surely below the running threshold (the k-th
       // best distinct score so far; the final one is no lower), decided without the division.
       auto scored = [&](int64_t s, int64_t p, bool keep) -> double {
         if (!keep || p < p_lo || p > p_hi) return -INFINITY;
         ++top.finite;
-        const Score auc = mask_auc(s, p, n);
-        if (top.full() && below(sign * static_cast<double>(auc.num), top.front() * static_cast<double>(auc.den))) {
+        const Score sc = obj.score(s, p);
+        if (top.full() && below(sign * static_cast<double>(sc.num), top.front() * static_cast<double>(sc.den))) {
           return -INFINITY;
         }
-        const double v = sign * auc.value;
+        const double v = sign * sc.value;
         top.insert(v);
         return v;
       };
@@ -65,7 +67,7 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
           const int64_t v = x_[r * K + c];
           const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & mask : xp_[r * K + c];
           int64_t cs[4], cps[4];
-          candidate_sums(xs, xp, sb, pb, sc_row[c], cp_[c], n, cs, cps);
+          candidate_sums(xs, xp, sb, pb, sc_row[c], cp_[c], n, obj.total, cs, cps);
           const bool pos = ok && ext_row[c], neg = ok && ext_row[K + c];
           and_row[c] = scored(cs[0], cps[0], pos && cps[0] != pb);
           and_row[K + c] = scored(cs[1], cps[1], neg && cps[1] != pb);
@@ -102,7 +104,7 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   const int64_t* oc = out_cols.const_data_ptr<int64_t>();
   for (int64_t d = 0; d < D; ++d) {
     for (int64_t j = ip[d]; j < ip[d + 1]; ++j) {
-      pool_column_sums(oc[j], d, B, K, x_, xp_, shift, bs_, bp_, cs_, cp_, n, os + j, op + j);
+      pool_column_sums(oc[j], d, B, K, x_, xp_, shift, bs_, bp_, cs_, cp_, n, tt_[d], os + j, op + j);
     }
   }
   return {indptr, out_cols, out_vals, out_valid, out_s, out_p};

@@ -39,11 +39,13 @@ struct TopStream {
 
 SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& conc_s,
                                   const at::Tensor& conc_p, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
-                                  int64_t k) {
-  check_pair_step_inputs(x, x_p, shift, conc_s, conc_p, k);
+                                  int64_t k, const at::Tensor& totals, int64_t objective) {
+  check_pair_step_inputs(x, x_p, shift, conc_s, conc_p, k, totals, objective);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const int64_t D = x.size(0), K = x.size(1);
-  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous();
+  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
+                   tt = totals.contiguous();
+  const int64_t* tt_ = tt.const_data_ptr<int64_t>();
   const int64_t* x_ = xc.const_data_ptr<int64_t>();
   const int64_t* xp_ = shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>();
   const int64_t* cs_ = cs.const_data_ptr<int64_t>();
@@ -55,11 +57,12 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
     for (int64_t d = d0; d < d1; ++d) {
       TopStream top(k);
       const int64_t* sd = cs_ + d * K;
-      const int64_t total = n * (n + 1);
+      const Objective obj{objective, n, tt_[d]};
+      const int64_t total = obj.total;
       for (int64_t a = 0; a < 2 * K; ++a) {  // the atoms themselves
         const int64_t c = a % K;
         const int64_t s = a < K ? sd[c] : total - sd[c], p = a < K ? cp_[c] : n - cp_[c];
-        top.push(mask_score(s, p, true, n, p_lo, p_hi, sign), pool_beam_column(a, 2 * K, K));
+        top.push(mask_score(s, p, true, obj, p_lo, p_hi, sign), pool_beam_column(a, 2 * K, K));
       }
       for (int64_t i = 0; i < K; ++i) {
         const int64_t* row = x_ + (d * K + i) * K;
@@ -68,8 +71,8 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
           const int64_t v = row[j];
           const int64_t xs = shift > 0 ? v >> shift : v, xsz = shift > 0 ? v & mask : row_p[j];
           for (int t = 0; t < 8; ++t) {
-            const PairFormula f = pair_formula(t, i, j, K, xs, xsz, sd[i], cp_[i], sd[j], cp_[j], n);
-            top.push(pair_score(f, n, p_lo, p_hi, sign), f.col);
+            const PairFormula f = pair_formula(t, i, j, K, xs, xsz, sd[i], cp_[i], sd[j], cp_[j], n, total);
+            top.push(pair_score(f, obj, p_lo, p_hi, sign), f.col);
           }
         }
       }
@@ -92,7 +95,7 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
       const int64_t j = ip[d] + static_cast<int64_t>(i);
       cols.data_ptr<int64_t>()[j] = kept[d][i].second;
       vals.data_ptr<double>()[j] = kept[d][i].first;
-      pair_column_sums(kept[d][i].second, d, K, x_, xp_, shift, cs_, cp_, n, out_s.data_ptr<int64_t>() + j,
+      pair_column_sums(kept[d][i].second, d, K, x_, xp_, shift, cs_, cp_, n, tt_[d], out_s.data_ptr<int64_t>() + j,
                        out_p.data_ptr<int64_t>() + j);
     }
     out_valid.data_ptr<int64_t>()[d] = valid[d];

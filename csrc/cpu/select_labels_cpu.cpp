@@ -20,13 +20,16 @@ namespace invert_fast {
 SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor& s2, const at::Tensor& p,
                                      const at::Tensor& hist, const at::Tensor& words, const at::Tensor& atom_text,
                                      const at::Tensor& atom_offsets, int64_t n, double sign, int64_t B, bool distinct,
-                                     int64_t D) {
+                                     int64_t D, const at::Tensor& totals, int64_t objective) {
   check_select_labels_input(neuron, s2, p, hist, words, distinct, B, D);
+  check_objective("select_labels", totals, D, objective);
   check_atom_texts(atom_text, atom_offsets, "select_labels");
   const at::Tensor nc = neuron.contiguous(), sc = s2.contiguous(), pc = p.contiguous(), hc = hist.contiguous(),
-                   wc = words.contiguous(), bytes = atom_text.contiguous(), offs = atom_offsets.contiguous();
+                   wc = words.contiguous(), bytes = atom_text.contiguous(), offs = atom_offsets.contiguous(),
+                   tt = totals.contiguous();
+  const int64_t* tt_ = tt.const_data_ptr<int64_t>();
   const AtomTexts atoms(bytes, offs);
-  const int64_t M = nc.size(0), T = hc.size(1), W = wc.size(1), k2 = atoms.count();
+  const int64_t M = nc.size(0), T = hc.size(1), W = wc.size(1);
   const int64_t* nd = nc.const_data_ptr<int64_t>();
   const int64_t* sp = sc.const_data_ptr<int64_t>();
   const int64_t* pp = pc.const_data_ptr<int64_t>();
@@ -54,10 +57,11 @@ SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor&
     for (int64_t d = d0; d < d1; ++d) {
       const int64_t c0 = start[d], m = start[d + 1] - c0;
       if (m == 0) continue;
+      const Objective obj{objective, n, tt_[d]};
       c.resize(m, T, W);
       for (int64_t i = 0; i < m; ++i) {
         const int64_t k = order[c0 + i];
-        c.score[i] = mask_auc(sp[k], pp[k], n);
+        c.score[i] = obj.score(sp[k], pp[k]);
         std::memcpy(c.hist.data() + i * T, hp + k * T, static_cast<size_t>(T) * sizeof(int64_t));
         std::memcpy(c.words.data() + i * W, wp + k * W, static_cast<size_t>(W) * sizeof(int64_t));
       }

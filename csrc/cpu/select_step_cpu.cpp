@@ -20,12 +20,15 @@ std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, con
                                                    const at::Tensor& beam_words, const at::Tensor& atom_words,
                                                    const at::Tensor& atom_text, const at::Tensor& atom_offsets,
                                                    int64_t K, int64_t n, double sign, int64_t B, bool distinct,
-                                                   int64_t D) {
+                                                   int64_t D, const at::Tensor& totals, int64_t objective) {
   check_select_step_input(neuron, cols, s2, p, beam_hist, beam_ntok, beam_words, atom_words, K, B, D);
+  check_objective("select_step", totals, D, objective);
   check_atom_texts(atom_text, atom_offsets, "select_step");
   const at::Tensor nc = neuron.contiguous(), cc = cols.contiguous(), sc = s2.contiguous(), pc = p.contiguous(),
                    bh = beam_hist.contiguous(), bn = beam_ntok.contiguous(), bw = beam_words.contiguous(),
-                   aw = atom_words.contiguous(), bytes = atom_text.contiguous(), offs = atom_offsets.contiguous();
+                   aw = atom_words.contiguous(), bytes = atom_text.contiguous(), offs = atom_offsets.contiguous(),
+                   tt = totals.contiguous();
+  const int64_t* tt_ = tt.const_data_ptr<int64_t>();
   const AtomTexts atoms(bytes, offs);
   TORCH_CHECK_VALUE(atoms.count() == 2 * K, "select_step: expected ", 2 * K, " atom texts, got ", atoms.count());
   const int64_t M = nc.size(0), Dh = bh.size(0), Bb = bh.size(1), T = bh.size(2), W = bw.size(2);
@@ -59,12 +62,13 @@ std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, con
     for (int64_t d = d0; d < d1; ++d) {
       const int64_t c0 = start[d], m = start[d + 1] - c0, dd = Dh == 1 ? 0 : d;
       if (m == 0) continue;
+      const Objective obj{objective, n, tt_[d]};
       c.resize(m, T, W);
       for (int64_t i = 0; i < m; ++i) {
         const int64_t k = order[c0 + i];
         const PoolColumn col = decode_pool_column(cp[k], Bb, K);
         const int64_t r = dd * Bb + col.b;
-        c.score[i] = mask_auc(sp[k], pp[k], n);
+        c.score[i] = obj.score(sp[k], pp[k]);
         int64_t* h = c.hist.data() + i * T;
         int64_t* w = c.words.data() + i * W;
         std::memcpy(h, hp + r * T, static_cast<size_t>(T) * sizeof(int64_t));

@@ -26,19 +26,21 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
                                         const int64_t* __restrict__ cs,  // [Db, K]
                                         const int64_t* __restrict__ cp,  // [K]
                                         const bool* __restrict__ ex,     // [Db, 2K]
+                                        const int64_t* __restrict__ tt,  // [Db]
                                         double* __restrict__ score,      // [Db, B * 4K + B]
                                         int64_t B, int64_t K, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
-                                        int64_t rows) {
+                                        int64_t rows, int64_t objective) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= rows * K) return;
   const int64_t r = i / K, c = i % K, d = r / B, b = r % B;
   const int64_t C = pool_width(B, K);
   const BeamRow row{bs[r], bp[r], bv[r]};
+  const Objective obj{objective, n, tt[d]};
   const int64_t v = x[i];
   const int64_t xs = shift > 0 ? v >> shift : v;
   const int64_t xsz = shift > 0 ? v & ((int64_t{1} << shift) - 1) : xp[i];
   double out[4];
-  candidate_scores(xs, xsz, row, cs[d * K + c], cp[c], ex[d * 2 * K + c], ex[d * 2 * K + K + c], n, p_lo, p_hi, sign,
+  candidate_scores(xs, xsz, row, cs[d * K + c], cp[c], ex[d * 2 * K + c], ex[d * 2 * K + K + c], obj, p_lo, p_hi, sign,
                    out);
   double* and_row = score + d * C + pool_candidate_column(b, 0, 0, K);
   double* or_row = score + d * C + pool_candidate_column(b, 1, 0, K);
@@ -46,7 +48,7 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
   and_row[K + c] = out[1];
   or_row[c] = out[2];
   or_row[K + c] = out[3];
-  if (c == 0) score[d * C + pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, n, p_lo, p_hi, sign);
+  if (c == 0) score[d * C + pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, obj, p_lo, p_hi, sign);
 }
 
 // (rank sum, size) of each kept column: a thread per kept (neuron, column).
@@ -54,11 +56,12 @@ __global__ void kept_sums_kernel(const int64_t* __restrict__ where,  // [M, 2] (
                                  const int64_t* __restrict__ x, const int64_t* __restrict__ xp, int64_t shift,
                                  const int64_t* __restrict__ bs, const int64_t* __restrict__ bp,
                                  const int64_t* __restrict__ cs, const int64_t* __restrict__ cp,
-                                 int64_t* __restrict__ s_out, int64_t* __restrict__ p_out, int64_t M, int64_t B,
-                                 int64_t K, int64_t n) {
+                                 const int64_t* __restrict__ tt, int64_t* __restrict__ s_out,
+                                 int64_t* __restrict__ p_out, int64_t M, int64_t B, int64_t K, int64_t n) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (j >= M) return;
-  pool_column_sums(where[2 * j + 1], where[2 * j], B, K, x, xp, shift, bs, bp, cs, cp, n, s_out + j, p_out + j);
+  const int64_t d = where[2 * j];
+  pool_column_sums(where[2 * j + 1], d, B, K, x, xp, shift, bs, bp, cs, cp, n, tt[d], s_out + j, p_out + j);
 }
 
 }  // namespace
@@ -66,8 +69,8 @@ __global__ void kept_sums_kernel(const int64_t* __restrict__ where,  // [M, 2] (
 SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                    const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                   int64_t p_hi, double sign, int64_t k) {
-  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k);
+                                   int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective) {
+  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k, totals, objective);
   TORCH_INTERNAL_ASSERT(x.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
@@ -75,7 +78,7 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   at::Tensor score = at::empty({D, C}, x.options().dtype(at::kDouble));
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
                    bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
-                   ex = ext.contiguous();
+                   ex = ext.contiguous(), tt = totals.contiguous();
   const int64_t items = D * B * K;
   if (items > 0) {
     const int64_t blocks = (items + kThreads - 1) / kThreads;
@@ -83,8 +86,8 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
     beam_pool_scores_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
         bs.const_data_ptr<int64_t>(), bp.const_data_ptr<int64_t>(), bv.const_data_ptr<bool>(),
-        cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), ex.const_data_ptr<bool>(), score.data_ptr<double>(),
-        B, K, n, p_lo, p_hi, sign, D * B);
+        cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), ex.const_data_ptr<bool>(),
+        tt.const_data_ptr<int64_t>(), score.data_ptr<double>(), B, K, n, p_lo, p_hi, sign, D * B, objective);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   if (D == 0 || C == 0) {
@@ -101,7 +104,7 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
         where.const_data_ptr<int64_t>(), xc.const_data_ptr<int64_t>(),
         shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift, bs.const_data_ptr<int64_t>(),
         bp.const_data_ptr<int64_t>(), cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(),
-        s_out.data_ptr<int64_t>(), p_out.data_ptr<int64_t>(), M, B, K, n);
+        tt.const_data_ptr<int64_t>(), s_out.data_ptr<int64_t>(), p_out.data_ptr<int64_t>(), M, B, K, n);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   return {kept.indptr, where.select(1, 1).contiguous(), score.masked_select(kept.hit), kept.valid, s_out, p_out};

@@ -24,26 +24,28 @@ __global__ void pair_scores_kernel(const int64_t* __restrict__ x,   // [Db, K, K
                                    int64_t shift,
                                    const int64_t* __restrict__ cs,  // [Db, K]
                                    const int64_t* __restrict__ cp,  // [K]
+                                   const int64_t* __restrict__ tt,  // [Db]
                                    double* __restrict__ score,      // [Db, C]
-                                   int64_t D, int64_t K, int64_t n, int64_t p_lo, int64_t p_hi, double sign) {
+                                   int64_t D, int64_t K, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
+                                   int64_t objective) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (t >= D * K * K) return;
   const int64_t d = t / (K * K), i = (t / K) % K, j = t % K;
   const int64_t C = pair_pool_width(K);
   const int64_t* sd = cs + d * K;
   double* out = score + d * C;
+  const Objective obj{objective, n, tt[d]};
   if (i == 0 && j < K) {  // the atoms j and ~j
-    const int64_t total = n * (n + 1);
-    out[pool_beam_column(j, 2 * K, K)] = mask_score(sd[j], cp[j], true, n, p_lo, p_hi, sign);
-    out[pool_beam_column(K + j, 2 * K, K)] = mask_score(total - sd[j], n - cp[j], true, n, p_lo, p_hi, sign);
+    out[pool_beam_column(j, 2 * K, K)] = mask_score(sd[j], cp[j], true, obj, p_lo, p_hi, sign);
+    out[pool_beam_column(K + j, 2 * K, K)] = mask_score(obj.total - sd[j], n - cp[j], true, obj, p_lo, p_hi, sign);
   }
   if (j <= i) return;
   const int64_t v = x[t];
   const int64_t xs = shift > 0 ? v >> shift : v;
   const int64_t xsz = shift > 0 ? v & ((int64_t{1} << shift) - 1) : xp[t];
   for (int w = 0; w < 8; ++w) {
-    const PairFormula f = pair_formula(w, i, j, K, xs, xsz, sd[i], cp[i], sd[j], cp[j], n);
-    out[f.col] = pair_score(f, n, p_lo, p_hi, sign);
+    const PairFormula f = pair_formula(w, i, j, K, xs, xsz, sd[i], cp[i], sd[j], cp[j], n, obj.total);
+    out[f.col] = pair_score(f, obj, p_lo, p_hi, sign);
   }
 }
 
@@ -51,19 +53,20 @@ __global__ void pair_scores_kernel(const int64_t* __restrict__ x,   // [Db, K, K
 __global__ void kept_pair_sums_kernel(const int64_t* __restrict__ where,  // [M, 2] (neuron, column)
                                       const int64_t* __restrict__ x, const int64_t* __restrict__ xp, int64_t shift,
                                       const int64_t* __restrict__ cs, const int64_t* __restrict__ cp,
-                                      int64_t* __restrict__ s_out, int64_t* __restrict__ p_out, int64_t M, int64_t K,
-                                      int64_t n) {
+                                      const int64_t* __restrict__ tt, int64_t* __restrict__ s_out,
+                                      int64_t* __restrict__ p_out, int64_t M, int64_t K, int64_t n) {
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (j >= M) return;
-  pair_column_sums(where[2 * j + 1], where[2 * j], K, x, xp, shift, cs, cp, n, s_out + j, p_out + j);
+  const int64_t d = where[2 * j];
+  pair_column_sums(where[2 * j + 1], d, K, x, xp, shift, cs, cp, n, tt[d], s_out + j, p_out + j);
 }
 
 }  // namespace
 
 SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& conc_s,
                                    const at::Tensor& conc_p, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
-                                   int64_t k) {
-  check_pair_step_inputs(x, x_p, shift, conc_s, conc_p, k);
+                                   int64_t k, const at::Tensor& totals, int64_t objective) {
+  check_pair_step_inputs(x, x_p, shift, conc_s, conc_p, k, totals, objective);
   TORCH_INTERNAL_ASSERT(x.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   const int64_t D = x.size(0), K = x.size(1), C = pair_pool_width(K);
@@ -73,13 +76,15 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
         at::zeros({D}, x.options()),     at::empty({0}, x.options()), at::empty({0}, x.options())};
   }
   at::Tensor score = at::full({D, C}, -std::numeric_limits<double>::infinity(), x.options().dtype(at::kDouble));
-  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous();
+  const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
+                   tt = totals.contiguous();
   const int64_t items = D * K * K;
   const int64_t blocks = (items + kThreads - 1) / kThreads;
   TORCH_CHECK_VALUE(blocks <= 2147483647, "pair_step_select: too many pairs for one launch, got ", items);
   pair_scores_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
       xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
-      cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), score.data_ptr<double>(), D, K, n, p_lo, p_hi, sign);
+      cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), tt.const_data_ptr<int64_t>(),
+      score.data_ptr<double>(), D, K, n, p_lo, p_hi, sign, objective);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   const KeptColumns kept = keep_top_columns(score, k);
   const at::Tensor& where = kept.where;
@@ -90,7 +95,8 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
                             at::cuda::getCurrentCUDAStream()>>>(
         where.const_data_ptr<int64_t>(), xc.const_data_ptr<int64_t>(),
         shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift, cs.const_data_ptr<int64_t>(),
-        cp.const_data_ptr<int64_t>(), s_out.data_ptr<int64_t>(), p_out.data_ptr<int64_t>(), M, K, n);
+        cp.const_data_ptr<int64_t>(), tt.const_data_ptr<int64_t>(), s_out.data_ptr<int64_t>(),
+        p_out.data_ptr<int64_t>(), M, K, n);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   return {kept.indptr, where.select(1, 1).contiguous(), score.masked_select(kept.hit), kept.valid, s_out, p_out};

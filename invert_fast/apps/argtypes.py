@@ -77,6 +77,8 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
             kw["action"] = argparse.BooleanOptionalAction if default else "store_true"
         elif m.get("choices"):
             kw["choices"] = list(m["choices"])
+        elif m.get("type") is not None:
+            kw["type"] = m["type"]
         elif m.get("minimum") is not None:
             kw["type"] = int_at_least(m["minimum"])
         else:

@@ -1,28 +1,37 @@
 """The search objective: one home for how a label's mask is scored, ordered and compared exactly.
 
-The C++ twin is csrc/objective.h (the kernels of both backends score and compare through it). An
-objective owns:
+The C++ twin is csrc/objective.h (the kernels of both backends score and compare through it, by the
+objective's `code`). An objective owns:
 
-- its per-region statistics: for AUROC the doubled rank sum S2 of a mask (mid-ranks doubled, so ties
-  stay integers) and its size P, both integer sums over the mask's regions;
-- its exact score: AUROC = (S2 - P (P + 1)) / (2 P (N - P)), a rational of integers, computed as one
-  correctly rounded float64 division (2U = S2 - P (P + 1) stays below 2^53 for N up to 1.3e8);
-- its order and ties: higher is better in "positive" mode, lower in "negative" (the ranks mirrored);
-  equal floats are compared by exact cross products; then the search's own ties (shorter formula,
-  then text) decide;
+- its per-sample statistic, summed over a mask's regions like the size P: for AUROC the doubled mid-rank
+  (so a mask's S2 is its doubled rank sum), for IoU and F1 the indicator of the neuron's top samples T
+  (so a mask's S is |T & M|); a complement's statistic is the neuron's `total` minus the mask's;
+- its exact score, a rational num / den of integers computed as one correctly rounded float64 division:
+  AUROC = (S2 - P (P + 1)) / (2 P (N - P)); IoU = S / (|T| + P - S); F1 = 2 S / (|T| + P);
+- its order and ties: higher is better (AUROC in "negative" mode: lower, its ranks mirrored); equal
+  floats are compared by exact cross products; then the search's own ties (shorter formula, then text);
 - its bound for exact search and certification (AUROC's knapsack bound over sorted region ranks,
-  core/exact.py) and what p_value_search maximizes (the two-sided Mann-Whitney significance of a
-  neuron's best label, core/stats.py).
+  core/exact.py; none yet for the others) and what p_value_search maximizes (AUROC: the two-sided
+  Mann-Whitney significance of a neuron's best label, core/stats.py; the others: their best score).
 
-AUROC is the first and, today, only objective (OBJECTIVES); a new one is a class here and an entry in
-csrc/objective.h.
+The top samples T of a neuron (TopSamples): the ceil(alpha N) largest activations, every sample tied
+with the last of them included (so |T| >= ceil(alpha N), and T never depends on sample order); or, with
+alpha = "support", every sample whose activation is > 0 (the natural T of a sparse latent, whose zeros
+are ties: a cutoff among them takes every zero in).
+
+A new objective is a class here (its code, statistic and rational) plus one struct and one case in
+csrc/objective.h (docs: the design page).
 
 Example:
     >>> AUROC.score(torch.tensor([14]), torch.tensor([2]), 4).tolist()   # ranks 3 and 4 of 4
     [1.0]
+    >>> IOU.score(torch.tensor([3]), torch.tensor([4]), 10, torch.tensor([5])).tolist()  # 3 / (5 + 4 - 3)
+    [0.5]
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -36,14 +45,21 @@ class Auroc:
     """
 
     name = "auroc"
+    code = 0  # csrc/objective.h: Auroc::kCode
+    uses_top = False  # its statistic is the ranks, not the top samples
 
     @staticmethod
-    def rational(s2, p, n):
+    def total(n: int) -> int:
+        """The statistic over all n samples: the doubled ranks sum to n (n + 1)."""
+        return n * (n + 1)
+
+    @staticmethod
+    def rational(s2, p, n, total=None):
         """(numerator 2U = S2 - P (P + 1), denominator 2 P (N - P)) of the exact AUC, for tensors or ints."""
         return s2 - p * (p + 1), 2 * p * (n - p)
 
     @staticmethod
-    def score(s2: torch.Tensor, positives: torch.Tensor, n: int) -> torch.Tensor:
+    def score(s2: torch.Tensor, positives: torch.Tensor, n: int, total=None) -> torch.Tensor:
         """float64 exact AUC of masks from their doubled rank sums s2 and sizes P (broadcast), NaN where
         P == 0 or P == N."""
         p = positives.to(s2.device)
@@ -58,16 +74,63 @@ class Auroc:
         return 2 * (n + 1) * p - s2
 
     @staticmethod
-    def compare(sa: int, pa: int, sb: int, pb: int, n: int) -> int:
+    def compare(sa: int, pa: int, sb: int, pb: int, n: int, total=None) -> int:
         """-1, 0 or +1 as mask a's AUC is below, equal to or above mask b's, exactly (Python integers)."""
-        na, da = Auroc.rational(sa, pa, n)
-        nb, db = Auroc.rational(sb, pb, n)
-        lhs, rhs = na * db, nb * da
-        return (lhs > rhs) - (lhs < rhs)
+        return _compare(Auroc.rational(sa, pa, n), Auroc.rational(sb, pb, n))
 
 
-AUROC = Auroc
-OBJECTIVES = {Auroc.name: Auroc}
+class _TopOverlap:
+    """Objectives of the overlap of a mask M with the neuron's top samples T, from S = |T & M|, P = |M|
+    and total = |T| (integers: exact)."""
+
+    uses_top = True
+
+    @classmethod
+    def score(cls, s: torch.Tensor, p: torch.Tensor, n: int, total) -> torch.Tensor:
+        """float64 exact scores of masks from S, P and the neurons' |T| (broadcast), NaN where P == 0 or
+        P == N (no admissible label)."""
+        p = torch.as_tensor(p, device=s.device)
+        t = torch.as_tensor(total, device=s.device)
+        num, den = cls.rational(s, p, n, t)
+        out = num.double() / den.double().clamp(min=1)
+        return out.masked_fill((p == 0) | (p == n), float("nan"))
+
+    @classmethod
+    def compare(cls, sa: int, pa: int, sb: int, pb: int, n: int, total: int) -> int:
+        """-1, 0 or +1 as mask a scores below, equal to or above mask b, exactly (Python integers)."""
+        return _compare(cls.rational(sa, pa, n, total), cls.rational(sb, pb, n, total))
+
+
+class Iou(_TopOverlap):
+    """Intersection over union of the mask with T: |T & M| / |T | M| (Network Dissection's IoU)."""
+
+    name = "iou"
+    code = 1  # csrc/objective.h: Iou::kCode
+
+    @staticmethod
+    def rational(s, p, n, total):
+        return s, total + p - s
+
+
+class F1(_TopOverlap):
+    """F1 (Dice) of the mask against T: 2 |T & M| / (|T| + |M|)."""
+
+    name = "f1"
+    code = 2  # csrc/objective.h: F1::kCode
+
+    @staticmethod
+    def rational(s, p, n, total):
+        return 2 * s, total + p
+
+
+def _compare(a, b) -> int:
+    (na, da), (nb, db) = a, b
+    lhs, rhs = na * db, nb * da
+    return (lhs > rhs) - (lhs < rhs)
+
+
+AUROC, IOU = Auroc, Iou
+OBJECTIVES = {o.name: o for o in (Auroc, Iou, F1)}
 
 
 def objective(name: str):
@@ -81,3 +144,98 @@ def objective(name: str):
         return OBJECTIVES[name]
     except (KeyError, TypeError):
         raise ValueError(f"objective: expected one of {sorted(OBJECTIVES)}, got {name!r}") from None
+
+
+def check_alpha(alpha, name: str = "alpha"):
+    """alpha as the top samples' share, a float in (0, 1], or "support"; a one-line error otherwise."""
+    if isinstance(alpha, str):
+        if alpha == "support":
+            return alpha
+        raise ValueError(f'{name}: expected a share in (0, 1] or "support", got {alpha!r}')
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < float(alpha) <= 1:
+        raise ValueError(f'{name}: expected a share in (0, 1] or "support", got {alpha!r}')
+    return float(alpha)
+
+
+def top_count(alpha: float, n: int) -> int:
+    """ceil(alpha N), at least 1: how many of the largest activations T holds before ties (alpha N as one
+    float64 product, so 0.01 * 1000 is 10)."""
+    return min(n, max(1, math.ceil(alpha * n)))
+
+
+def top_samples(x: torch.Tensor, alpha) -> torch.Tensor:
+    """[N, D] bool: each neuron's top samples T in dense activations x [N, D] (see the module docstring).
+
+    Example:
+        >>> top_samples(torch.tensor([[3.0], [1.0], [3.0], [0.0]]), 0.25).flatten().tolist()   # tie kept
+        [True, False, True, False]
+    """
+    if alpha == "support":
+        return x > 0
+    v = x if x.dtype in (torch.float32, torch.float64) else x.float()  # f16 / bf16 -> f32: exact, same order
+    return v >= top_cut(v, top_count(alpha, x.shape[0])).unsqueeze(0)
+
+
+def top_cut(x: torch.Tensor, m: int) -> torch.Tensor:
+    """[D]: the m-th largest value of each column of x [N, D] float32/float64 (ops.top_values: a selection,
+    not a sort; 2x faster than torch.topk along the samples on 2 CPU cores)."""
+    from .. import ops
+
+    values, _ = ops.top_values(x.unsqueeze(2).unsqueeze(3), x.new_empty(x.shape[1], 0), m)
+    return values[:, m - 1]
+
+
+def top_weights(x, alpha):
+    """The per-sample statistic of the top-overlap objectives for a batch of neurons: T's indicator.
+
+    Args:
+        x: dense [N, D] activations, or SparseColumns (entries not stored are 0.0).
+        alpha: the top share in (0, 1], or "support".
+
+    Returns:
+        (weights, totals): a SparseRanks whose entry "ranks" are 1 for the samples in T (dense input: T's
+        samples are its entries) and whose zero_ranks [D] say whether a neuron's unstored zeros are in T,
+        so region sums are computed as for ranks, permutations included; totals [D] int64 |T|.
+    """
+    from .sparse import SparseColumns, SparseRanks
+
+    if not isinstance(x, SparseColumns):
+        t = top_samples(x, alpha)
+        cols, rows = t.t().nonzero().unbind(1)  # by neuron, then sample
+        d = x.shape[1]
+        totals = torch.bincount(cols, minlength=d)
+        indptr = torch.zeros(d + 1, dtype=torch.int64, device=x.device)
+        indptr[1:] = torch.cumsum(totals, 0)
+        entries = SparseColumns(indptr, rows, torch.ones(rows.numel(), device=x.device), x.shape)
+        ones = torch.ones(rows.numel(), dtype=torch.int32, device=x.device)
+        return SparseRanks(entries, ones, torch.zeros(d, dtype=torch.int64, device=x.device), None), totals
+    n, d = x.shape
+    vals = x.values.double()
+    col = x.column_of_entries()
+    stored = x.indptr.diff()
+    if alpha == "support":
+        hit, zero_in = vals > 0, torch.zeros(d, dtype=torch.bool, device=vals.device)
+    else:
+        m = top_count(alpha, n)
+        # Entries of each column in descending value: positives, stored zeros, negatives.
+        order = torch.argsort(-vals, stable=True)
+        order = order[torch.argsort(col[order], stable=True)]
+        ranked = vals[order]
+        pos = torch.zeros(d, dtype=torch.int64, device=vals.device).index_add_(0, col, (vals > 0).long())
+        implicit = n - stored
+        zeros = implicit + torch.zeros(d, dtype=torch.int64, device=vals.device).index_add_(0, col, (vals == 0).long())
+        # The m-th largest of all N values: a stored positive, a zero, or a stored negative (past the
+        # implicit zeros, which are not in the stored list).
+        index = torch.where(m <= pos, m - 1, m - 1 - implicit)
+        cut = torch.zeros(d, dtype=torch.float64, device=vals.device)
+        neg = m > pos + zeros
+        use = (m <= pos) | neg
+        if bool(use.any()):
+            at = (x.indptr[:-1] + index.clamp(min=0))[use]
+            cut[use] = ranked[at]
+        hit = vals >= cut[col]
+        zero_in = cut <= 0
+    totals = torch.zeros(d, dtype=torch.int64, device=vals.device).index_add_(0, col, hit.long())
+    totals += torch.where(zero_in, n - stored, 0)  # the implicit zeros, when T takes the zeros in
+    w = SparseRanks(x, hit.to(torch.int32), zero_in.long(), None)
+    return w, totals

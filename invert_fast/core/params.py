@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from .objectives import OBJECTIVES, check_alpha, objective
 from .stats import ALTERNATIVES
 from .validate import check_positive_int
 
@@ -18,9 +19,11 @@ MODES = ("positive", "negative")
 SEARCHES = ("beam", "exact")
 
 
-def _option(default, help: str, *, flag: str | None = None, minimum: int | None = None, choices=None, shown=None):
+def _option(
+    default, help: str, *, flag: str | None = None, minimum: int | None = None, choices=None, shown=None, type=None
+):
     """A SearchParams field with the metadata its command-line option is built from."""
-    meta = {"help": help, "flag": flag, "minimum": minimum, "choices": choices, "shown": shown}
+    meta = {"help": help, "flag": flag, "minimum": minimum, "choices": choices, "shown": shown, "type": type}
     return field(default=default, metadata=meta)
 
 
@@ -42,6 +45,10 @@ class SearchParams:
         seed: seed of the permutations' CPU generator.
         search: "beam" (INVERT's beam search) or "exact" (the best formulas of at most L <= 3 atoms).
         certify: add each neuron's bound on the best AUC any formula of <= L atoms reaches (L <= 3).
+        objective: what a label maximizes (core/objectives.py): "auroc" (INVERT), "iou" or "f1" (overlap
+            with the neuron's top samples T).
+        alpha: T's share of the samples for "iou" and "f1" (the ceil(alpha N) largest activations, ties
+            at the cutoff included), or "support" (activations > 0); unused by "auroc".
 
     Example:
         >>> SearchParams(L=2, B=5, min_fraction=0.02).size_bounds(1000)
@@ -49,7 +56,7 @@ class SearchParams:
     """
 
     # Each field's command-line option is made from its metadata (apps/argtypes.add_search_arguments):
-    # flag (default --<name>), help, minimum (an integer option's), choices, and the default shown.
+    # flag (default --<name>), help, minimum (an integer option's), choices, type, and the default shown.
     L: int = _option(3, "longest formula (atom occurrences)", flag="-L")
     B: int = _option(10, "beam size and number of labels per neuron", flag="-B")
     limit_search: int | None = _option(
@@ -84,6 +91,14 @@ class SearchParams:
         False, "add each neuron's exact bound on the best AUC of any formula of <= L atoms (L <= 3) and whether the "
         "best label reaches it (columns bound, certified); costs an exact search",
     )  # fmt: skip
+    objective: str = _option(
+        "auroc", "what a label maximizes: auroc (INVERT); iou or f1: overlap with the neuron's top samples (--alpha)",
+        choices=tuple(OBJECTIVES),
+    )  # fmt: skip
+    alpha: float | str = _option(
+        0.005, "the top samples' share for --objective iou / f1 (ties at the cutoff included), or 'support' "
+        "(activations > 0)", type=lambda text: text if text == "support" else float(text),
+    )  # fmt: skip
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
@@ -115,6 +130,25 @@ class SearchParams:
         set_("certify", bool(self.certify))
         if self.certify and self.L > 3:
             raise ValueError(f"certify: bounds are computed for L <= 3 (the exact search's range), got L = {self.L}")
+        objective(self.objective)
+        set_("alpha", check_alpha(self.alpha))
+        if self.objective != "auroc":
+            # What is defined for AUROC alone so far, refused in one line naming the objective.
+            for name, bad, why in (
+                ("mode", self.mode != "positive", "'negative' mirrors AUROC's ranks"),
+                ("limit_search", self.limit_search is not None, "it ranks atoms by AUROC's differentiability"),
+                ("search", self.search != "beam", "the exact search's bound is AUROC's"),
+                ("certify", self.certify, "the exact search's bound is AUROC's"),
+            ):
+                if bad:
+                    raise ValueError(
+                        f"{name}: not available with objective {self.objective!r} ({why}), got {getattr(self, name)!r}"
+                    )
+
+    @property
+    def scorer(self):
+        """The objective's class (core/objectives.py)."""
+        return objective(self.objective)
 
     @property
     def sign(self) -> float:

@@ -33,9 +33,10 @@ from .auroc import (
     ranked_region_sums,
     region_rank_sums,
 )
+from .bits import unpack_bits
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
-from .objectives import AUROC
+from .objectives import AUROC, top_weights
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
@@ -62,6 +63,8 @@ def explain(
     groups=None,
     search: str = "beam",
     certify: bool = False,
+    objective: str = "auroc",
+    alpha: float | str = 0.005,
     max_work: int | None = None,
     alternative: str = "two-sided",
     adjust: str | None = None,
@@ -109,6 +112,12 @@ def explain(
             at most L <= 3 atoms (limit_search None, distinct True), see core/exact.py.
         certify: add Explanation.bound (the exact best AUC of any admissible formula of <= L atoms, L <= 3)
             and certified (bound equals the rank-0 AUC) for every neuron; costs an exact search.
+        objective: what the search maximizes (core/objectives.py): "auroc" (INVERT's AUC, the default),
+            "iou" or "f1" (the label's overlap with the neuron's top samples T, exact rationals of counts;
+            positive mode, beam search, no limit_search). Every label still reports its AUC and
+            p-values; with permutations, p_value_search tests the neuron's best score of the objective.
+        alpha: T for "iou" and "f1": the ceil(alpha N) largest activations, samples tied with the last
+            included; or "support": the activations > 0 (a sparse latent's natural T).
         max_work: candidate evaluations the exact search (or certify) may do; None: no limit. Past it, a
             ValueError naming the limit.
         alternative: Mann-Whitney alternative for p-values: "two-sided", "greater", "less".
@@ -132,8 +141,9 @@ def explain(
     store = activations if is_neuron_source(activations) else None
     x = None if store is not None else as_activation_input(activations)
     params = SearchParams(
-        L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed, search, certify
-    )
+        L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed, search, certify,
+        objective, alpha,
+    )  # fmt: skip
     if params.search == "exact":
         check_exact(params)
     if max_work is not None:
@@ -294,13 +304,15 @@ def explain_batch(
     """The search for one batch of neurons, x [N, Db] contiguous (or SparseColumns) on the space's device; neuron d of the
     batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
     each permutation of the samples (ranks are permuted, not recomputed) for p_value_search; with
-    certify, an exact search bounds each neuron's best AUC."""
+    certify, an exact search bounds each neuron's best AUC. The objective (params.scorer) searches by
+    its own per-sample statistic: the ranks for AUROC, the top samples' indicator for IoU and F1."""
     n = space.n
+    scorer = params.scorer
 
-    def run(rs):
+    def run(stat, totals):
         if params.search == "exact":
-            return exact_search(rs, space, params, max_work=max_work)
-        return _search(rs, space, params)
+            return exact_search(stat, space, params, max_work=max_work)
+        return _search(stat, space, params, totals)
 
     permuted = plan is not None and plan.count > 0
     if permuted:  # the permutations permute these ranks
@@ -308,23 +320,33 @@ def explain_batch(
         region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
     else:
         region_sums, ties = checked_ranking(lambda v: ranked_region_sums(v, space.regions), x, neuron_offset + d0)
-    beams = run(region_sums)
+    if scorer.uses_top:  # searched by the top samples' indicator; the labels' rank sums follow from their masks
+        weights, totals = top_weights(x, params.alpha)
+        stat = region_rank_sums(weights, space.regions)
+    else:
+        weights, totals, stat = None, None, region_sums
+    beams = run(stat, totals)
     bound, certified = _certify(beams, region_sums, space, params, max_work)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
     # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
     ties_c = ties.cpu().unsqueeze(1)
-    s2, pos, valid = beams.s2.cpu(), beams.pos.cpu(), beams.valid.cpu()
+    s2 = (beams.s2 if weights is None else mask_region_sums(beams.words, region_sums)).cpu()
+    pos, valid = beams.pos.cpu(), beams.valid.cpu()
     pvals, log10 = mannwhitney_pvalues(s2, pos, n, ties_c, params.alternative)
     p_search = torch.full_like(pvals, float("nan"))
     if permuted:
-        two_sided = log10 if params.alternative == "two-sided" else mannwhitney_pvalues(s2, pos, n, ties_c)[1]
+        if weights is None:
+            two_sided = log10 if params.alternative == "two-sided" else mannwhitney_pvalues(s2, pos, n, ties_c)[1]
         hits = torch.zeros_like(pos)
         for perm in plan:
-            rs = region_rank_sums(ranks, space.regions, perm.to(ranks.device))
-            null = run(rs)
-            t = mannwhitney_pvalues(null.s2.cpu(), null.pos.cpu(), n, ties_c)[1]
-            t = t.masked_fill(~null.valid.cpu(), float("inf")).min(1).values  # [Db]: T of this permutation
-            hits += t.unsqueeze(1) <= two_sided
+            if weights is None:
+                null = run(region_rank_sums(ranks, space.regions, perm.to(ranks.device)), None)
+                t = mannwhitney_pvalues(null.s2.cpu(), null.pos.cpu(), n, ties_c)[1]
+                t = t.masked_fill(~null.valid.cpu(), float("inf")).min(1).values  # [Db]: T of this permutation
+                hits += t.unsqueeze(1) <= two_sided
+            else:  # T = the best score of the objective (the null search's rank-0 label, exact)
+                null = run(region_rank_sums(weights, space.regions, perm.to(stat.device)), totals)
+                hits += _reaches(null, beams, totals, scorer, n)
         p_search = ((1 + hits).double() / (1 + plan.count)).masked_fill(~valid, float("nan"))
         del ranks
     hist = beams.hist.cpu().tolist()
@@ -401,26 +423,50 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
     return torch.where(ok, auc, nan), torch.tensor(same, dtype=torch.bool)
 
 
-def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams) -> Beams:
-    """The beam search of a batch of neurons from their region rank sums [G, Db]: the final beams."""
-    n, sign = space.n, params.sign
-    s2_c = space.concept_sums(region_sums).t()  # [Db, K]
-    total = n * (n + 1)
+def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams, totals=None) -> Beams:
+    """The beam search of a batch of neurons from their per-region statistics [G, Db] (AUROC: doubled rank
+    sums; totals None) or the objective's with totals [Db] (each neuron's statistic over all samples)."""
+    n, sign, scorer = space.n, params.sign, params.scorer
+    s2_c = space.concept_sums(region_sums).t()  # [Db, K] (a statistic of at most 2N per sample: exact)
+    total = scorer.total(n) if totals is None else totals.unsqueeze(1)
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
     bounds = params.size_bounds(n)
     ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
-    atom_score = torch.where(ok_atom, sign * auc_from_rank_sums(atom_s2, atom_p, n), NEG_INF)  # admissible: no NaN
+    atom_score = torch.where(ok_atom, sign * scorer.score(atom_s2, atom_p, n, total), NEG_INF)  # admissible: no NaN
     db = region_sums.shape[1]
 
     win, _, _, _ = select_winners(
-        atom_gather(atom_score, atom_s2, atom_p), atom_chooser(space, params, db), db, space, params
+        atom_gather(atom_score, atom_s2, atom_p), atom_chooser(space, params, db, totals), db, space, params
     )
     beams = Beams.of_atoms(win, atom_s2, atom_p, space, params.L)
     ext = _extension_atoms(atom_s2, atom_p, space, params)
     for _length in range(2, params.L + 1):
-        beams = _step(beams, region_sums, space, s2_c, ext, params, bounds)
+        beams = _step(beams, region_sums, space, s2_c, ext, params, bounds, totals)
     return beams
+
+
+def mask_region_sums(words: torch.Tensor, region_sums: torch.Tensor) -> torch.Tensor:
+    """[Db, B] int64 sums of region_sums [G, Db] over packed region masks words [Db, B, W] (e.g. the doubled
+    rank sums of labels found by another objective), in blocks of neurons."""
+    db, b, _ = words.shape
+    g = region_sums.shape[0]
+    out = torch.zeros(db, b, dtype=torch.int64, device=words.device)
+    step = max(1, (1 << 26) // max(1, b * g))
+    for d0 in range(0, db, step):
+        m = unpack_bits(words[d0 : d0 + step], g).long()  # [d, B, G]
+        out[d0 : d0 + step] = torch.einsum("dbg,gd->db", m, region_sums[:, d0 : d0 + step].long())
+    return out
+
+
+def _reaches(null: Beams, beams: Beams, totals: torch.Tensor, scorer, n: int) -> torch.Tensor:
+    """[Db, B] int64: 1 where the null search's best label scores at least each label, exactly (cross
+    products of the objective's rationals: integers below N^2)."""
+    t = totals.unsqueeze(1)
+    num_b, den_b = scorer.rational(null.s2[:, :1], null.pos[:, :1], n, t)
+    num_l, den_l = scorer.rational(beams.s2, beams.pos, n, t)
+    hit = (num_b * den_l >= num_l * den_b) & null.valid[:, :1]
+    return hit.long().cpu()
 
 
 def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: RegionSpace, params: SearchParams):
@@ -453,7 +499,7 @@ def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: RegionS
     return ext
 
 
-def _step(beams: Beams, region_sums, space: RegionSpace, s2_c, ext, params: SearchParams, bounds) -> Beams:
+def _step(beams: Beams, region_sums, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, totals) -> Beams:
     """One step of the beam search: every beam formula joined with every extension atom."""
     x, x_p, shift = space.beam_concept_sums(region_sums, beams.words)  # [Db, B, K]
-    return extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds)
+    return extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds, totals=totals)

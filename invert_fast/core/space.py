@@ -294,13 +294,15 @@ def select_winners(
     return win, win_s, win_p, lens
 
 
-def step_chooser(space: RegionSpace, params: SearchParams, hist, ntok, words, db: int):
-    """choose() for pool columns of beams with histories hist [Db or 1, Bb, T], ntok, words (ops.select_step)."""
+def step_chooser(space: RegionSpace, params: SearchParams, hist, ntok, words, db: int, totals=None):
+    """choose() for pool columns of beams with histories hist [Db or 1, Bb, T], ntok, words (ops.select_step);
+    totals: [Db] the neurons' statistic totals (None: AUROC's)."""
+    code = params.scorer.code
 
     def choose(d_t, cols, s2, p, B):
         return ops.select_step(
             d_t, cols, s2, p, hist, ntok, words, space.atom_words, space.atom_text, space.atom_offsets,
-            space.k, space.n, params.sign, B, params.distinct, db,
+            space.k, space.n, params.sign, B, params.distinct, db, totals, code,
         )  # fmt: skip
 
     return choose
@@ -345,8 +347,9 @@ def kth_distinct(score: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(found, thr, torch.full_like(thr, -torch.finfo(torch.float64).max))
 
 
-def atom_chooser(space: RegionSpace, params: SearchParams, db: int):
-    """choose() for atom columns (histories of one token; masks the atoms')."""
+def atom_chooser(space: RegionSpace, params: SearchParams, db: int, totals=None):
+    """choose() for atom columns (histories of one token; masks the atoms'); totals as step_chooser."""
+    code = params.scorer.code
 
     def choose(d_t, cols, s2, p, B):
         hist = torch.full((cols.numel(), params.L), -1, dtype=torch.int64, device=cols.device)
@@ -354,12 +357,15 @@ def atom_chooser(space: RegionSpace, params: SearchParams, db: int):
         words = space.atom_words[cols] if params.distinct else space.atom_words[cols][:, :0]
         return ops.select_labels(
             d_t, s2, p, hist, words, space.atom_text, space.atom_offsets, space.n, params.sign, B, params.distinct, db,
+            totals, code,
         )  # fmt: skip
 
     return choose
 
 
-def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, out=None) -> Beams:
+def extend(
+    beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, out=None, totals=None
+) -> Beams:
     """The best `out` (default B) formulas of the pool: every beam formula, and every beam formula joined
     with every allowed atom by AND and OR (candidates not admissible or leaving the beam's mask unchanged
     are dropped). Used by each step of the beam search and by the exact search (beams = all atoms, or
@@ -367,8 +373,10 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
 
     Args:
         beams: the current formulas, [Db, Bb] slots; x, x_p, shift: (rank sum, size) of every beam
-            formula AND every concept (RegionSpace.beam_concept_sums); s2_c: [Db, K] concept rank sums;
+            formula AND every concept (RegionSpace.beam_concept_sums); s2_c: [Db, K] concept statistics;
             ext: [Db, 2K] bool atoms allowed to extend; bounds: admissible sizes (p_lo, p_hi).
+            totals: [Db] int64 the neurons' statistic totals (None: AUROC's N (N + 1)); the objective is
+            params.scorer.
 
     Returns:
         Beams of `out` slots (histories, sums, masks of the winners).
@@ -379,6 +387,7 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
     conc_s = s2_c.contiguous()
     dev = x.device
     pool = PoolLayout(bb, k)
+    code = params.scorer.code
 
     def gather(neurons, kk):
         nd = neurons.to(dev)
@@ -399,11 +408,13 @@ def extend(beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: S
             bounds[1],
             sign,
             kk,
+            None if totals is None else pick(totals),
+            code,
         )
         counts = indptr.diff()
         return torch.repeat_interleave(nd, counts), cols, counts, valid, s2, p
 
-    choose = step_chooser(space, params, beams.hist, beams.ntok, beams.words, db)
+    choose = step_chooser(space, params, beams.hist, beams.ntok, beams.words, db, totals)
     win, win_s, win_p, _ = select_winners(gather, choose, db, space, params, B)
     out = Beams(db, B, beams.hist.shape[2], beams.g, dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)

@@ -82,11 +82,13 @@ def register() -> None:
         )
 
     @reg("invert_fast::beam_step_select")
-    def _beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k):
+    def _beam_step_select(
+        x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k, totals, objective
+    ):
         return _selected(x, x.shape[0])
 
     @reg("invert_fast::pair_step_select")
-    def _pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k):
+    def _pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k, totals, objective):
         return _selected(x, x.shape[0])
 
     @reg("invert_fast::pair_sums")
@@ -135,9 +137,11 @@ def register() -> None:
         B,
         distinct,
         D,
+        totals,
+        objective,
     ):
         return neuron.new_empty((D, B), dtype=torch.int64), neuron.new_empty((D, B), dtype=torch.int64)
 
     @reg("invert_fast::select_labels")
-    def _select_labels(neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D):
+    def _select_labels(neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D, totals, objective):
         return neuron.new_empty((D, B), dtype=torch.int64), neuron.new_empty((D, B), dtype=torch.int64)

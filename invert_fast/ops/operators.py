@@ -202,23 +202,36 @@ def weighted_row_sums(indptr, indices, weights, table):
     return library().weighted_row_sums(indptr, indices, weights, table)
 
 
-def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k):
+def objective_totals(totals, db: int, n: int, device) -> torch.Tensor:
+    """[Db] int64 totals of the objective's statistic: as given, or AUROC's N (N + 1) for every neuron."""
+    if totals is None:
+        return torch.full((db,), n * (n + 1), dtype=torch.int64, device=device)
+    return totals
+
+
+def beam_step_select(
+    x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k, totals=None, objective=0
+):
     """Score one beam-search step's pool and keep each neuron's best columns; see csrc/beam_step_select.h.
 
     Args:
-        x: [Db, B, K] int64 (rank sum << shift) + size of (beam b AND concept c) when shift > 0, else
-            the rank sum, with x_p [Db, B, K] int64 the size (x_p empty when packed).
+        x: [Db, B, K] int64 (statistic << shift) + size of (beam b AND concept c) when shift > 0, else
+            the statistic (AUROC: the doubled rank sum), with x_p [Db, B, K] int64 the size (x_p empty
+            when packed).
         beam_s, beam_p: [Db, B] int64; beam_valid: [Db, B] bool.
         conc_s: [Db, K] int64; conc_p: [K] int64; ext: [Db, 2K] bool allowed extension atoms.
         n: samples; p_lo, p_hi: admissible mask sizes; sign: +1.0 (positive mode) or -1.0; k: >= 1.
+        totals: [Db] int64 each neuron's statistic over all samples (None: AUROC's N (N + 1));
+        objective: the objective's code (core/objectives.py, csrc/objective.h; 0: AUROC).
 
     Returns:
         indptr [Db + 1], cols [M] (pool columns: (b * 2 + op) * 2K + atom, then B * 4K + b for the
-        current beam), vals [M] float64 scores (sign * AUC) of every column reaching the neuron's
-        k-th best score, ties included; valid [Db] count of pool members with a finite score; s2 [M],
-        p [M] int64 the kept columns' doubled rank sums and sizes.
+        current beam), vals [M] float64 scores (sign * the objective's score) of every column reaching
+        the neuron's k-th best score, ties included; valid [Db] count of pool members with a finite
+        score; s2 [M], p [M] int64 the kept columns' statistics and sizes.
     """
     check_device(x, "beam_step_select")
+    totals = objective_totals(totals, x.shape[0], int(n), x.device)
     return library().beam_step_select(
         x,
         x_p,
@@ -234,17 +247,19 @@ def beam_step_select(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, 
         int(p_hi),
         float(sign),
         int(k),
+        totals,
+        int(objective),
     )
 
 
-def pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k):
+def pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k, totals=None, objective=0):
     """Score every formula of two atoms and keep each neuron's best columns; see csrc/pair_step_select.h.
 
     Args:
         x: [Db, K, K] int64 (rank sum << shift) + size of (concept i AND concept j) when shift > 0, else the
             rank sum with x_p [Db, K, K] the size (x_p empty when packed).
         conc_s: [Db, K] int64 concept rank sums; conc_p: [K] int64 concept sizes.
-        n, p_lo, p_hi, sign, k: as beam_step_select.
+        n, p_lo, p_hi, sign, k, totals, objective: as beam_step_select.
 
     Returns:
         indptr [Db + 1], cols [M] (PoolLayout(2K, K) columns: atom b op atom a, or atom b alone),
@@ -252,8 +267,9 @@ def pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k):
         admissible formulas, s2 [M] and p [M] int64 the kept formulas' doubled rank sums and sizes.
     """
     check_device(x, "pair_step_select")
+    totals = objective_totals(totals, x.shape[0], int(n), x.device)
     return library().pair_step_select(
-        x, x_p, int(shift), conc_s, conc_p, int(n), int(p_lo), int(p_hi), float(sign), int(k)
+        x, x_p, int(shift), conc_s, conc_p, int(n), int(p_lo), int(p_hi), float(sign), int(k), totals, int(objective)
     )
 
 
@@ -370,6 +386,8 @@ def select_step(
     B,
     distinct,
     D,
+    totals=None,
+    objective=0,
 ):
     """Each neuron's best B formulas among the kept columns of a beam-step pool, in the search's exact
     order; see csrc/select_step.h. Runs on the CPU (the kept columns are few); results on neuron's device.
@@ -378,36 +396,42 @@ def select_step(
         neuron, cols, s2, p: [M] int64 kept columns (ops.beam_step_select / pair_step_select) and sums.
         beam_hist: [Db or 1, Bb, T] int64 beam histories; beam_ntok: [Db or 1, Bb] tokens used;
         beam_words: [Db or 1, Bb, W] packed region masks; atom_words: [2K, W]; atom_text, atom_offsets:
-        the 2K atom texts (CPU). k: K concepts; n, sign, B, distinct, D: as select_labels.
+        the 2K atom texts (CPU). k: K concepts; n, sign, B, distinct, D, totals, objective: as select_labels.
 
     Returns:
         winners [D, B] int64 indices into the M candidates best first (-1 padding), lengths [D, B] int64.
     """
     dev = neuron.device
     cpu = [t.cpu() for t in (neuron, cols, s2, p, beam_hist, beam_ntok, beam_words, atom_words)]
+    tt = objective_totals(totals, int(D), int(n), "cpu").cpu()
     w, lens = library().select_step(
-        *cpu, atom_text, atom_offsets, int(k), int(n), float(sign), int(B), bool(distinct), int(D)
+        *cpu, atom_text, atom_offsets, int(k), int(n), float(sign), int(B), bool(distinct), int(D), tt, int(objective)
     )
     return w.to(dev), lens.to(dev)
 
 
-def select_labels(neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D):
+def select_labels(
+    neuron, s2, p, hist, words, atom_text, atom_offsets, n, sign, B, distinct, D, totals=None, objective=0
+):
     """Each neuron's best B labels among gathered candidates, in the search's exact order; see
     csrc/select_labels.h. Runs on the CPU whatever the inputs' device (they are the few candidates
     the gather kernels kept); results come back on neuron's device.
 
     Args:
-        neuron: [M] int64 neuron of each candidate; s2, p: [M] int64 doubled rank sum and size
-            (0 < p < n); hist: [M, T] int64 formula histories; words: [M, W] int64 packed masks
+        neuron: [M] int64 neuron of each candidate; s2, p: [M] int64 statistic (AUROC: doubled rank sum)
+            and size (0 < p < n); hist: [M, T] int64 formula histories; words: [M, W] int64 packed masks
             (W may be 0 without distinct); atom_text, atom_offsets: the 2K atom texts (CPU).
         n: samples; sign: +1.0 / -1.0; B: labels per neuron; distinct: one label per mask; D: neurons.
+        totals: [D] int64 each neuron's statistic over all samples (None: AUROC's N (N + 1));
+        objective: the objective's code (0: AUROC).
 
     Returns:
         winners [D, B] int64 candidate indices best first (-1 padding), lengths [D, B] int64.
     """
     dev = neuron.device
     cpu = [t.cpu() for t in (neuron, s2, p, hist, words)]
+    tt = objective_totals(totals, int(D), int(n), "cpu").cpu()
     w, lens = library().select_labels(
-        *cpu, atom_text, atom_offsets, int(n), float(sign), int(B), bool(distinct), int(D)
+        *cpu, atom_text, atom_offsets, int(n), float(sign), int(B), bool(distinct), int(D), tt, int(objective)
     )
     return w.to(dev), lens.to(dev)
