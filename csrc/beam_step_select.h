@@ -39,6 +39,13 @@ namespace invert_fast {
 // k:           how many of the best distinct score values set each neuron's threshold (all columns
 //              scoring at least the k-th best distinct value are kept)
 // totals:      [Db] int64 each neuron's statistic over all N samples;  objective: its code (objective.h)
+// beam_len:    [Db, B] int64 atoms of each beam formula (read only with penalty > 0; else may be empty)
+// penalty:     >= 0, subtracted from a score once per atom beyond a formula's first (compositional
+//              explanations' length penalty; 0: none). The threshold then allows a few ulps, as the
+//              penalized floats round twice; the selection compares exactly (compare_penalized).
+// flags:       the grammar beyond INVERT's: kKeepUnchanged keeps candidates whose mask equals their
+//              beam's (Mu & Andreas keep b & c where c covers b), kNoNegatedOr drops b | ~c (their
+//              operators are OR, AND and AND NOT)
 // returns:     indptr [Db + 1] int64, cols [M] int64 (ascending per neuron), vals [M] float64 scores,
 //              valid [Db] int64 number of pool members with a finite score, s2 [M] and p [M] int64 the
 //              kept columns' statistics and sizes
@@ -46,19 +53,35 @@ using SelectResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, 
 SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                   const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                  int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective);
+                                  int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective,
+                                  const at::Tensor& beam_len, double penalty, int64_t flags);
 SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                    const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                   int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective);
+                                   int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective,
+                                   const at::Tensor& beam_len, double penalty, int64_t flags);
+
+constexpr int64_t kKeepUnchanged = 1, kNoNegatedOr = 2;
+
+// The relaxed threshold of penalized scores: a few ulps below thr (each float is rounded twice).
+INVERT_FAST_HD inline double penalized_threshold(double thr, double penalty) {
+  return penalty > 0 ? thr - 0x1p-44 * (1 + fabs(thr)) : thr;
+}
 
 inline void check_beam_step_inputs(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                    const at::Tensor& conc_p, const at::Tensor& ext, int64_t k, const at::Tensor& totals,
-                                   int64_t objective) {
+                                   int64_t objective, const at::Tensor& beam_len, double penalty, int64_t flags) {
   TORCH_CHECK_VALUE(x.dim() == 3, "beam_step_select: x must be [Db, B, K], got shape ", x.sizes());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
   check_objective("beam_step_select", totals, D, objective);
+  TORCH_CHECK_VALUE(penalty >= 0 && std::isfinite(penalty), "beam_step_select: penalty must be finite and >= 0, got ",
+                    penalty);
+  TORCH_CHECK_VALUE(flags >= 0 && flags <= (kKeepUnchanged | kNoNegatedOr), "beam_step_select: unknown flags ", flags);
+  TORCH_CHECK_VALUE(
+      penalty == 0 || (beam_len.sizes() == at::IntArrayRef({D, B}) && beam_len.scalar_type() == at::kLong),
+      "beam_step_select: beam_len must be [", D, ", ", B, "] int64 with a penalty, got ", beam_len.sizes(), " ",
+      beam_len.scalar_type());
   TORCH_CHECK_VALUE(shift >= 0 && shift < 63, "beam_step_select: shift must be in [0, 63), got ", shift);
   if (shift > 0) {
     TORCH_CHECK_VALUE(x_p.numel() == 0, "beam_step_select: x_p must be empty when x is packed (shift > 0), got shape ",
@@ -120,14 +143,31 @@ INVERT_FAST_HD inline PoolColumn decode_pool_column(int64_t col, int64_t B, int6
   return {b, rem / (2 * K), rem % (2 * K)};
 }
 
+// Whether candidate i (0 b & c, 1 b & ~c, 2 b | c, 3 b | ~c) of a beam row is in the pool: the row holds a
+// formula, the atom may extend it (pos_ok for c, neg_ok for ~c), the grammar has the operator, and its mask
+// differs from the beam's (same size: same mask) unless kKeepUnchanged.
+INVERT_FAST_HD inline bool candidate_kept(int i, int64_t p, const BeamRow& row, bool pos_ok, bool neg_ok,
+                                          int64_t flags) {
+  if (i == 3 && (flags & kNoNegatedOr)) return false;
+  return row.valid && (i % 2 == 0 ? pos_ok : neg_ok) && ((flags & kKeepUnchanged) || p != row.pb);
+}
+
+// A score less the length penalty of `extra` atoms beyond the first (-inf stays -inf).
+INVERT_FAST_HD inline double penalized(double v, double penalty, int64_t extra) {
+  return penalty > 0 && v != -INFINITY ? v - penalty * static_cast<double>(extra) : v;
+}
+
+// Scores of the four candidates of (beam row, concept c): len is the beam formula's atoms (its candidates
+// have len + 1), read with a penalty only.
 INVERT_FAST_HD inline void candidate_scores(int64_t xs, int64_t xp, const BeamRow& row, int64_t sc, int64_t pc,
                                             bool pos_ok, bool neg_ok, const Objective& obj, int64_t p_lo, int64_t p_hi,
-                                            double sign, double out[4]) {
+                                            double sign, int64_t flags, double penalty, int64_t len, double out[4]) {
   int64_t s[4], p[4];
   candidate_sums(xs, xp, row.sb, row.pb, sc, pc, obj.n, obj.total, s, p);
-  const bool ok[4] = {pos_ok, neg_ok, pos_ok, neg_ok};
-  for (int i = 0; i < 4; ++i)
-    out[i] = mask_score(s[i], p[i], row.valid && ok[i] && p[i] != row.pb, obj, p_lo, p_hi, sign);
+  for (int i = 0; i < 4; ++i) {
+    const bool keep = candidate_kept(i, p[i], row, pos_ok, neg_ok, flags);
+    out[i] = penalized(mask_score(s[i], p[i], keep, obj, p_lo, p_hi, sign), penalty, len);
+  }
 }
 
 // (statistic, size) of pool column col of neuron d (row-major [Db, B, K] x, x_p; [Db, B] beams;

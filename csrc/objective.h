@@ -49,13 +49,17 @@ struct Auroc {
 // Intersection over union of the mask with the neuron's top samples T: |T & M| / |T | M|.
 struct Iou {
   static constexpr int64_t kCode = 1;
-  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t t) { return make_score(s, t + p - s); }
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t t) {
+    return t + p - s > 0 ? make_score(s, t + p - s) : make_score(0, 1);  // an empty union: 0, as NetDissect
+  }
 };
 
 // F1 (Dice) of the mask against T: 2 |T & M| / (|T| + |M|).
 struct F1 {
   static constexpr int64_t kCode = 2;
-  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t t) { return make_score(2 * s, t + p); }
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t t) {
+    return t + p > 0 ? make_score(2 * s, t + p) : make_score(0, 1);  // both empty: 0
+  }
 };
 
 constexpr int64_t kObjectives = 3;
@@ -86,6 +90,82 @@ INVERT_FAST_HD inline int compare_scores(const Score& a, const Score& b, double 
   } else {
     const __int128 l = static_cast<__int128>(a.num) * b.den, r = static_cast<__int128>(b.num) * a.den;
     c = l > r ? 1 : (l < r ? -1 : 0);
+  }
+  return sign > 0 ? c : -c;
+}
+
+// With a length penalty (Mu & Andreas' compositional explanations), a label of j atoms beyond its
+// first scores s - penalty * j. compare_penalized orders two such scores exactly: the difference of the
+// two rationals, p / q (128-bit), against penalty * (ja - jb), the penalty an exact double M * 2^e, by
+// bit lengths where they decide and otherwise in 320-bit integers. Host code (the selection).
+struct U320 {
+  uint64_t w[5] = {0, 0, 0, 0, 0};
+  int bits() const {
+    for (int i = 4; i >= 0; --i)
+      if (w[i]) return 64 * i + 64 - __builtin_clzll(w[i]);
+    return 0;
+  }
+  static U320 of(unsigned __int128 v) {
+    U320 r;
+    r.w[0] = static_cast<uint64_t>(v), r.w[1] = static_cast<uint64_t>(v >> 64);
+    return r;
+  }
+  U320 times(uint64_t m) const {  // exact while the product fits
+    U320 r;
+    unsigned __int128 carry = 0;
+    for (int i = 0; i < 5; ++i) {
+      const unsigned __int128 t = static_cast<unsigned __int128>(w[i]) * m + carry;
+      r.w[i] = static_cast<uint64_t>(t), carry = t >> 64;
+    }
+    return r;
+  }
+  U320 shifted(int s) const {  // << s, exact while the result fits
+    U320 r;
+    const int words = s / 64, b = s % 64;
+    for (int i = 4; i >= words; --i) {
+      uint64_t v = w[i - words] << b;
+      if (b && i - words - 1 >= 0) v |= w[i - words - 1] >> (64 - b);
+      r.w[i] = v;
+    }
+    return r;
+  }
+  int compare(const U320& o) const {
+    for (int i = 4; i >= 0; --i)
+      if (w[i] != o.w[i]) return w[i] > o.w[i] ? 1 : -1;
+    return 0;
+  }
+};
+
+// Sign of x * 2^s - y (x, y >= 0; s may be negative), exactly.
+inline int compare_scaled(const U320& x, int s, const U320& y) {
+  const int bx = x.bits(), by = y.bits();
+  if (bx == 0) return by == 0 ? 0 : -1;
+  if (by == 0) return 1;
+  if (bx + s > by + 1) return 1;                                       // x 2^s >= 2^(bx - 1 + s) > 2^by > y
+  if (bx + s < by) return -1;                                          // x 2^s < 2^(bx + s) <= 2^(by - 1) <= y
+  return s >= 0 ? x.shifted(s).compare(y) : x.compare(y.shifted(-s));  // both below 2^(by + 2) <= 2^195
+}
+
+// -1, 0 or +1 as a.value - penalty * ja is below, equal to or above b.value - penalty * jb (higher is
+// better; sign < 0 reverses), exactly; penalty >= 0.
+inline int compare_penalized(const Score& a, int64_t ja, const Score& b, int64_t jb, double penalty, double sign) {
+  if (penalty == 0 || ja == jb) return compare_scores(a, b, sign);
+  // a - b = p / q - penalty * (ja - jb), q > 0.
+  const __int128 p = static_cast<__int128>(a.num) * b.den - static_cast<__int128>(b.num) * a.den;
+  const unsigned __int128 q = static_cast<unsigned __int128>(a.den) * static_cast<unsigned __int128>(b.den);
+  const int64_t dj = ja - jb;
+  int e = 0;
+  const double f = std::frexp(penalty, &e);                           // penalty = f 2^e, f in [0.5, 1)
+  const uint64_t m = static_cast<uint64_t>(std::ldexp(f, 53));        // penalty = m 2^(e - 53), exactly
+  const int ps = p > 0 ? 1 : (p < 0 ? -1 : 0), rs = dj > 0 ? 1 : -1;  // signs of p and of penalty * dj
+  int c = 0;
+  if (ps != rs) {
+    c = ps > 0 || (ps == 0 && rs < 0) ? 1 : -1;
+  } else {  // same sign: compare |p| with q m |dj| 2^(e - 53)
+    const unsigned __int128 ap = p > 0 ? static_cast<unsigned __int128>(p) : static_cast<unsigned __int128>(-p);
+    const U320 rhs = U320::of(q).times(m).times(static_cast<uint64_t>(dj > 0 ? dj : -dj));
+    const int mag = compare_scaled(U320::of(ap), 53 - e, rhs);  // |p| 2^(53 - e) vs q m |dj|
+    c = ps > 0 ? mag : -mag;
   }
   return sign > 0 ? c : -c;
 }

@@ -41,7 +41,7 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def(
       "beam_step_select(Tensor x, Tensor x_p, int shift, Tensor beam_s, Tensor beam_p, Tensor beam_valid, "
       "Tensor conc_s, Tensor conc_p, Tensor ext, int n, int p_lo, int p_hi, float sign, int k, Tensor totals, "
-      "int objective) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "int objective, Tensor beam_len, float penalty, int flags) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def(
       "pair_step_select(Tensor x, Tensor x_p, int shift, Tensor conc_s, Tensor conc_p, int n, int p_lo, int p_hi, "
       "float sign, int k, Tensor totals, int objective) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
@@ -54,7 +54,7 @@ TORCH_LIBRARY(invert_fast, m) {
   m.def(
       "select_step(Tensor neuron, Tensor cols, Tensor s2, Tensor p, Tensor beam_hist, Tensor beam_ntok, "
       "Tensor beam_words, Tensor atom_words, Tensor atom_text, Tensor atom_offsets, int K, int n, float sign, int B, "
-      "bool distinct, int D, Tensor totals, int objective) -> (Tensor, Tensor)");
+      "bool distinct, int D, Tensor totals, int objective, float penalty) -> (Tensor, Tensor)");
   m.def("built_with_cuda() -> bool", &built_with_cuda);
 }
 

@@ -19,14 +19,13 @@ namespace invert_fast {
 // beam_ntok: [Db or 1, Bb] tokens used; beam_words: [Db or 1, Bb, W] packed region masks
 // atom_words: [2K, W] packed region masks of the atoms; atom_text, atom_offsets: the atom texts
 // K: concepts; n, sign, B, distinct, D, totals, objective: as select_labels
+// penalty: >= 0, subtracted once per atom beyond a formula's first (0: none; compositional explanations)
 // returns: winners [D, B] int64 indices into the M candidates best first (-1 padding), lengths [D, B]
-std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, const at::Tensor& cols,
-                                                   const at::Tensor& s2, const at::Tensor& p,
-                                                   const at::Tensor& beam_hist, const at::Tensor& beam_ntok,
-                                                   const at::Tensor& beam_words, const at::Tensor& atom_words,
-                                                   const at::Tensor& atom_text, const at::Tensor& atom_offsets,
-                                                   int64_t K, int64_t n, double sign, int64_t B, bool distinct,
-                                                   int64_t D, const at::Tensor& totals, int64_t objective);
+std::tuple<at::Tensor, at::Tensor> select_step_cpu(
+    const at::Tensor& neuron, const at::Tensor& cols, const at::Tensor& s2, const at::Tensor& p,
+    const at::Tensor& beam_hist, const at::Tensor& beam_ntok, const at::Tensor& beam_words,
+    const at::Tensor& atom_words, const at::Tensor& atom_text, const at::Tensor& atom_offsets, int64_t K, int64_t n,
+    double sign, int64_t B, bool distinct, int64_t D, const at::Tensor& totals, int64_t objective, double penalty);
 
 inline void check_select_step_input(const at::Tensor& neuron, const at::Tensor& cols, const at::Tensor& s2,
                                     const at::Tensor& p, const at::Tensor& beam_hist, const at::Tensor& beam_ntok,

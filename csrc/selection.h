@@ -1,7 +1,8 @@
 // The exact selection shared by select_labels and select_step (host code): given one neuron's
 // candidates -- exact scores, formula histories, packed masks -- choose its best B labels.
 //
-// Order: AUC (higher first in positive mode, lower in negative), compared exactly (objective.h);
+// Order: the objective's score (AUROC: higher first in positive mode, lower in negative; with a length
+// penalty, score - penalty * (length - 1)), compared exactly (objective.h);
 // then shorter canonical length; then canonical text (formula_texts.h). With distinct, candidates of
 // equal masks form one group whose representative is its shortest, first-in-text-order formula (equal
 // masks have equal scores, so that is the group's first in the full order); without, equal texts do.
@@ -63,9 +64,10 @@ struct SelectScratch {
 };
 
 // Chooses up to B of the m candidates; writes their indices (best first) to out and lengths to out_len,
-// returns how many were chosen.
+// returns how many were chosen. penalty > 0: scores are compared as score - penalty * (length - 1),
+// exactly (compare_penalized).
 inline int64_t select_best(int64_t m, const Candidates& c, const AtomTexts& atoms, double sign, int64_t B,
-                           bool distinct, SelectScratch& s, int64_t* out, int64_t* out_len) {
+                           bool distinct, SelectScratch& s, int64_t* out, int64_t* out_len, double penalty = 0) {
   const int64_t T = c.T, W = c.W, k2 = atoms.count();
   s.len.assign(m, -1);
   s.text.assign(m, std::string());
@@ -91,7 +93,9 @@ inline int64_t select_best(int64_t m, const Candidates& c, const AtomTexts& atom
     return a < b;
   };
   auto better = [&](int64_t a, int64_t b) {
-    const int cmp = compare_scores(c.score[a], c.score[b], sign);
+    const int cmp = penalty > 0
+                        ? compare_penalized(c.score[a], length_of(a) - 1, c.score[b], length_of(b) - 1, penalty, sign)
+                        : compare_scores(c.score[a], c.score[b], sign);
     return cmp != 0 ? cmp > 0 : shorter(a, b);
   };
   s.reps.clear();

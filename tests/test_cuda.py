@@ -119,6 +119,21 @@ def test_explain_identical_labels_on_cuda(mode):
     assert rows(inv.explain(x[:3000], dense, L=3, B=4)) == rows(inv.explain(x[:3000], dense, L=3, B=4, device="cuda"))
 
 
+@pytest.mark.parametrize("objective", ["iou", "f1"])
+@pytest.mark.parametrize("alpha", [0.02, "support"])
+def test_search_by_objective_identical_on_cuda(objective, alpha):
+    # The top samples' cutoff (ops.top_values), T's region counts and the objective's kernels, with
+    # permutations; dense and sparse input.
+    g = torch.Generator().manual_seed(3)
+    y = torch.randint(0, 30, (5000,), generator=g)
+    cs = inv.ConceptSet.from_classes(y, [f"k{i}" for i in range(30)]).with_unions({"u": list(range(5)), "v": [7, 9]})
+    x = tied((5000, 24), levels=30) - 10
+    kw = {"L": 3, "B": 5, "objective": objective, "alpha": alpha, "permutations": 5}
+    cpu = inv.explain(x, cs, **kw)
+    assert rows(cpu) == rows(inv.explain(x.cuda(), cs, **kw))
+    assert rows(cpu) == rows(inv.explain(x.to_sparse().cuda(), cs, **kw))
+
+
 @pytest.mark.parametrize("distinct", [True, False])
 def test_distinct_tie_rules_and_permutations_identical_on_cuda(distinct):
     # Concepts with duplicates and nested unions (equal masks), odd limit_search (c / ~c ties at the
@@ -187,8 +202,9 @@ def test_dissection_and_compositional_equal_cpu():
     gpu = inv.network_dissection(maps.cuda(), masks, device="cuda")
     assert torch.equal(cpu.intersection, gpu.intersection.cpu()) and torch.equal(cpu.union, gpu.union.cpu())
     assert torch.equal(cpu.thresholds, gpu.thresholds.cpu())
-    c = inv.compositional_explain(maps, masks, length=3, beam=4)
-    d = inv.compositional_explain(maps.cuda(), masks, length=3, beam=4, device="cuda")
-    assert [[(str(x.formula), x.intersection, x.union) for x in u] for u in c] == [
-        [(str(x.formula), x.intersection, x.union) for x in u] for u in d
-    ]
+    for penalty in (0.0, 0.01):  # the one search, Mu & Andreas' grammar, with and without a length penalty
+        c = inv.compositional_explain(maps, masks, length=3, beam=4, length_penalty=penalty)
+        d = inv.compositional_explain(maps.cuda(), masks, length=3, beam=4, device="cuda", length_penalty=penalty)
+        assert [[(str(x.formula), x.intersection, x.union) for x in u] for u in c] == [
+            [(str(x.formula), x.intersection, x.union) for x in u] for u in d
+        ]

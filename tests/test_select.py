@@ -91,3 +91,48 @@ def test_select_labels_exact_order_and_distinct_masks():
                         want.append(key(i))
                 got = [key(i) for i in win[d].tolist() if i >= 0]
                 assert got == want[:5], (sign, distinct, d)
+
+
+def test_select_step_orders_penalized_scores_exactly():
+    # Two beam formulas of one neuron, "a" (1 atom) and "a & b" (2 atoms), scored by IoU = S / (T + P - S)
+    # minus penalty * (atoms - 1): near ties, where twice-rounded floats can disagree with the exact order
+    # (and exact ties, decided by length), against Python fractions. T up to 2^40 puts the rationals'
+    # cross products past 64 bits and the penalized comparison past 128.
+    from fractions import Fraction
+
+    texts = [b"a", b"b", b"~a", b"~b"]
+    blob = torch.tensor(list(b"".join(texts)), dtype=torch.uint8)
+    off = torch.tensor([0, 1, 2, 4, 6])
+    hist = torch.tensor([[[0, -1], [0, 1 * 4 + 1]]])  # beam 0: a; beam 1: a & b
+    words = torch.tensor([[[1], [2]]])
+    cols = torch.tensor([2 * 4 * 2 + 0, 2 * 4 * 2 + 1])  # the two beam columns of a pool of 2 beams, K = 2
+    rng = random.Random(5)
+    seen = {-1: 0, 0: 0, 1: 0}
+    # Exact ties first: 5 / 10 against 9 / 12 - 1/4, and 2^39 / 2^40 against 3 / 4 - 1/4 with T = 2^40
+    # (S = 3 (T + P) / 7 for P = 2^40 + 3).
+    big = 2**40
+    ties = [(0.25, 10, 5, 5, 9, 11), (0.25, big, big // 2, big // 2, 3 * (2 * big + 3) // 7, big + 3)]
+    for trial in range(400):
+        if trial < len(ties):
+            penalty, t, s_a, p_a, s_b, p_b = ties[trial]
+        else:
+            penalty = rng.choice([0.1, 0.01, 1 / 3, 0.25, 0.002, 2.0**-30])
+            t = rng.choice([10, 1000, 2**40])
+            p_a = rng.randint(1, t)
+            s_a = rng.randint(0, min(p_a, t))
+            want = Fraction(s_a, t + p_a - s_a) + Fraction(penalty)  # b's IoU near a's plus the penalty
+            p_b = rng.randint(1, t)
+            # the s_b whose IoU s / (t + p_b - s) is closest to want: s = want (t + p_b) / (1 + want)
+            s_b = min(p_b, t, max(0, round(want * (t + p_b) / (1 + want)) + rng.choice([-1, 0, 0, 1])))
+        n = 2 * t + 2
+        win, _ = ops.select_step(
+            torch.tensor([0, 0]), cols, torch.tensor([s_a, s_b]), torch.tensor([p_a, p_b]), hist,
+            torch.tensor([[1, 2]]), words, torch.tensor([[1], [2], [0], [0]]), blob, off, 2, n, 1.0, 1, False, 1,
+            torch.tensor([t]), 1, penalty,
+        )  # fmt: skip
+        fa = Fraction(s_a, t + p_a - s_a)
+        fb = Fraction(s_b, max(1, t + p_b - s_b)) - Fraction(penalty)
+        cmp = (fa > fb) - (fa < fb)
+        seen[cmp] += 1
+        assert int(win[0, 0]) == (0 if cmp >= 0 else 1), (trial, s_a, p_a, s_b, p_b, t, penalty)  # tie: shorter
+    assert min(seen.values()) > 0, seen

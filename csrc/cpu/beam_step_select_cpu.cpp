@@ -15,15 +15,18 @@ namespace invert_fast {
 SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                   const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                   const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                  int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective) {
-  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k, totals, objective);
+                                  int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective,
+                                  const at::Tensor& beam_len, double penalty, int64_t flags) {
+  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k, totals, objective, beam_len,
+                         penalty, flags);
   TORCH_INTERNAL_ASSERT(x.device().is_cpu());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
   const int64_t C = pool_width(B, K);
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
                    bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
-                   ex = ext.contiguous(), tt = totals.contiguous();
+                   ex = ext.contiguous(), tt = totals.contiguous(), bl = beam_len.contiguous();
   const int64_t* tt_ = tt.const_data_ptr<int64_t>();
+  const int64_t* bl_ = penalty > 0 ? bl.const_data_ptr<int64_t>() : nullptr;
   const int64_t* x_ = xc.const_data_ptr<int64_t>();
   const int64_t* xp_ = shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>();
   const int64_t* bs_ = bs.const_data_ptr<int64_t>();
@@ -45,22 +48,24 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
       const Objective obj{objective, n, tt_[d]};
       DistinctTop top{k};
       // The score of one candidate, or -inf: not kept, or surely below the running threshold (the k-th
-      // best distinct score so far; the final one is no lower), decided without the division.
-      auto scored = [&](int64_t s, int64_t p, bool keep) -> double {
+      // best distinct score so far; the final one is no lower), decided without the division (without
+      // a penalty: penalized scores are kept whole, their threshold relaxed below).
+      auto scored = [&](int64_t s, int64_t p, bool keep, int64_t extra) -> double {
         if (!keep || p < p_lo || p > p_hi) return -INFINITY;
         ++top.finite;
         const Score sc = obj.score(s, p);
-        if (top.full() && below(sign * static_cast<double>(sc.num), top.front() * static_cast<double>(sc.den))) {
+        if (penalty == 0 && top.full() &&
+            below(sign * static_cast<double>(sc.num), top.front() * static_cast<double>(sc.den))) {
           return -INFINITY;
         }
-        const double v = sign * sc.value;
+        const double v = penalized(sign * sc.value, penalty, extra);
         top.insert(v);
         return v;
       };
       for (int64_t b = 0; b < B; ++b) {
         const int64_t r = d * B + b;
-        const int64_t sb = bs_[r], pb = bp_[r];
-        const bool ok = bv_[r];
+        const int64_t sb = bs_[r], pb = bp_[r], len = bl_ ? bl_[r] : 1;
+        const BeamRow row{sb, pb, bv_[r]};
         double* and_row = score.data() + pool_candidate_column(b, 0, 0, K);
         double* or_row = score.data() + pool_candidate_column(b, 1, 0, K);
         for (int64_t c = 0; c < K; ++c) {
@@ -68,16 +73,15 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
           const int64_t xs = shift > 0 ? v >> shift : v, xp = shift > 0 ? v & mask : xp_[r * K + c];
           int64_t cs[4], cps[4];
           candidate_sums(xs, xp, sb, pb, sc_row[c], cp_[c], n, obj.total, cs, cps);
-          const bool pos = ok && ext_row[c], neg = ok && ext_row[K + c];
-          and_row[c] = scored(cs[0], cps[0], pos && cps[0] != pb);
-          and_row[K + c] = scored(cs[1], cps[1], neg && cps[1] != pb);
-          or_row[c] = scored(cs[2], cps[2], pos && cps[2] != pb);
-          or_row[K + c] = scored(cs[3], cps[3], neg && cps[3] != pb);
+          const bool pos = ext_row[c], neg = ext_row[K + c];
+          double* out[4] = {and_row + c, and_row + K + c, or_row + c, or_row + K + c};
+          for (int i = 0; i < 4; ++i)
+            *out[i] = scored(cs[i], cps[i], candidate_kept(i, cps[i], row, pos, neg, flags), len);
         }
-        score[pool_beam_column(b, B, K)] = scored(sb, pb, ok);
+        score[pool_beam_column(b, B, K)] = scored(sb, pb, row.valid, len - 1);
       }
       valid[d] = top.finite;
-      const double thr = top.threshold();
+      const double thr = top.full() ? penalized_threshold(top.threshold(), penalty) : top.threshold();
       for (int64_t j = 0; j < C; ++j) {
         if (score[j] >= thr) {
           cols[d].push_back(j);

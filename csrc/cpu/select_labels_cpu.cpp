@@ -42,7 +42,9 @@ SelectLabelsResult select_labels_cpu(const at::Tensor& neuron, const at::Tensor&
   for (int64_t m = 0; m < M; ++m) {
     TORCH_CHECK_VALUE(nd[m] >= 0 && nd[m] < D, "select_labels: neuron must lie in [0, ", D, "), got ", nd[m],
                       " at candidate ", m);
-    TORCH_CHECK_VALUE(pp[m] > 0 && pp[m] < n, "select_labels: candidate ", m, " has a mask of ", pp[m],
+    // AUROC is defined for 0 < P < n; the overlap objectives for every size (compositional explanations).
+    TORCH_CHECK_VALUE(objective == Auroc::kCode ? pp[m] > 0 && pp[m] < n : pp[m] >= 0 && pp[m] <= n,
+                      "select_labels: candidate ", m, " has a mask of ", pp[m],
                       " samples; only masks with 0 < P < n = ", n, " have an AUC");
   }
   std::vector<int64_t> start, order;

@@ -5,6 +5,7 @@
 #include <ATen/ops/zeros.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -14,15 +15,15 @@
 
 namespace invert_fast {
 
-std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, const at::Tensor& cols,
-                                                   const at::Tensor& s2, const at::Tensor& p,
-                                                   const at::Tensor& beam_hist, const at::Tensor& beam_ntok,
-                                                   const at::Tensor& beam_words, const at::Tensor& atom_words,
-                                                   const at::Tensor& atom_text, const at::Tensor& atom_offsets,
-                                                   int64_t K, int64_t n, double sign, int64_t B, bool distinct,
-                                                   int64_t D, const at::Tensor& totals, int64_t objective) {
+std::tuple<at::Tensor, at::Tensor> select_step_cpu(
+    const at::Tensor& neuron, const at::Tensor& cols, const at::Tensor& s2, const at::Tensor& p,
+    const at::Tensor& beam_hist, const at::Tensor& beam_ntok, const at::Tensor& beam_words,
+    const at::Tensor& atom_words, const at::Tensor& atom_text, const at::Tensor& atom_offsets, int64_t K, int64_t n,
+    double sign, int64_t B, bool distinct, int64_t D, const at::Tensor& totals, int64_t objective, double penalty) {
   check_select_step_input(neuron, cols, s2, p, beam_hist, beam_ntok, beam_words, atom_words, K, B, D);
   check_objective("select_step", totals, D, objective);
+  TORCH_CHECK_VALUE(penalty >= 0 && std::isfinite(penalty), "select_step: penalty must be finite and >= 0, got ",
+                    penalty);
   check_atom_texts(atom_text, atom_offsets, "select_step");
   const at::Tensor nc = neuron.contiguous(), cc = cols.contiguous(), sc = s2.contiguous(), pc = p.contiguous(),
                    bh = beam_hist.contiguous(), bn = beam_ntok.contiguous(), bw = beam_words.contiguous(),
@@ -48,7 +49,9 @@ std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, con
     TORCH_CHECK_VALUE(nd[m] >= 0 && nd[m] < D, "select_step: neuron must lie in [0, ", D, "), got ", nd[m]);
     TORCH_CHECK_VALUE(cp[m] >= 0 && cp[m] < width, "select_step: column ", cp[m], " is outside the pool of ", Bb,
                       " beams and ", K, " concepts");
-    TORCH_CHECK_VALUE(pp[m] > 0 && pp[m] < n, "select_step: candidate ", m, " has a mask of ", pp[m],
+    // AUROC is defined for 0 < P < n; the overlap objectives for every size (compositional explanations).
+    TORCH_CHECK_VALUE(objective == Auroc::kCode ? pp[m] > 0 && pp[m] < n : pp[m] >= 0 && pp[m] <= n,
+                      "select_step: candidate ", m, " has a mask of ", pp[m],
                       " samples; only masks with 0 < P < n = ", n, " have an AUC");
   }
   std::vector<int64_t> start, order;
@@ -84,7 +87,8 @@ std::tuple<at::Tensor, at::Tensor> select_step_cpu(const at::Tensor& neuron, con
         const int64_t* wa = ap + col.a * W;
         for (int64_t j = 0; j < W; ++j) w[j] = col.op == 1 ? (wb[j] | wa[j]) : (wb[j] & wa[j]);
       }
-      const int64_t take = select_best(m, c, atoms, sign, B, distinct, scratch, chosen.data(), chosen_len.data());
+      const int64_t take =
+          select_best(m, c, atoms, sign, B, distinct, scratch, chosen.data(), chosen_len.data(), penalty);
       for (int64_t j = 0; j < take; ++j) {
         win[d * B + j] = order[c0 + chosen[j]];
         lens[d * B + j] = chosen_len[j];

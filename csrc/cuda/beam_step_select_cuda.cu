@@ -27,9 +27,10 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
                                         const int64_t* __restrict__ cp,  // [K]
                                         const bool* __restrict__ ex,     // [Db, 2K]
                                         const int64_t* __restrict__ tt,  // [Db]
+                                        const int64_t* __restrict__ bl,  // [Db, B] or null without a penalty
                                         double* __restrict__ score,      // [Db, B * 4K + B]
                                         int64_t B, int64_t K, int64_t n, int64_t p_lo, int64_t p_hi, double sign,
-                                        int64_t rows, int64_t objective) {
+                                        int64_t rows, int64_t objective, double penalty, int64_t flags) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   if (i >= rows * K) return;
   const int64_t r = i / K, c = i % K, d = r / B, b = r % B;
@@ -39,16 +40,20 @@ __global__ void beam_pool_scores_kernel(const int64_t* __restrict__ x,   // [Db,
   const int64_t v = x[i];
   const int64_t xs = shift > 0 ? v >> shift : v;
   const int64_t xsz = shift > 0 ? v & ((int64_t{1} << shift) - 1) : xp[i];
+  const int64_t len = bl ? bl[r] : 1;
   double out[4];
   candidate_scores(xs, xsz, row, cs[d * K + c], cp[c], ex[d * 2 * K + c], ex[d * 2 * K + K + c], obj, p_lo, p_hi, sign,
-                   out);
+                   flags, penalty, len, out);
   double* and_row = score + d * C + pool_candidate_column(b, 0, 0, K);
   double* or_row = score + d * C + pool_candidate_column(b, 1, 0, K);
   and_row[c] = out[0];
   and_row[K + c] = out[1];
   or_row[c] = out[2];
   or_row[K + c] = out[3];
-  if (c == 0) score[d * C + pool_beam_column(b, B, K)] = mask_score(row.sb, row.pb, row.valid, obj, p_lo, p_hi, sign);
+  if (c == 0) {
+    score[d * C + pool_beam_column(b, B, K)] =
+        penalized(mask_score(row.sb, row.pb, row.valid, obj, p_lo, p_hi, sign), penalty, len - 1);
+  }
 }
 
 // (rank sum, size) of each kept column: a thread per kept (neuron, column).
@@ -69,8 +74,10 @@ __global__ void kept_sums_kernel(const int64_t* __restrict__ where,  // [M, 2] (
 SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,
                                    const at::Tensor& conc_p, const at::Tensor& ext, int64_t n, int64_t p_lo,
-                                   int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective) {
-  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k, totals, objective);
+                                   int64_t p_hi, double sign, int64_t k, const at::Tensor& totals, int64_t objective,
+                                   const at::Tensor& beam_len, double penalty, int64_t flags) {
+  check_beam_step_inputs(x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, k, totals, objective, beam_len,
+                         penalty, flags);
   TORCH_INTERNAL_ASSERT(x.device().is_cuda());
   const c10::cuda::OptionalCUDAGuard guard(x.device());
   const int64_t D = x.size(0), B = x.size(1), K = x.size(2);
@@ -78,7 +85,7 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
   at::Tensor score = at::empty({D, C}, x.options().dtype(at::kDouble));
   const at::Tensor xc = x.contiguous(), xpc = x_p.contiguous(), bs = beam_s.contiguous(), bp = beam_p.contiguous(),
                    bv = beam_valid.contiguous(), cs = conc_s.contiguous(), cp = conc_p.contiguous(),
-                   ex = ext.contiguous(), tt = totals.contiguous();
+                   ex = ext.contiguous(), tt = totals.contiguous(), bl = beam_len.contiguous();
   const int64_t items = D * B * K;
   if (items > 0) {
     const int64_t blocks = (items + kThreads - 1) / kThreads;
@@ -87,14 +94,15 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
         xc.const_data_ptr<int64_t>(), shift > 0 ? nullptr : xpc.const_data_ptr<int64_t>(), shift,
         bs.const_data_ptr<int64_t>(), bp.const_data_ptr<int64_t>(), bv.const_data_ptr<bool>(),
         cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), ex.const_data_ptr<bool>(),
-        tt.const_data_ptr<int64_t>(), score.data_ptr<double>(), B, K, n, p_lo, p_hi, sign, D * B, objective);
+        tt.const_data_ptr<int64_t>(), penalty > 0 ? bl.const_data_ptr<int64_t>() : nullptr, score.data_ptr<double>(), B,
+        K, n, p_lo, p_hi, sign, D * B, objective, penalty, flags);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   if (D == 0 || C == 0) {
     return {at::zeros({D + 1}, x.options()), at::empty({0}, x.options()), at::empty({0}, score.options()),
             at::zeros({D}, x.options()),     at::empty({0}, x.options()), at::empty({0}, x.options())};
   }
-  const KeptColumns kept = keep_top_columns(score, k);
+  const KeptColumns kept = keep_top_columns(score, k, penalty);
   const at::Tensor& where = kept.where;
   const int64_t M = where.size(0);
   at::Tensor s_out = at::empty({M}, x.options()), p_out = at::empty({M}, x.options());

@@ -4,14 +4,18 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/ops/abs.h>
+#include <ATen/ops/add.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/cumsum.h>
 #include <ATen/ops/full_like.h>
 #include <ATen/ops/ge.h>
 #include <ATen/ops/gt.h>
+#include <ATen/ops/mul.h>
 #include <ATen/ops/nonzero.h>
 #include <ATen/ops/ones_like.h>
 #include <ATen/ops/sort.h>
+#include <ATen/ops/sub.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
@@ -39,8 +43,14 @@ struct KeptColumns {
   at::Tensor hit, where, indptr, valid;
 };
 
-inline KeptColumns keep_top_columns(const at::Tensor& score, int64_t k) {
-  const at::Tensor hit = at::ge(score, kth_distinct_threshold(score, k));
+// penalty > 0: the threshold is relaxed by a few ulps (penalized_threshold, beam_step_select.h), as on the CPU.
+inline KeptColumns keep_top_columns(const at::Tensor& score, int64_t k, double penalty = 0) {
+  at::Tensor thr = kth_distinct_threshold(score, k);
+  if (penalty > 0) {
+    const double lowest = -std::numeric_limits<double>::max();
+    thr = at::where(thr.gt(lowest), at::sub(thr, at::mul(at::add(at::abs(thr), 1), 0x1p-44)), thr);
+  }
+  const at::Tensor hit = at::ge(score, thr);
   const at::Tensor where = at::nonzero(hit).contiguous();
   const at::Tensor indptr = at::cat({at::zeros({1}, score.options().dtype(at::kLong)), at::cumsum(hit.sum(1), 0)});
   const at::Tensor valid = at::gt(score, -std::numeric_limits<double>::infinity()).sum(1);

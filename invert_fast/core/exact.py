@@ -109,12 +109,13 @@ def exact_search(
     _check_work(max_work, int(counts.sum()) * (4 * k + 1), f"{int(counts.sum()):,} unpruned (neuron, prefix) pairs")
     width = top + int(counts.max())
     step = Beams(db, width, params.L, space.regions.num_regions, dev)
-    for name in ("hist", "ntok", "s2", "pos", "words", "valid"):
+    for name in ("hist", "ntok", "length", "s2", "pos", "words", "valid"):
         getattr(step, name)[:, :top] = getattr(best, name)
     d_t, j_t = keep.nonzero().unbind(1)
     slot = top + (torch.cumsum(keep.long(), 1) - 1)[d_t, j_t]
     step.hist[d_t, slot] = hist[j_t]
     step.ntok[d_t, slot] = 2
+    step.length[d_t, slot] = 2  # prefixes are new masks of two atoms: never an atom's (space.prefixes)
     step.words[d_t, slot] = pwords[j_t]
     # Sums of every prefix: exact in float64 (every partial sum is an integer below 2^53).
     prefix_s2 = torch.mm(pmask.double(), region_sums.double()).round_().long()  # [P, Db]
@@ -157,7 +158,7 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
     hist0 = torch.full((1, 2 * k, params.L), -1, dtype=torch.int64, device=dev)
     hist0[0, :, 0] = atoms
     choose = step_chooser(space, params, hist0, torch.ones(1, 2 * k, dtype=torch.int64), space.atom_words[None], db)
-    win, win_s, win_p, _ = select_winners(gather, choose, db, space, params, top)
+    win, win_s, win_p, lens = select_winners(gather, choose, db, space, params, top)
     out = Beams(db, top, params.L, space.regions.num_regions, dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():
@@ -167,6 +168,7 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
         out.hist[d_t, r_t, 0] = b
         out.hist[d_t, r_t, 1] = torch.where(is_old, -1, (op + 1) * (2 * k) + a)
         out.ntok[d_t, r_t] = 1 + (~is_old).long()
+        out.length[d_t, r_t] = lens[d_t, r_t]
         out.s2[d_t, r_t], out.pos[d_t, r_t] = win_s[d_t, r_t], win_p[d_t, r_t]
         out.valid[d_t, r_t] = True
         mb, ma = space.atom_words[b], space.atom_words[a]

@@ -87,13 +87,12 @@ class _TopOverlap:
 
     @classmethod
     def score(cls, s: torch.Tensor, p: torch.Tensor, n: int, total) -> torch.Tensor:
-        """float64 exact scores of masks from S, P and the neurons' |T| (broadcast), NaN where P == 0 or
-        P == N (no admissible label)."""
+        """float64 exact scores of masks from S, P and the neurons' |T| (broadcast); defined for every size
+        (an empty union or sum scores 0, as Network Dissection's IoU)."""
         p = torch.as_tensor(p, device=s.device)
         t = torch.as_tensor(total, device=s.device)
         num, den = cls.rational(s, p, n, t)
-        out = num.double() / den.double().clamp(min=1)
-        return out.masked_fill((p == 0) | (p == n), float("nan"))
+        return num.double() / den.double()
 
     @classmethod
     def compare(cls, sa: int, pa: int, sb: int, pb: int, n: int, total: int) -> int:
@@ -109,7 +108,7 @@ class Iou(_TopOverlap):
 
     @staticmethod
     def rational(s, p, n, total):
-        return s, total + p - s
+        return s, _nonzero(total + p - s)
 
 
 class F1(_TopOverlap):
@@ -120,7 +119,14 @@ class F1(_TopOverlap):
 
     @staticmethod
     def rational(s, p, n, total):
-        return 2 * s, total + p
+        return 2 * s, _nonzero(total + p)
+
+
+def _nonzero(den):
+    """A denominator with 0 (an empty union: the numerator is 0 too) made 1, so the score is 0."""
+    if isinstance(den, torch.Tensor):
+        return den.clamp(min=1)
+    return max(den, 1)
 
 
 def _compare(a, b) -> int:

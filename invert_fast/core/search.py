@@ -40,7 +40,18 @@ from .objectives import AUROC, top_weights
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
-from .space import NEG_INF, Beams, RegionSpace, atom_chooser, atom_gather, extend, select_winners, sign_int
+from .space import (
+    INVERT,
+    NEG_INF,
+    Beams,
+    Grammar,
+    RegionSpace,
+    atom_chooser,
+    atom_gather,
+    extend,
+    select_winners,
+    sign_int,
+)
 from .sparse import SparseColumns, activation_columns, as_activation_input
 from .stats import ADJUSTMENTS, mannwhitney_pvalues
 from .validate import as_device, check_positive_int, to_tensor
@@ -312,7 +323,7 @@ def explain_batch(
     def run(stat, totals):
         if params.search == "exact":
             return exact_search(stat, space, params, max_work=max_work)
-        return _search(stat, space, params, totals)
+        return beam_search(stat, space, params, totals)
 
     permuted = plan is not None and plan.count > 0
     if permuted:  # the permutations permute these ranks
@@ -423,16 +434,21 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
     return torch.where(ok, auc, nan), torch.tensor(same, dtype=torch.bool)
 
 
-def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams, totals=None) -> Beams:
+def beam_search(
+    region_sums: torch.Tensor, space: RegionSpace, params: SearchParams, totals=None, grammar: Grammar = INVERT
+) -> Beams:
     """The beam search of a batch of neurons from their per-region statistics [G, Db] (AUROC: doubled rank
-    sums; totals None) or the objective's with totals [Db] (each neuron's statistic over all samples)."""
+    sums; totals None) or the objective's with totals [Db] (each neuron's statistic over all samples): the
+    final beams. grammar: INVERT's (explain) or Mu & Andreas' (dissection/compositional.py)."""
     n, sign, scorer = space.n, params.sign, params.scorer
     s2_c = space.concept_sums(region_sums).t()  # [Db, K] (a statistic of at most 2N per sample: exact)
     total = scorer.total(n) if totals is None else totals.unsqueeze(1)
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
-    bounds = params.size_bounds(n)
+    bounds = (0, n) if grammar.all_sizes else params.size_bounds(n)
     ok_atom = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
+    if not grammar.first_negated:
+        ok_atom[space.k :] = False
     atom_score = torch.where(ok_atom, sign * scorer.score(atom_s2, atom_p, n, total), NEG_INF)  # admissible: no NaN
     db = region_sums.shape[1]
 
@@ -440,9 +456,13 @@ def _search(region_sums: torch.Tensor, space: RegionSpace, params: SearchParams,
         atom_gather(atom_score, atom_s2, atom_p), atom_chooser(space, params, db, totals), db, space, params
     )
     beams = Beams.of_atoms(win, atom_s2, atom_p, space, params.L)
-    ext = _extension_atoms(atom_s2, atom_p, space, params)
+    if grammar.every_atom:
+        ext = torch.ones(db, 2 * space.k, dtype=torch.bool, device=atom_s2.device)
+    else:
+        ext = _extension_atoms(atom_s2, atom_p, space, params)
     for _length in range(2, params.L + 1):
-        beams = _step(beams, region_sums, space, s2_c, ext, params, bounds, totals)
+        x, x_p, shift = space.beam_concept_sums(region_sums, beams.words)  # [Db, B, K]
+        beams = extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds, totals=totals, grammar=grammar)
     return beams
 
 
@@ -497,9 +517,3 @@ def _extension_atoms(atom_s2: torch.Tensor, atom_p: torch.Tensor, space: RegionS
     ext = torch.zeros(db, 2 * k, dtype=torch.bool, device=p.device)
     ext.scatter_(1, chosen, defined.gather(1, chosen))
     return ext
-
-
-def _step(beams: Beams, region_sums, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, totals) -> Beams:
-    """One step of the beam search: every beam formula joined with every extension atom."""
-    x, x_p, shift = space.beam_concept_sums(region_sums, beams.words)  # [Db, B, K]
-    return extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds, totals=totals)

@@ -10,6 +10,8 @@ winners exactly (ops.select_labels: exact AUC, length, canonical text, one label
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .. import ops
@@ -23,6 +25,37 @@ from .params import SearchParams
 
 NEG_INF = float("-inf")
 AND, OR = 1, 2  # history op codes (0: the first atom)
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """What the beam search may build and keep beyond SearchParams: INVERT's (the default) or Mu & Andreas'.
+
+    Attributes:
+        first_negated: ~c may start a formula (INVERT: yes; Mu & Andreas: formulas start with a concept).
+        or_negated: b | ~c is a candidate (INVERT: yes; Mu & Andreas' operators are OR, AND, AND NOT).
+        keep_unchanged: a candidate whose mask equals its beam formula's stays in the pool (INVERT drops
+            it; Mu & Andreas keep b & c where c covers b, as a longer formula of equal score).
+        all_sizes: every mask size is admissible, 0 <= P <= N (else SearchParams.size_bounds).
+        every_atom: every atom extends, also those of empty or full concepts (else only 0 < P < N).
+        penalty: subtracted from the score once per atom beyond the first, compared exactly (>= 0).
+    """
+
+    first_negated: bool = True
+    or_negated: bool = True
+    keep_unchanged: bool = False
+    all_sizes: bool = False
+    every_atom: bool = False
+    penalty: float = 0.0
+
+    @property
+    def flags(self) -> int:
+        """beam_step_select's flags (csrc/beam_step_select.h)."""
+        return (ops.KEEP_UNCHANGED if self.keep_unchanged else 0) | (0 if self.or_negated else ops.NO_NEGATED_OR)
+
+
+INVERT = Grammar()
+MU_ANDREAS = Grammar(first_negated=False, or_negated=False, keep_unchanged=True, all_sizes=True, every_atom=True)
 
 
 class RegionSpace:
@@ -213,7 +246,8 @@ class Beams:
 
     Attributes:
         hist: [Db, B, L] int64 extension histories (-1 padding); ntok: [Db, B] tokens used.
-        s2, pos: [Db, B] int64 doubled rank sum and size of each beam formula's mask.
+        s2, pos: [Db, B] int64 statistic (AUROC: doubled rank sum) and size of each beam formula's mask.
+        length: [Db, B] int64 canonical length (atoms) of each beam formula.
         words: [Db, B, ceil(G / 64)] int64 bit-packed region masks (padding bits 0);
         valid: [Db, B] bool (False: empty slot).
     """
@@ -223,6 +257,7 @@ class Beams:
         self.g = g
         self.hist = torch.full((db, B, L), -1, dtype=torch.int64, device=dev)
         self.ntok = z.clone()
+        self.length = z.clone()
         self.s2, self.pos = z, z.clone()
         self.words = torch.zeros(db, B, num_words(g), dtype=torch.int64, device=dev)
         self.valid = torch.zeros(db, B, dtype=torch.bool, device=dev)
@@ -238,6 +273,7 @@ class Beams:
             j_t = win[d_t, r_t]
             beams.hist[d_t, r_t, 0] = j_t
             beams.ntok[d_t, r_t] = 1
+            beams.length[d_t, r_t] = 1
             beams.s2[d_t, r_t] = atom_s2[d_t, j_t]
             beams.pos[d_t, r_t] = atom_p[j_t]
             beams.words[d_t, r_t] = space.atom_words[j_t]
@@ -294,15 +330,15 @@ def select_winners(
     return win, win_s, win_p, lens
 
 
-def step_chooser(space: RegionSpace, params: SearchParams, hist, ntok, words, db: int, totals=None):
+def step_chooser(space: RegionSpace, params: SearchParams, hist, ntok, words, db: int, totals=None, penalty=0.0):
     """choose() for pool columns of beams with histories hist [Db or 1, Bb, T], ntok, words (ops.select_step);
-    totals: [Db] the neurons' statistic totals (None: AUROC's)."""
+    totals: [Db] the neurons' statistic totals (None: AUROC's); penalty: per atom beyond the first."""
     code = params.scorer.code
 
     def choose(d_t, cols, s2, p, B):
         return ops.select_step(
             d_t, cols, s2, p, hist, ntok, words, space.atom_words, space.atom_text, space.atom_offsets,
-            space.k, space.n, params.sign, B, params.distinct, db, totals, code,
+            space.k, space.n, params.sign, B, params.distinct, db, totals, code, penalty,
         )  # fmt: skip
 
     return choose
@@ -364,7 +400,18 @@ def atom_chooser(space: RegionSpace, params: SearchParams, db: int, totals=None)
 
 
 def extend(
-    beams: Beams, x, x_p, shift, space: RegionSpace, s2_c, ext, params: SearchParams, bounds, out=None, totals=None
+    beams: Beams,
+    x,
+    x_p,
+    shift,
+    space: RegionSpace,
+    s2_c,
+    ext,
+    params: SearchParams,
+    bounds,
+    out=None,
+    totals=None,
+    grammar: Grammar = INVERT,
 ) -> Beams:
     """The best `out` (default B) formulas of the pool: every beam formula, and every beam formula joined
     with every allowed atom by AND and OR (candidates not admissible or leaving the beam's mask unchanged
@@ -376,7 +423,7 @@ def extend(
             formula AND every concept (RegionSpace.beam_concept_sums); s2_c: [Db, K] concept statistics;
             ext: [Db, 2K] bool atoms allowed to extend; bounds: admissible sizes (p_lo, p_hi).
             totals: [Db] int64 the neurons' statistic totals (None: AUROC's N (N + 1)); the objective is
-            params.scorer.
+            params.scorer. grammar: INVERT's, or Mu & Andreas' (its flags and length penalty).
 
     Returns:
         Beams of `out` slots (histories, sums, masks of the winners).
@@ -410,12 +457,15 @@ def extend(
             kk,
             None if totals is None else pick(totals),
             code,
+            pick(beams.length) if grammar.penalty > 0 else None,
+            grammar.penalty,
+            grammar.flags,
         )
         counts = indptr.diff()
         return torch.repeat_interleave(nd, counts), cols, counts, valid, s2, p
 
-    choose = step_chooser(space, params, beams.hist, beams.ntok, beams.words, db, totals)
-    win, win_s, win_p, _ = select_winners(gather, choose, db, space, params, B)
+    choose = step_chooser(space, params, beams.hist, beams.ntok, beams.words, db, totals, grammar.penalty)
+    win, win_s, win_p, lens = select_winners(gather, choose, db, space, params, B)
     out = Beams(db, B, beams.hist.shape[2], beams.g, dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
     if d_t.numel():
@@ -428,6 +478,7 @@ def extend(
         hist[new, nt[new]] = (op[new] + 1) * (2 * k) + a[new]
         out.hist[d_t, r_t] = hist
         out.ntok[d_t, r_t] = nt + (~is_old).long()
+        out.length[d_t, r_t] = lens[d_t, r_t]
         out.s2[d_t, r_t] = win_s[d_t, r_t]
         out.pos[d_t, r_t] = win_p[d_t, r_t]
         out.valid[d_t, r_t] = True

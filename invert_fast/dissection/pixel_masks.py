@@ -154,6 +154,19 @@ class PixelMasks:
 
         return f.evaluate(atom)
 
+    def pixel_concepts(self, max_memory: int = 2**28) -> ConceptSet:
+        """The concepts over every pixel of every image as samples (pixel p of image i is sample
+        i * H * W + p), for searches in region space (compositional explanations); built in blocks of
+        concepts whose unpacked masks fit max_memory bytes."""
+        n, k, _ = self.words.shape
+        hw, total = self.n_pixels, self.n_images * self.n_pixels
+        bits = torch.empty(k, num_words(total), dtype=torch.int64, device=self.words.device)
+        step = max(1, max_memory // max(1, 2 * total))
+        for k0 in range(0, k, step):
+            block = unpack_bits(self.words[:, k0 : k0 + step], hw)  # [N, kc, H * W]
+            bits[k0 : k0 + step] = pack_bits(block.permute(1, 0, 2).reshape(-1, total))
+        return ConceptSet.from_bits(bits, total, self.names, self.descriptions)
+
     def image_labels(self) -> torch.Tensor:
         """[N, K] bool: which images hold any pixel of each concept (the image-level view of the masks)."""
         return (self.words != 0).any(2)

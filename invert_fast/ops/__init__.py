@@ -7,6 +7,8 @@ on the first call (library.load), so the rest of the package imports without it.
 
 from .library import built_with_cuda, check_device, is_loaded, library, load
 from .operators import (
+    KEEP_UNCHANGED,
+    NO_NEGATED_OR,
     and_popcount,
     beam_step_select,
     bits_transpose,
@@ -30,6 +32,8 @@ from .operators import (
 from .pool import PoolLayout
 
 __all__ = [
+    "KEEP_UNCHANGED",
+    "NO_NEGATED_OR",
     "PoolLayout",
     "and_popcount",
     "beam_step_select",

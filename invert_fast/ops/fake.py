@@ -83,8 +83,9 @@ def register() -> None:
 
     @reg("invert_fast::beam_step_select")
     def _beam_step_select(
-        x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k, totals, objective
-    ):
+        x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k, totals, objective,
+        beam_len, penalty, flags,
+    ):  # fmt: skip
         return _selected(x, x.shape[0])
 
     @reg("invert_fast::pair_step_select")
@@ -139,6 +140,7 @@ def register() -> None:
         D,
         totals,
         objective,
+        penalty,
     ):
         return neuron.new_empty((D, B), dtype=torch.int64), neuron.new_empty((D, B), dtype=torch.int64)
 

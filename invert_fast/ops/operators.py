@@ -210,8 +210,9 @@ def objective_totals(totals, db: int, n: int, device) -> torch.Tensor:
 
 
 def beam_step_select(
-    x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k, totals=None, objective=0
-):
+    x, x_p, shift, beam_s, beam_p, beam_valid, conc_s, conc_p, ext, n, p_lo, p_hi, sign, k, totals=None, objective=0,
+    beam_len=None, penalty=0.0, flags=0,
+):  # fmt: skip
     """Score one beam-search step's pool and keep each neuron's best columns; see csrc/beam_step_select.h.
 
     Args:
@@ -223,6 +224,8 @@ def beam_step_select(
         n: samples; p_lo, p_hi: admissible mask sizes; sign: +1.0 (positive mode) or -1.0; k: >= 1.
         totals: [Db] int64 each neuron's statistic over all samples (None: AUROC's N (N + 1));
         objective: the objective's code (core/objectives.py, csrc/objective.h; 0: AUROC).
+        beam_len: [Db, B] int64 atoms of each beam formula (read with a penalty); penalty: >= 0 per atom
+            beyond the first; flags: KEEP_UNCHANGED | NO_NEGATED_OR (csrc/beam_step_select.h), 0 for INVERT.
 
     Returns:
         indptr [Db + 1], cols [M] (pool columns: (b * 2 + op) * 2K + atom, then B * 4K + b for the
@@ -249,7 +252,13 @@ def beam_step_select(
         int(k),
         totals,
         int(objective),
+        beam_len if beam_len is not None else x.new_empty(0, dtype=torch.int64),
+        float(penalty),
+        int(flags),
     )
+
+
+KEEP_UNCHANGED, NO_NEGATED_OR = 1, 2  # beam_step_select's flags (csrc/beam_step_select.h)
 
 
 def pair_step_select(x, x_p, shift, conc_s, conc_p, n, p_lo, p_hi, sign, k, totals=None, objective=0):
@@ -388,6 +397,7 @@ def select_step(
     D,
     totals=None,
     objective=0,
+    penalty=0.0,
 ):
     """Each neuron's best B formulas among the kept columns of a beam-step pool, in the search's exact
     order; see csrc/select_step.h. Runs on the CPU (the kept columns are few); results on neuron's device.
@@ -397,6 +407,7 @@ def select_step(
         beam_hist: [Db or 1, Bb, T] int64 beam histories; beam_ntok: [Db or 1, Bb] tokens used;
         beam_words: [Db or 1, Bb, W] packed region masks; atom_words: [2K, W]; atom_text, atom_offsets:
         the 2K atom texts (CPU). k: K concepts; n, sign, B, distinct, D, totals, objective: as select_labels.
+        penalty: >= 0, scores compared as score - penalty * (length - 1), exactly.
 
     Returns:
         winners [D, B] int64 indices into the M candidates best first (-1 padding), lengths [D, B] int64.
@@ -405,8 +416,9 @@ def select_step(
     cpu = [t.cpu() for t in (neuron, cols, s2, p, beam_hist, beam_ntok, beam_words, atom_words)]
     tt = objective_totals(totals, int(D), int(n), "cpu").cpu()
     w, lens = library().select_step(
-        *cpu, atom_text, atom_offsets, int(k), int(n), float(sign), int(B), bool(distinct), int(D), tt, int(objective)
-    )
+        *cpu, atom_text, atom_offsets, int(k), int(n), float(sign), int(B), bool(distinct), int(D), tt, int(objective),
+        float(penalty),
+    )  # fmt: skip
     return w.to(dev), lens.to(dev)
 
 
