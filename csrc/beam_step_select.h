@@ -63,10 +63,13 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
 
 constexpr int64_t kKeepUnchanged = 1, kNoNegatedOr = 2;
 
-// The relaxed threshold of penalized scores: a few ulps below thr (each float is rounded twice).
-INVERT_FAST_HD inline double penalized_threshold(double thr, double penalty) {
-  return penalty > 0 ? thr - 0x1p-44 * (1 + fabs(thr)) : thr;
+// The relaxed threshold where floats may misorder near-equal exact scores (penalized scores round twice;
+// AUPRC's rationals pass 2^53): a few ulps below thr, so no candidate reaching the k-th best exact score
+// is dropped; the exact selection decides among the few extra.
+INVERT_FAST_HD inline bool relaxes_threshold(double penalty, int64_t objective) {
+  return penalty > 0 || inexact_floats(objective);
 }
+INVERT_FAST_HD inline double relaxed_threshold(double thr) { return thr - 0x1p-44 * (1 + fabs(thr)); }
 
 inline void check_beam_step_inputs(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,

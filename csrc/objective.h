@@ -10,6 +10,11 @@
 //   0     auroc  doubled mid-rank sum S2              N (N + 1)       (S2 - P (P + 1)) / (2 P (N - P))
 //   1     iou    |T & M|, T the neuron's top samples  |T|             S / (|T| + P - S)
 //   2     f1     |T & M|                              |T|             2 S / (|T| + P)
+//   3     auprc  |T & M|                              |T|             (N S^2 + P |T| (|T| - S)) / (N P |T|)
+//
+// AUPRC's numerator and denominator pass 2^53, so its float is not always the correctly rounded value
+// (core/objectives.py limits N so they stay below 2^63): compare_scores decides by floats only where they
+// are far apart, and the kernels relax their thresholds for it (relaxed_threshold, beam_step_select.h).
 //
 // A new objective is a struct with a static score() below, one case in Objective::score and its
 // Python class (core/objectives.py) with the same code. Every comparison of the search goes through
@@ -62,7 +67,19 @@ struct F1 {
   }
 };
 
-constexpr int64_t kObjectives = 3;
+// Average precision of the binary score M against T (scikit-learn's average_precision_score):
+// P R + (1 - R) |T| / N with P = S / P, R = S / |T|.
+struct Auprc {
+  static constexpr int64_t kCode = 3;
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t n, int64_t t) {
+    return t > 0 && p > 0 ? make_score(n * s * s + p * t * (t - s), n * p * t) : make_score(0, 1);
+  }
+};
+
+constexpr int64_t kObjectives = 4;
+
+// Objectives whose float value may not be the correctly rounded rational (see above).
+INVERT_FAST_HD inline bool inexact_floats(int64_t code) { return code == Auprc::kCode; }
 
 // One neuron's objective: which one, the samples N, and the neuron's statistic total.
 struct Objective {
@@ -73,6 +90,8 @@ struct Objective {
         return Iou::score(s, p, n, total);
       case F1::kCode:
         return F1::score(s, p, n, total);
+      case Auprc::kCode:
+        return Auprc::score(s, p, n, total);
       default:
         return Auroc::score(s, p, n, total);
     }
@@ -83,9 +102,11 @@ struct Objective {
 INVERT_FAST_HD inline Score mask_auc(int64_t s2, int64_t p, int64_t n) { return Auroc::score(s2, p, n, 0); }
 
 // -1, 0 or +1 as a is worse, equal or better than b: higher scores are better for sign > 0, lower for sign < 0.
+// Floats decide where they are more than 2^-50 apart relatively (far beyond any rounding of num / den, even
+// of numerators and denominators past 2^53); closer ones, exact cross products.
 INVERT_FAST_HD inline int compare_scores(const Score& a, const Score& b, double sign) {
   int c = 0;
-  if (a.value != b.value) {
+  if (fabs(a.value - b.value) > 0x1p-50 * fmax(fabs(a.value), fabs(b.value))) {
     c = a.value > b.value ? 1 : -1;
   } else {
     const __int128 l = static_cast<__int128>(a.num) * b.den, r = static_cast<__int128>(b.num) * a.den;

@@ -55,6 +55,9 @@ TORCH_LIBRARY(invert_fast, m) {
       "select_step(Tensor neuron, Tensor cols, Tensor s2, Tensor p, Tensor beam_hist, Tensor beam_ntok, "
       "Tensor beam_words, Tensor atom_words, Tensor atom_text, Tensor atom_offsets, int K, int n, float sign, int B, "
       "bool distinct, int D, Tensor totals, int objective, float penalty) -> (Tensor, Tensor)");
+  m.def(
+      "region_moments(Tensor x, Tensor region_of, int G, Tensor cut, bool strict) -> (Tensor, Tensor, Tensor, "
+      "Tensor)");
   m.def("built_with_cuda() -> bool", &built_with_cuda);
 }
 

@@ -109,8 +109,8 @@ def explain_reference(
 
 
 def overlap_score(values, objective, alpha):
-    """score(values, mask) -> the Fraction IoU or F1 of mask against the top samples of values (None for
-    an empty or full mask), written out plainly."""
+    """score(values, mask) -> the Fraction IoU, F1 or AUPRC of mask against the top samples of values
+    (None for an empty or full mask), written out plainly."""
     n = len(values)
     if alpha == "support":
         top = [v > 0 for v in values]
@@ -125,9 +125,42 @@ def overlap_score(values, objective, alpha):
             return None
         i = sum(1 for t, b in zip(top, mask, strict=True) if t and b)
         t = sum(top)
+        if objective == "auprc":  # P R + (1 - R) T / N
+            return Fraction(i, p) * Fraction(i, t) + (1 - Fraction(i, t)) * Fraction(t, n) if t else Fraction(0)
         return Fraction(i, t + p - i) if objective == "iou" else Fraction(2 * i, t + p)
 
     return score
+
+
+def metrics_reference(values, mask, alpha):
+    """The five label metrics of core/metrics.py, written out plainly: IoU, F1 and AUPRC as Fractions of
+    counts, correlation and cosine from exact Fraction sums of the values (a float square root last).
+
+    Args:
+        values: [N] numbers (one neuron); mask: [N] bools; alpha: T's share or "support".
+    """
+    n = len(values)
+    if alpha == "support":
+        top = [v > 0 for v in values]
+    else:
+        m = min(n, max(1, math.ceil(alpha * n)))
+        cut = sorted(values, reverse=True)[m - 1]
+        top = [v >= cut for v in values]
+    s = sum(1 for t, b in zip(top, mask, strict=True) if t and b)
+    p, t = sum(mask), sum(top)
+    union = t + p - s
+    out = {"iou": Fraction(s, union) if union else Fraction(0), "f1": Fraction(2 * s, t + p) if t + p else Fraction(0)}
+    # scikit-learn's average precision of the binary score: P R + (1 - R) T / N
+    out["auprc"] = Fraction(s, p) * Fraction(s, t) + (1 - Fraction(s, t)) * Fraction(t, n) if t and p else None
+    a = [Fraction(v) for v in values]
+    sm = sum((v for v, b in zip(a, mask, strict=True) if b), Fraction(0))
+    mean = sum(a, Fraction(0)) / n
+    ss = sum(((v - mean) ** 2 for v in a), Fraction(0))
+    den = ss * p * (n - p) / n
+    out["correlation"] = float(sm - p * mean) / math.sqrt(den) if den else None
+    norm2 = sum((v * v for v in a), Fraction(0))
+    out["cosine"] = float(sm) / math.sqrt(norm2 * p) if norm2 and p else None
+    return out
 
 
 def exact_reference(activations, labels, names, L, B, min_fraction=0.0, max_fraction=0.5, mode="positive"):

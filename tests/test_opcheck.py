@@ -73,6 +73,7 @@ def samples(device):
         "and_popcount": (t(torch.randint(-(2**40), 2**40, (5, 3, 2), generator=g)), t(torch.randint(-(2**40), 2**40, (5, 4, 2), generator=g))),
         "upsample_threshold": (t(maps), t(torch.full((3,), 0.7)), 9, 11),
         "top_values": (t(maps), t(torch.zeros(3, 0)), 7),
+        "region_moments": (t(torch.nan_to_num(x, posinf=3.0, neginf=-3.0)), t(space.regions.region_of), space.regions.num_regions, t(torch.tensor([3.0, 1.0, 2.0], dtype=torch.float64)), False),
         "formula_texts": (hist, atom_text, atom_offsets),
         "select_labels": (
             torch.tensor([0, 0, 1]), torch.tensor([40, 50, 30]), torch.tensor([3, 4, 2]), hist,

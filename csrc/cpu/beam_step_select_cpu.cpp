@@ -81,7 +81,8 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
         score[pool_beam_column(b, B, K)] = scored(sb, pb, row.valid, len - 1);
       }
       valid[d] = top.finite;
-      const double thr = top.full() ? penalized_threshold(top.threshold(), penalty) : top.threshold();
+      const double thr =
+          top.full() && relaxes_threshold(penalty, objective) ? relaxed_threshold(top.threshold()) : top.threshold();
       for (int64_t j = 0; j < C; ++j) {
         if (score[j] >= thr) {
           cols[d].push_back(j);

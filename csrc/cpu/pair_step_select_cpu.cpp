@@ -17,20 +17,23 @@ namespace {
 
 // Keeps the candidates scoring at least the k-th best distinct value seen so far (ties included): the
 // buffer is purged of entries below the threshold whenever it grows past a few times k.
+// relax: the threshold lowered by a few ulps where floats may misorder (relaxed_threshold).
 struct TopStream {
   DistinctTop top;
+  bool relax;
   std::vector<std::pair<double, int64_t>> buf;
 
-  explicit TopStream(int64_t k) : top{k} {}
+  TopStream(int64_t k, bool relax_) : top{k}, relax(relax_) {}
+  double threshold() const { return relax && top.full() ? relaxed_threshold(top.threshold()) : top.threshold(); }
   void push(double score, int64_t col) {
     if (score == -INFINITY) return;
     top.push(score);
-    if (score < top.threshold()) return;
+    if (score < threshold()) return;
     buf.emplace_back(score, col);
     if (static_cast<int64_t>(buf.size()) > 8 * top.k + 256) cut();
   }
   void cut() {
-    const double thr = top.threshold();
+    const double thr = threshold();
     buf.erase(std::remove_if(buf.begin(), buf.end(), [&](const auto& e) { return e.first < thr; }), buf.end());
   }
 };
@@ -55,7 +58,7 @@ SelectResult pair_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
   std::vector<int64_t> valid(static_cast<size_t>(D));
   at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {
     for (int64_t d = d0; d < d1; ++d) {
-      TopStream top(k);
+      TopStream top(k, inexact_floats(objective));
       const int64_t* sd = cs_ + d * K;
       const Objective obj{objective, n, tt_[d]};
       const int64_t total = obj.total;

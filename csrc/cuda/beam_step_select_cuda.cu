@@ -102,7 +102,7 @@ SelectResult beam_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
     return {at::zeros({D + 1}, x.options()), at::empty({0}, x.options()), at::empty({0}, score.options()),
             at::zeros({D}, x.options()),     at::empty({0}, x.options()), at::empty({0}, x.options())};
   }
-  const KeptColumns kept = keep_top_columns(score, k, penalty);
+  const KeptColumns kept = keep_top_columns(score, k, relaxes_threshold(penalty, objective));
   const at::Tensor& where = kept.where;
   const int64_t M = where.size(0);
   at::Tensor s_out = at::empty({M}, x.options()), p_out = at::empty({M}, x.options());

@@ -43,10 +43,10 @@ struct KeptColumns {
   at::Tensor hit, where, indptr, valid;
 };
 
-// penalty > 0: the threshold is relaxed by a few ulps (penalized_threshold, beam_step_select.h), as on the CPU.
-inline KeptColumns keep_top_columns(const at::Tensor& score, int64_t k, double penalty = 0) {
+// relax: the threshold lowered by a few ulps (relaxed_threshold, beam_step_select.h), as on the CPU.
+inline KeptColumns keep_top_columns(const at::Tensor& score, int64_t k, bool relax = false) {
   at::Tensor thr = kth_distinct_threshold(score, k);
-  if (penalty > 0) {
+  if (relax) {
     const double lowest = -std::numeric_limits<double>::max();
     thr = at::where(thr.gt(lowest), at::sub(thr, at::mul(at::add(at::abs(thr), 1), 0x1p-44)), thr);
   }

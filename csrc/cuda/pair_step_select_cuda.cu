@@ -86,7 +86,7 @@ SelectResult pair_step_select_cuda(const at::Tensor& x, const at::Tensor& x_p, i
       cs.const_data_ptr<int64_t>(), cp.const_data_ptr<int64_t>(), tt.const_data_ptr<int64_t>(),
       score.data_ptr<double>(), D, K, n, p_lo, p_hi, sign, objective);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const KeptColumns kept = keep_top_columns(score, k);
+  const KeptColumns kept = keep_top_columns(score, k, inexact_floats(objective));
   const at::Tensor& where = kept.where;
   const int64_t M = where.size(0);
   at::Tensor s_out = at::empty({M}, x.options()), p_out = at::empty({M}, x.options());

@@ -283,6 +283,7 @@ def cmd_explain(args) -> int:
         max_memory=args.max_memory,
         groups=load_array(args.groups, args.groups_key, "groups") if args.groups is not None else None,
         max_work=args.max_work,
+        metrics=args.metrics,
     )
     rank, world, gather, device = distributed_context()
     if world > 1 or args.checkpoint is not None or isinstance(acts, NeuronStore):
@@ -677,6 +678,13 @@ def parser() -> argparse.ArgumentParser:
         type=int_at_least(1),
         default=None,
         help="candidate evaluations the exact search or --certify may do (default: no limit)",
+    )
+    e.add_argument(
+        "--metrics",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the columns iou, f1, auprc, correlation, cosine on every label (against the top samples at --alpha); "
+        "--no-metrics leaves them empty and skips their cost (default on)",
     )
     e.add_argument("--device", default=None, help="cpu or cuda (default: cpu, or each rank's GPU under torchrun)")
     e.add_argument(

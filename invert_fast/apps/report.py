@@ -198,6 +198,13 @@ def certification_note(res: Explanations) -> str:
     )
 
 
+METRIC_COLUMNS = ("iou", "f1", "auprc", "correlation", "cosine")  # core/metrics.py, on every label
+
+
+def _fmt_metric(v: float) -> str:
+    return "—" if math.isnan(v) else f"{v:.3f}"
+
+
 def _neuron_section(layer: LayerReport, d: int) -> str:
     exps = layer.labels[d]
     name = layer.neuron_names.get(d, "")
@@ -207,7 +214,9 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
     e = exps[0]
     rows = "".join(
         f"<tr><td>{x.rank}</td><td><code>{html.escape(str(x.formula))}</code></td><td>{x.auc:.4f}</td>"
-        f"<td>{_fmt_p(x)}</td><td>{_fmt_p_search(x)}</td><td>{x.concept_fraction:.1%}</td></tr>"
+        f"<td>{_fmt_p(x)}</td><td>{_fmt_p_search(x)}</td><td>{x.concept_fraction:.1%}</td>"
+        + "".join(f"<td>{_fmt_metric(getattr(x, c))}</td>" for c in METRIC_COLUMNS)
+        + "</tr>"
         for x in exps
     )
     parts = [
@@ -243,7 +252,9 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
     if notes:
         parts.append("<ul class='desc'>" + "".join(notes) + "</ul>")
     parts.append(
-        "<table><tr><th>rank</th><th>formula</th><th>AUC</th><th>p</th><th>p (search)</th><th>fraction</th></tr>"
+        "<table><tr><th>rank</th><th>formula</th><th>AUC</th><th>p</th><th>p (search)</th><th>fraction</th>"
+        + "".join(f"<th>{html.escape(c)}</th>" for c in METRIC_COLUMNS)
+        + "</tr>"
         f"{rows}</table></section>"
     )
     return "".join(parts)

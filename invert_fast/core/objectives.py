@@ -8,6 +8,7 @@ objective's `code`). An objective owns:
   (so a mask's S is |T & M|); a complement's statistic is the neuron's `total` minus the mask's;
 - its exact score, a rational num / den of integers computed as one correctly rounded float64 division:
   AUROC = (S2 - P (P + 1)) / (2 P (N - P)); IoU = S / (|T| + P - S); F1 = 2 S / (|T| + P);
+  AUPRC = (N S^2 + P |T| (|T| - S)) / (N P |T|) (scikit-learn's average precision of the binary score);
 - its order and ties: higher is better (AUROC in "negative" mode: lower, its ranks mirrored); equal
   floats are compared by exact cross products; then the search's own ties (shorter formula, then text);
 - its bound for exact search and certification (AUROC's knapsack bound over sorted region ranks,
@@ -122,6 +123,28 @@ class F1(_TopOverlap):
         return 2 * s, _nonzero(total + p)
 
 
+class Auprc(_TopOverlap):
+    """Average precision of the binary score M against T, as scikit-learn's average_precision_score(T, M):
+    P R + (1 - R) |T| / N = (N S^2 + P |T| (|T| - S)) / (N P |T|), 0 where T or M is empty. Its numerator
+    and denominator reach 2 N^3: searches need N^3 < 2^62 (AUPRC_MAX_N), and the kernels compare its
+    near-equal floats exactly (csrc/objective.h)."""
+
+    name = "auprc"
+    code = 3  # csrc/objective.h: Auprc::kCode
+
+    @staticmethod
+    def rational(s, p, n, total):
+        t = total
+        num, den = n * s * s + p * t * (t - s), n * p * t
+        if isinstance(den, torch.Tensor):
+            empty = den == 0
+            return torch.where(empty, 0, num), torch.where(empty, 1, den)
+        return (0, 1) if den == 0 else (num, den)
+
+
+AUPRC_MAX_N = 1_664_510  # the largest N with N^3 < 2^62: AUPRC's rational stays within int64
+
+
 def _nonzero(den):
     """A denominator with 0 (an empty union: the numerator is 0 too) made 1, so the score is 0."""
     if isinstance(den, torch.Tensor):
@@ -136,7 +159,7 @@ def _compare(a, b) -> int:
 
 
 AUROC, IOU = Auroc, Iou
-OBJECTIVES = {o.name: o for o in (Auroc, Iou, F1)}
+OBJECTIVES = {o.name: o for o in (Auroc, Iou, F1, Auprc)}
 
 
 def objective(name: str):

@@ -45,10 +45,10 @@ class SearchParams:
         seed: seed of the permutations' CPU generator.
         search: "beam" (INVERT's beam search) or "exact" (the best formulas of at most L <= 3 atoms).
         certify: add each neuron's bound on the best AUC any formula of <= L atoms reaches (L <= 3).
-        objective: what a label maximizes (core/objectives.py): "auroc" (INVERT), "iou" or "f1" (overlap
-            with the neuron's top samples T).
-        alpha: T's share of the samples for "iou" and "f1" (the ceil(alpha N) largest activations, ties
-            at the cutoff included), or "support" (activations > 0); unused by "auroc".
+        objective: what a label maximizes (core/objectives.py): "auroc" (INVERT), "iou", "f1" or "auprc"
+            (overlap with the neuron's top samples T).
+        alpha: T's share of the samples (the ceil(alpha N) largest activations, ties at the cutoff
+            included), or "support" (activations > 0): the overlap objectives' T and every label's metrics.
 
     Example:
         >>> SearchParams(L=2, B=5, min_fraction=0.02).size_bounds(1000)
@@ -92,12 +92,13 @@ class SearchParams:
         "best label reaches it (columns bound, certified); costs an exact search",
     )  # fmt: skip
     objective: str = _option(
-        "auroc", "what a label maximizes: auroc (INVERT); iou or f1: overlap with the neuron's top samples (--alpha)",
+        "auroc", "what a label maximizes: auroc (INVERT); iou, f1 or auprc: overlap with the neuron's top samples "
+        "(--alpha)",
         choices=tuple(OBJECTIVES),
     )  # fmt: skip
     alpha: float | str = _option(
-        0.005, "the top samples' share for --objective iou / f1 (ties at the cutoff included), or 'support' "
-        "(activations > 0)", type=lambda text: text if text == "support" else float(text),
+        0.005, "the top samples' share (ties at the cutoff included), or 'support' (activations > 0): T of "
+        "--objective iou / f1 / auprc and of every label's iou, f1, auprc columns", type=lambda text: text if text == "support" else float(text),
     )  # fmt: skip
 
     def __post_init__(self):

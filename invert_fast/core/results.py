@@ -31,6 +31,11 @@ SCHEMA = (
     ("p_value_search", float),
     ("bound", float),
     ("certified", bool),
+    ("iou", float),
+    ("f1", float),
+    ("auprc", float),
+    ("correlation", float),
+    ("cosine", float),
     ("definitions", str),
 )
 COLUMNS = tuple(c for c, _ in SCHEMA)
@@ -61,6 +66,9 @@ class Explanation:
             "negative" mode) any admissible formula of at most L atoms reaches: the exact optimum (L <= 3);
             NaN when not asked. A property of the neuron, repeated on each of its rows.
         certified: bound equals the rank-0 AUC, compared exactly (the label is optimal); False when not asked.
+        iou, f1, auprc, correlation, cosine: the label's metrics against the neuron's top samples T (the
+            search's alpha) and activations, whatever the objective (core/metrics.py: definitions, ties,
+            error bounds); NaN where undefined or not computed.
     """
 
     neuron: int
@@ -76,6 +84,11 @@ class Explanation:
     p_value_search: float = math.nan
     bound: float = math.nan
     certified: bool = False
+    iou: float = math.nan
+    f1: float = math.nan
+    auprc: float = math.nan
+    correlation: float = math.nan
+    cosine: float = math.nan
 
 
 @dataclass

@@ -36,7 +36,8 @@ from .auroc import (
 from .bits import unpack_bits
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
-from .objectives import AUROC, top_weights
+from .metrics import METRICS, label_stats
+from .objectives import AUPRC_MAX_N, AUROC, top_weights
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
@@ -76,6 +77,7 @@ def explain(
     certify: bool = False,
     objective: str = "auroc",
     alpha: float | str = 0.005,
+    metrics: bool = True,
     max_work: int | None = None,
     alternative: str = "two-sided",
     adjust: str | None = None,
@@ -124,11 +126,15 @@ def explain(
         certify: add Explanation.bound (the exact best AUC of any admissible formula of <= L atoms, L <= 3)
             and certified (bound equals the rank-0 AUC) for every neuron; costs an exact search.
         objective: what the search maximizes (core/objectives.py): "auroc" (INVERT's AUC, the default),
-            "iou" or "f1" (the label's overlap with the neuron's top samples T, exact rationals of counts;
-            positive mode, beam search, no limit_search). Every label still reports its AUC and
-            p-values; with permutations, p_value_search tests the neuron's best score of the objective.
-        alpha: T for "iou" and "f1": the ceil(alpha N) largest activations, samples tied with the last
-            included; or "support": the activations > 0 (a sparse latent's natural T).
+            "iou", "f1" or "auprc" (the label's overlap with the neuron's top samples T, exact rationals of
+            counts; positive mode, beam search, no limit_search; auprc for N <= 1,664,510). Every label
+            still reports its AUC and p-values; with permutations, p_value_search tests the neuron's best
+            score of the objective.
+        metrics: fill every label's iou, f1, auprc, correlation and cosine (core/metrics.py; about 0.9 ms per
+            neuron at N = 50,000 on 2 CPU cores, benchmarks/RESULTS.md); False leaves them NaN.
+        alpha: T: the ceil(alpha N) largest activations, samples tied with the last included; or
+            "support": the activations > 0 (a sparse latent's natural T). The overlap objectives search by
+            it, and every label's iou, f1, auprc columns measure against it (core/metrics.py).
         max_work: candidate evaluations the exact search (or certify) may do; None: no limit. Past it, a
             ValueError naming the limit.
         alternative: Mann-Whitney alternative for p-values: "two-sided", "greater", "less".
@@ -159,6 +165,8 @@ def explain(
         check_exact(params)
     if max_work is not None:
         max_work = check_positive_int(max_work, "max_work")
+    if not isinstance(metrics, bool | np.bool_):
+        raise TypeError(f"metrics: expected True or False, got {type(metrics).__name__} {metrics!r}")
     if adjust not in ADJUSTMENTS:
         raise ValueError(f"adjust: expected one of {ADJUSTMENTS}, got {adjust!r}")
     cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
@@ -169,6 +177,11 @@ def explain(
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
     if n < 2:
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
+    if params.objective == "auprc" and n > AUPRC_MAX_N:
+        raise ValueError(
+            f"objective: 'auprc' searches need at most {AUPRC_MAX_N:,} samples (its exact rational, up to 2 N^3, "
+            f"must fit in 64 bits), got N = {n:,}; the auprc column of every label has no such limit"
+        )
     groups = permutation_groups(store, params.permutations, groups)
     plan = PermutationPlan(n, params.permutations, params.seed, groups)
     dev = as_device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
@@ -190,6 +203,8 @@ def explain(
     nnz = getattr(x if x is not None else store, "nnz", None)
     per_rank = 12 * n if nnz is None else 40 * -(-nnz // max(d_total, 1)) + 16 * g
     per_neuron = per_rank + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
+    if metrics:  # ops.region_moments' sums, deviations, top counts and nonzero counts per region
+        per_neuron += 32 * g
     if params.search == "exact" or params.certify:
         # The exact search holds every atom AND every concept ([2K, K], packed or with sizes), the pair
         # sums, the atoms' packed masks, and for L = 3 the kept prefixes' masks and sums.
@@ -223,7 +238,7 @@ def explain(
             not isinstance(xb, SparseColumns) and xb.stride(1) != 1
         ):  # a transposed layout is slow to rank (a row per page): one dense copy
             xb = xb.contiguous()
-        per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work, neuron_offset)
+        per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work, neuron_offset, metrics)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
@@ -311,6 +326,7 @@ def explain_batch(
     plan: PermutationPlan | None = None,
     max_work: int | None = None,
     neuron_offset: int = 0,
+    metrics: bool = True,
 ) -> list[list[Explanation]]:
     """The search for one batch of neurons, x [N, Db] contiguous (or SparseColumns) on the space's device; neuron d of the
     batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
@@ -331,8 +347,11 @@ def explain_batch(
         region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
     else:
         region_sums, ties = checked_ranking(lambda v: ranked_region_sums(v, space.regions), x, neuron_offset + d0)
+    # T: the overlap objectives' statistic, and the sparse path's counts for every label's metrics (dense
+    # activations count theirs in ops.region_moments).
+    top = top_weights(x, params.alpha) if scorer.uses_top or isinstance(x, SparseColumns) else None
     if scorer.uses_top:  # searched by the top samples' indicator; the labels' rank sums follow from their masks
-        weights, totals = top_weights(x, params.alpha)
+        weights, totals = top
         stat = region_rank_sums(weights, space.regions)
     else:
         weights, totals, stat = None, None, region_sums
@@ -360,6 +379,10 @@ def explain_batch(
                 hits += _reaches(null, beams, totals, scorer, n)
         p_search = ((1 + hits).double() / (1 + plan.count)).masked_fill(~valid, float("nan"))
         del ranks
+    metric_l = {}
+    if metrics:
+        stats = label_stats(x, beams.words, space.regions, params.alpha, top)
+        metric_l = {name: fn(stats).masked_fill(~valid, float("nan")).tolist() for name, fn in METRICS.items()}
     hist = beams.hist.cpu().tolist()
     auc_l, pos_l, p_l, log_l, ps_l, ok, bound_l, cert_l = (
         t.tolist() for t in (auc_from_rank_sums(s2, pos, n), pos, pvals, log10, p_search, valid, bound, certified)
@@ -387,6 +410,7 @@ def explain_batch(
                         p_value_search=ps_l[d][r],
                         bound=bound_l[d],
                         certified=cert_l[d],
+                        **{name: v[d][r] for name, v in metric_l.items()},
                     )
                 )
             out.append(exps)

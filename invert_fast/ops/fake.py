@@ -105,6 +105,17 @@ def register() -> None:
         n, d = maps.shape[0], maps.shape[1]
         return maps.new_empty((n, d, (H * W + 63) // 64), dtype=torch.int64), maps.new_empty((n, d), dtype=torch.bool)
 
+    @reg("invert_fast::region_moments")
+    def _region_moments(x, region_of, G, cut, strict):
+        d = x.shape[1]
+        f64 = torch.float64
+        return (
+            x.new_empty((G, d), dtype=f64),
+            x.new_empty((G, d), dtype=f64),
+            x.new_empty((G, d), dtype=torch.int64),
+            x.new_empty((3, d), dtype=f64),
+        )
+
     @reg("invert_fast::top_values")
     def _top_values(maps, prev, keep):
         d = maps.shape[1]

@@ -339,6 +339,27 @@ def upsample_threshold(maps: torch.Tensor, thresholds: torch.Tensor, height: int
     return library().upsample_threshold(maps, thresholds, int(height), int(width))
 
 
+def region_moments(x: torch.Tensor, region_of: torch.Tensor, g: int, cut: torch.Tensor, strict: bool):
+    """Per region and neuron, the float64 sums behind the labels' correlation and cosine and the top samples'
+    counts; see csrc/region_moments.h (two passes in sample order, identical on both backends).
+
+    Args:
+        x: [N, D] floating activations; region_of: [N] int64 region of each sample, in [0, g);
+        cut: [D] float64; strict: the top samples are a > cut (True) or a >= cut.
+
+    Returns:
+        (A [g, D] float64 sums of a, Dv [g, D] float64 sums of the deviations from the neuron's mean,
+        T [g, D] int64 top samples, moments [3, D] float64: sum of a, sum of a^2, sum of squared deviations).
+
+    Example:
+        >>> A, Dv, T, m = region_moments(torch.tensor([[1.0], [3.0]]), torch.tensor([0, 0]), 1, torch.tensor([2.0]), False)
+        >>> A.tolist(), T.tolist(), m.flatten().tolist()
+        ([[4.0]], [[1]], [4.0, 10.0, 2.0])
+    """
+    check_device(x, "region_moments")
+    return library().region_moments(x, region_of, int(g), cut, bool(strict))
+
+
 def top_values(maps: torch.Tensor, prev: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Each unit's `keep` largest values over prev and a chunk of maps, descending; see csrc/top_values.h.
 
