@@ -12,23 +12,17 @@ import invert_fast as inv
 from invert_fast.core.objectives import top_samples
 from invert_fast.reference import metrics_reference
 
+from .helpers import objective_case
+
 # Correlation and cosine are float64 sums in sample order: each within gamma_(N-1) sum|a| of the exact sum
 # (u = 2^-53). For N = 300 and values of order 1 the results' relative error stays below 1e-12 (measured:
 # ~1e-15); the rationals (IoU, F1, AUPRC) are compared exactly.
 FLOAT_RTOL = 1e-12
 
 
-def case(seed, n=300, k=6, d=6):
-    g = torch.Generator().manual_seed(seed)
-    dens = torch.tensor([0.02, 0.1, 0.3, 0.05, 0.2, 0.45])[:k]
-    y = (torch.rand(n, k, generator=g) < dens).long()
-    x = torch.randn(n, d, generator=g)
-    x[:, 0] += 2 * y[:, 0]  # a rare concept
-    x[:, 1] = torch.round(x[:, 1] * 2)  # ties
-    x[:, 2] = torch.relu(x[:, 2] - 0.5)  # sparse-like: many zeros
-    x[:, 3] = -torch.relu(x[:, 3])  # nothing positive: "support" leaves T empty
-    x[:, 4] = 100 + 0.01 * x[:, 4]  # a large offset (SS by deviations, not sum of squares)
-    return x, inv.ConceptSet(y, [f"c{i}" for i in range(k)])
+def case(seed, n=300):
+    x, y, names = objective_case(seed, n, d=6)
+    return x, inv.ConceptSet(y, names)
 
 
 def mask_of(formula, cs):

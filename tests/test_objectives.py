@@ -14,6 +14,8 @@ from invert_fast.core.objectives import AUROC, F1, OBJECTIVES, Auprc, Iou, objec
 from invert_fast.core.sparse import SparseColumns
 from invert_fast.reference import explain_reference
 
+from .helpers import objective_case
+
 
 def test_auroc_is_the_rational_of_rank_sums_compared_exactly():
     g = torch.Generator().manual_seed(0)
@@ -121,16 +123,8 @@ def test_sparse_top_weights_equal_the_dense_ones(alpha):
         assert torch.equal(region_rank_sums(sparse_w, cs.regions(), p).long(), want)
 
 
-def _case(seed, n=240, k=6, d=5):
-    g = torch.Generator().manual_seed(seed)
-    dens = torch.tensor([0.02, 0.1, 0.3, 0.05, 0.2, 0.45])[:k]
-    y = (torch.rand(n, k, generator=g) < dens).long()
-    x = torch.randn(n, d, generator=g)
-    x[:, 0] += 2 * y[:, 0]  # a rare concept
-    x[:, 1] = torch.round(x[:, 1] * 2)  # ties
-    x[:, 2] = torch.relu(x[:, 2] - 0.5)  # sparse-like: many zeros
-    x[:, 3] = -torch.relu(x[:, 3])  # nothing positive
-    return x, y, [f"c{i}" for i in range(k)]
+def _case(seed, n=240):
+    return objective_case(seed, n)
 
 
 @pytest.mark.parametrize("objective_name", ["iou", "f1", "auprc"])

@@ -130,11 +130,11 @@ def explain(
             counts; positive mode, beam search, no limit_search; auprc for N <= 1,664,510). Every label
             still reports its AUC and p-values; with permutations, p_value_search tests the neuron's best
             score of the objective.
-        metrics: fill every label's iou, f1, auprc, correlation and cosine (core/metrics.py; about 0.9 ms per
-            neuron at N = 50,000 on 2 CPU cores, benchmarks/RESULTS.md); False leaves them NaN.
         alpha: T: the ceil(alpha N) largest activations, samples tied with the last included; or
             "support": the activations > 0 (a sparse latent's natural T). The overlap objectives search by
             it, and every label's iou, f1, auprc columns measure against it (core/metrics.py).
+        metrics: fill every label's iou, f1, auprc, correlation and cosine (core/metrics.py; about 0.9 ms per
+            neuron at N = 50,000 on 2 CPU cores, benchmarks/RESULTS.md); False leaves them NaN.
         max_work: candidate evaluations the exact search (or certify) may do; None: no limit. Past it, a
             ValueError naming the limit.
         alternative: Mann-Whitney alternative for p-values: "two-sided", "greater", "less".
@@ -332,7 +332,8 @@ def explain_batch(
     batch is numbered d0 + d in the results. With a plan of P > 0 permutations, the same search runs on
     each permutation of the samples (ranks are permuted, not recomputed) for p_value_search; with
     certify, an exact search bounds each neuron's best AUC. The objective (params.scorer) searches by
-    its own per-sample statistic: the ranks for AUROC, the top samples' indicator for IoU and F1."""
+    its own per-sample statistic: the ranks for AUROC, the top samples' indicator for IoU, F1 and AUPRC;
+    with metrics, every label gets its five metrics (core/metrics.py)."""
     n = space.n
     scorer = params.scorer
 
@@ -349,7 +350,7 @@ def explain_batch(
         region_sums, ties = checked_ranking(lambda v: ranked_region_sums(v, space.regions), x, neuron_offset + d0)
     # T: the overlap objectives' statistic, and the sparse path's counts for every label's metrics (dense
     # activations count theirs in ops.region_moments).
-    top = top_weights(x, params.alpha) if scorer.uses_top or isinstance(x, SparseColumns) else None
+    top = top_weights(x, params.alpha) if scorer.uses_top or (metrics and isinstance(x, SparseColumns)) else None
     if scorer.uses_top:  # searched by the top samples' indicator; the labels' rank sums follow from their masks
         weights, totals = top
         stat = region_rank_sums(weights, space.regions)
