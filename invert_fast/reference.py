@@ -163,16 +163,28 @@ def metrics_reference(values, mask, alpha):
     return out
 
 
-def exact_reference(activations, labels, names, L, B, min_fraction=0.0, max_fraction=0.5, mode="positive"):
+def exact_reference(
+    activations,
+    labels,
+    names,
+    L,
+    B,
+    min_fraction=0.0,
+    max_fraction=0.5,
+    mode="positive",
+    objective="auroc",
+    alpha=0.005,
+):
     """Brute force: every formula ((a1 op a2) op a3) ... of at most L atoms (c and ~c, op AND / OR),
     one neuron at a time; the B best distinct admissible masks by exact AUC (mode direction), each
-    represented by its shortest formula, then the first in text order.
+    represented by its shortest formula, then the first in text order. objective "iou", "f1" or "auprc"
+    scores by overlap_score with alpha instead.
 
     Args:
         activations: [N][D] numbers; labels: [N][K] 0/1; names: K concept names.
 
     Returns:
-        per neuron, a list of (formula text, length, auc), best first.
+        per neuron, a list of (formula text, length, score), best first.
     """
     from .core.formula import Formula
 
@@ -201,7 +213,8 @@ def exact_reference(activations, labels, names, L, B, min_fraction=0.0, max_frac
     sign = 1 if mode == "positive" else -1
     out = []
     for col in cols:
-        scored = [(-sign * auroc_pairs(col, m), f.length, str(f)) for m, f in rep.items()]
+        score = auroc_pairs if objective == "auroc" else overlap_score(col, objective, alpha)
+        scored = [(-sign * score(col, m), f.length, str(f)) for m, f in rep.items()]
         out.append([(t, length, float(-sign * a)) for a, length, t in sorted(scored)[:B]])
     return out
 

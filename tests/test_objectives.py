@@ -12,7 +12,7 @@ import torch
 import invert_fast as inv
 from invert_fast.core.objectives import AUROC, F1, OBJECTIVES, Auprc, Iou, objective, top_samples, top_weights
 from invert_fast.core.sparse import SparseColumns
-from invert_fast.reference import explain_reference
+from invert_fast.reference import exact_reference, explain_reference
 
 from .helpers import objective_case
 
@@ -173,3 +173,16 @@ def test_a_rare_concept_plus_noise_is_labelled_by_itself_under_iou_f1_auprc_not_
         for o in hits:
             hits[o] += str(inv.explain(x, cs, L=3, B=5, objective=o, alpha=0.01)[0][0].formula) == "c0"
     assert hits["auroc"] == 0 and min(hits["iou"], hits["f1"], hits["auprc"]) >= 8, hits
+
+
+@pytest.mark.parametrize("objective_name", ["iou", "f1", "auprc"])
+def test_exact_search_up_to_two_atoms_by_each_objective_equals_brute_force(objective_name):
+    for seed, (L, B, mf) in enumerate([(1, 3, 0.0), (2, 4, 0.0), (2, 3, 0.02)]):
+        x, y, names = _case(10 + seed, n=160)
+        cs = inv.ConceptSet(y, names)
+        res = inv.explain(x, cs, L=L, B=B, min_fraction=mf, search="exact", objective=objective_name, alpha=0.05)
+        ref = exact_reference(x.tolist(), y.tolist(), names, L, B, min_fraction=mf, objective=objective_name,
+                              alpha=0.05)  # fmt: skip
+        for d in range(x.shape[1]):
+            assert [str(e.formula) for e in res[d]] == [f for f, _, _ in ref[d]], (seed, d)
+            assert all(math.isnan(e.bound) and not e.certified for e in res[d])  # bound: AUROC's alone

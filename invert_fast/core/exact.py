@@ -55,11 +55,13 @@ def exact_search(
     top: int | None = None,
     floor: tuple[torch.Tensor, torch.Tensor] | None = None,
     max_work: int | None = None,
+    totals: torch.Tensor | None = None,
 ) -> Beams:
     """The `top` (default B) best distinct formulas of at most L <= 3 atoms of a batch of neurons.
 
     Args:
-        region_sums: [G, Db] doubled rank sums per region.
+        region_sums: [G, Db] per-region statistics of params.scorer (AUROC: doubled rank sums; the other
+            objectives, L <= 2 only: their statistic, with totals [Db] each neuron's over all samples).
         space, params: the search's (params.L <= 3).
         top: labels per neuron.
         floor: optional (s2 [Db], p [Db]) of a formula each neuron is known to reach (e.g. the beam's best),
@@ -74,17 +76,18 @@ def exact_search(
     db = region_sums.shape[1]
     dev = region_sums.device
     s2_c = space.concept_sums(region_sums).t()  # [Db, K]
-    atom_s2 = torch.cat([s2_c, n * (n + 1) - s2_c], 1)  # [Db, 2K]
+    total = params.scorer.total(n) if totals is None else totals.unsqueeze(1)
+    atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
     defined = (atom_p > 0) & (atom_p < n)
     bounds = params.size_bounds(n)
     sign = params.sign
     if params.L == 1 or k == 0:
-        return _atoms_only(atom_s2, atom_p, space, params, top, bounds)
+        return _atoms_only(atom_s2, atom_p, space, params, top, bounds, totals)
     _check_work(max_work, db * (2 * k) * (4 * k + 1), f"{db} neurons x (2K)^2 pairs of atoms")
 
     # Length <= 2: every atom and every formula of two atoms (each unordered pair once).
-    best = _pairs(region_sums, space, params, s2_c, atom_s2, atom_p, top, bounds)
+    best = _pairs(region_sums, space, params, s2_c, atom_s2, atom_p, top, bounds, totals)
     if params.L == 2:
         return best
     ext = defined.expand(db, 2 * k).contiguous()
@@ -127,7 +130,9 @@ def exact_search(
     return extend(step, x, x_p, shift, space, s2_c, ext, params, bounds, out=top)
 
 
-def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2, atom_p, top: int, bounds) -> Beams:
+def _pairs(
+    region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2, atom_p, top: int, bounds, totals=None
+) -> Beams:
     """The `top` best distinct formulas of at most two atoms (ops.pair_sums, ops.pair_step_select)."""
     n, k, sign = space.n, space.k, params.sign
     db, dev = region_sums.shape[1], region_sums.device
@@ -148,8 +153,9 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
         pick = (lambda t: t) if whole else (lambda t: t.index_select(0, nd))
         xp = empty if shift else pick(x_p).contiguous()
         indptr, cols, _vals, valid, s2, p = ops.pair_step_select(
-            pick(x), xp, shift, pick(s2_c), space.counts, n, bounds[0], bounds[1], sign, kk
-        )
+            pick(x), xp, shift, pick(s2_c), space.counts, n, bounds[0], bounds[1], sign, kk,
+            None if totals is None else pick(totals), params.scorer.code,
+        )  # fmt: skip
         counts = indptr.diff()
         return torch.repeat_interleave(nd, counts), cols, counts, valid, s2, p
 
@@ -157,7 +163,8 @@ def _pairs(region_sums, space: RegionSpace, params: SearchParams, s2_c, atom_s2,
     atoms = torch.arange(2 * k, device=dev)
     hist0 = torch.full((1, 2 * k, params.L), -1, dtype=torch.int64, device=dev)
     hist0[0, :, 0] = atoms
-    choose = step_chooser(space, params, hist0, torch.ones(1, 2 * k, dtype=torch.int64), space.atom_words[None], db)
+    ones = torch.ones(1, 2 * k, dtype=torch.int64)
+    choose = step_chooser(space, params, hist0, ones, space.atom_words[None], db, totals)
     win, win_s, win_p, lens = select_winners(gather, choose, db, space, params, top)
     out = Beams(db, top, params.L, space.regions.num_regions, dev)
     d_t, r_t = (win >= 0).nonzero().unbind(1)
@@ -260,15 +267,14 @@ def _compare(s_a, p_a, s_b, p_b, n, sign):
     return torch.tensor(out, dtype=torch.int64, device=s_a.device)
 
 
-def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: int, bounds) -> Beams:
+def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: int, bounds, totals=None) -> Beams:
     n, db = space.n, atom_s2.shape[0]
     ok = (atom_p >= bounds[0]) & (atom_p <= bounds[1])
-    num, den = AUROC.rational(atom_s2, atom_p, n)
-    auc = num.double() / den.clamp(min=1).double()
-    score = torch.where(ok, params.sign * auc, -math.inf)
+    total = params.scorer.total(n) if totals is None else totals.unsqueeze(1)
+    score = torch.where(ok, params.sign * params.scorer.score(atom_s2, atom_p, n, total).nan_to_num(0.0), -math.inf)
 
     win, _, _, _ = select_winners(
-        atom_gather(score, atom_s2, atom_p), atom_chooser(space, params, db), db, space, params, top
+        atom_gather(score, atom_s2, atom_p), atom_chooser(space, params, db, totals), db, space, params, top
     )
     return Beams.of_atoms(win, atom_s2, atom_p, space, params.L)
 

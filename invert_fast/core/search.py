@@ -339,7 +339,7 @@ def explain_batch(
 
     def run(stat, totals):
         if params.search == "exact":
-            return exact_search(stat, space, params, max_work=max_work)
+            return exact_search(stat, space, params, max_work=max_work, totals=totals)
         return beam_search(stat, space, params, totals)
 
     permuted = plan is not None and plan.count > 0
@@ -438,6 +438,8 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
     db, n = beams.s2.shape[0], space.n
     nan = torch.full((db,), float("nan"), dtype=torch.float64)
     no = torch.zeros(db, dtype=torch.bool)
+    if params.search == "exact" and params.scorer.uses_top:
+        return nan, no  # the labels are the exact best by the objective; bound and certified are AUROC's
     if params.search == "exact":
         ok = beams.valid[:, 0].cpu()
         auc = auc_from_rank_sums(beams.s2[:, 0].cpu(), beams.pos[:, 0].cpu(), n)
