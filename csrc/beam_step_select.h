@@ -69,7 +69,8 @@ constexpr int64_t kKeepUnchanged = 1, kNoNegatedOr = 2;
 INVERT_FAST_HD inline bool relaxes_threshold(double penalty, int64_t objective) {
   return penalty > 0 || inexact_floats(objective);
 }
-INVERT_FAST_HD inline double relaxed_threshold(double thr) { return thr - 0x1p-44 * (1 + fabs(thr)); }
+constexpr double kRelaxation = 0x1p-44;  // relative; the CUDA twin (distinct_threshold.cuh) applies it to tensors
+INVERT_FAST_HD inline double relaxed_threshold(double thr) { return thr - kRelaxation * (1 + fabs(thr)); }
 
 inline void check_beam_step_inputs(const at::Tensor& x, const at::Tensor& x_p, int64_t shift, const at::Tensor& beam_s,
                                    const at::Tensor& beam_p, const at::Tensor& beam_valid, const at::Tensor& conc_s,

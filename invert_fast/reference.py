@@ -108,16 +108,21 @@ def explain_reference(
     return out
 
 
+def top_reference(values, alpha):
+    """[N] bools: the top samples T of one neuron, plainly: the ceil(alpha N) largest values and every value
+    tied with the last of them (alpha N as one float64 product, as the fast path), or the values > 0."""
+    if alpha == "support":
+        return [v > 0 for v in values]
+    m = min(len(values), max(1, math.ceil(alpha * len(values))))
+    cut = sorted(values, reverse=True)[m - 1]
+    return [v >= cut for v in values]
+
+
 def overlap_score(values, objective, alpha):
     """score(values, mask) -> the Fraction IoU, F1 or AUPRC of mask against the top samples of values
     (None for an empty or full mask), written out plainly."""
     n = len(values)
-    if alpha == "support":
-        top = [v > 0 for v in values]
-    else:
-        m = min(n, max(1, math.ceil(alpha * n)))  # alpha N as one float64 product, as the fast path
-        cut = sorted(values, reverse=True)[m - 1]
-        top = [v >= cut for v in values]
+    top = top_reference(values, alpha)
 
     def score(_values, mask):
         p = sum(mask)
@@ -140,12 +145,7 @@ def metrics_reference(values, mask, alpha):
         values: [N] numbers (one neuron); mask: [N] bools; alpha: T's share or "support".
     """
     n = len(values)
-    if alpha == "support":
-        top = [v > 0 for v in values]
-    else:
-        m = min(n, max(1, math.ceil(alpha * n)))
-        cut = sorted(values, reverse=True)[m - 1]
-        top = [v >= cut for v in values]
+    top = top_reference(values, alpha)
     s = sum(1 for t, b in zip(top, mask, strict=True) if t and b)
     p, t = sum(mask), sum(top)
     union = t + p - s

@@ -21,6 +21,8 @@
 
 #include <limits>
 
+#include "../beam_step_select.h"
+
 namespace invert_fast {
 
 // score: [D, C] float64 (-inf: not a candidate);  returns [D, 1]: the k-th largest distinct finite value
@@ -48,7 +50,7 @@ inline KeptColumns keep_top_columns(const at::Tensor& score, int64_t k, bool rel
   at::Tensor thr = kth_distinct_threshold(score, k);
   if (relax) {
     const double lowest = -std::numeric_limits<double>::max();
-    thr = at::where(thr.gt(lowest), at::sub(thr, at::mul(at::add(at::abs(thr), 1), 0x1p-44)), thr);
+    thr = at::where(thr.gt(lowest), at::sub(thr, at::mul(at::add(at::abs(thr), 1), kRelaxation)), thr);
   }
   const at::Tensor hit = at::ge(score, thr);
   const at::Tensor where = at::nonzero(hit).contiguous();

@@ -37,7 +37,7 @@ import torch
 
 from .. import ops
 from .bits import unpack_bits
-from .objectives import top_count, top_cut, top_weights
+from .objectives import F1, Auprc, Iou, top_count, top_cut, top_weights
 from .regions import Regions
 from .sparse import SparseColumns
 
@@ -65,28 +65,25 @@ class LabelStats:
 
 
 def iou(st: LabelStats) -> torch.Tensor:
-    """|T & M| / |T | M| (0 for an empty union)."""
-    t = st.t.unsqueeze(1)
-    return st.s.double() / (t + st.p - st.s).clamp(min=1).double()
+    """|T & M| / |T | M| (0 for an empty union): the IoU objective's score (core/objectives.py)."""
+    return Iou.score(st.s, st.p, st.n, st.t.unsqueeze(1))
 
 
 def f1(st: LabelStats) -> torch.Tensor:
-    """2 |T & M| / (|T| + |M|) (0 when both are empty)."""
-    t = st.t.unsqueeze(1)
-    return (2 * st.s).double() / (t + st.p).clamp(min=1).double()
+    """2 |T & M| / (|T| + |M|) (0 when both are empty): the F1 objective's score."""
+    return F1.score(st.s, st.p, st.n, st.t.unsqueeze(1))
 
 
 def auprc(st: LabelStats) -> torch.Tensor:
-    """(N S^2 + P T (T - S)) / (N P T), exactly (Python integers: N P T exceeds 2^63 past N ~ 2 million)."""
-    out = torch.full(st.s.shape, float("nan"), dtype=torch.float64)
-    s, p, t = st.s.tolist(), st.p.tolist(), st.t.tolist()
-    n = st.n
-    for d, (row_s, row_p) in enumerate(zip(s, p, strict=True)):
-        td = t[d]
-        for b, (sv, pv) in enumerate(zip(row_s, row_p, strict=True)):
-            if td > 0 and pv > 0:
-                out[d, b] = float(Fraction(n * sv * sv + pv * td * (td - sv), n * pv * td))
-    return out
+    """The AUPRC objective's rational, in Python integers and correctly rounded (its int64 form is limited
+    to AUPRC_MAX_N samples; a column has no such limit); NaN where T or M is empty."""
+    n, t = st.n, st.t.tolist()
+    rows = [
+        [float(Fraction(*Auprc.rational(sv, pv, n, t[d]))) if t[d] > 0 and pv > 0 else float("nan")
+         for sv, pv in zip(row_s, row_p, strict=True)]
+        for d, (row_s, row_p) in enumerate(zip(st.s.tolist(), st.p.tolist(), strict=True))
+    ]  # fmt: skip
+    return torch.tensor(rows, dtype=torch.float64).reshape(st.s.shape)
 
 
 def correlation(st: LabelStats) -> torch.Tensor:
