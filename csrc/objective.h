@@ -11,6 +11,17 @@
 //   1     iou    |T & M|, T the neuron's top samples  |T|             S / (|T| + P - S)
 //   2     f1     |T & M|                              |T|             2 S / (|T| + P)
 //   3     auprc  |T & M|                              |T|             (N S^2 + P |T| (|T| - S)) / (N P |T|)
+//   4     correlation  sum of q over M               sum of q        (N S - P total) / sqrt(P (N - P))
+//   5     cosine       sum of q over M               sum of q        S / sqrt(P)
+//
+// Correlation and cosine are not rationals: q is the neuron's activations scaled by a power of two and
+// rounded to integers (core/objectives.py: N max|q| <= 2^52, so every sum is exact in int64 and in the
+// float64 products), and their score is the float64 value of the formula above, each operation rounded
+// once in the order written (rounding.h: no FMA, correctly rounded sqrt and division), on both
+// backends. That value is proportional to Pearson's r of q and the mask (correlation: times the neuron's
+// constant 1 / sqrt(N sum q^2 - total^2)) and to the cosine of q and the mask (times 1 / |q|), so it
+// orders a neuron's masks as r and cosine do. Its Score has den = 0: compared by the value alone, equal
+// values tie (then the search's own ties: length, text).
 //
 // AUPRC's numerator and denominator pass 2^53, so its float is not always the correctly rounded value
 // (core/objectives.py limits N so they stay below 2^63): compare_scores decides by floats only where they
@@ -31,6 +42,7 @@
 #include <cstdint>
 
 #include "macros.h"
+#include "rounding.h"
 
 namespace invert_fast {
 
@@ -76,7 +88,30 @@ struct Auprc {
   }
 };
 
-constexpr int64_t kObjectives = 4;
+// A float-valued score (den = 0: compare_scores orders it by its value alone).
+INVERT_FAST_HD inline Score float_score(double value) { return {0, 0, value}; }
+
+// Pearson's r of the scaled activations q and the mask, up to the neuron's positive constant (above).
+struct Correlation {
+  static constexpr int64_t kCode = 4;
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t n, int64_t total) {
+    if (p <= 0 || p >= n) return float_score(0.0);  // a constant mask: no correlation
+    const double num = add_rn(mul_rn(static_cast<double>(n), static_cast<double>(s)),
+                              -mul_rn(static_cast<double>(p), static_cast<double>(total)));
+    return float_score(div_rn(num, sqrt_rn(static_cast<double>(p * (n - p)))));  // p (n - p) < 2^53: exact
+  }
+};
+
+// Cosine similarity of q and the mask, up to the neuron's positive constant 1 / |q|.
+struct Cosine {
+  static constexpr int64_t kCode = 5;
+  INVERT_FAST_HD static Score score(int64_t s, int64_t p, int64_t /*n*/, int64_t /*total*/) {
+    if (p <= 0) return float_score(0.0);
+    return float_score(div_rn(static_cast<double>(s), sqrt_rn(static_cast<double>(p))));  // |s| < 2^53: exact
+  }
+};
+
+constexpr int64_t kObjectives = 6;
 
 // Objectives whose float value may not be the correctly rounded rational (see above).
 INVERT_FAST_HD inline bool inexact_floats(int64_t code) { return code == Auprc::kCode; }
@@ -92,6 +127,10 @@ struct Objective {
         return F1::score(s, p, n, total);
       case Auprc::kCode:
         return Auprc::score(s, p, n, total);
+      case Correlation::kCode:
+        return Correlation::score(s, p, n, total);
+      case Cosine::kCode:
+        return Cosine::score(s, p, n, total);
       default:
         return Auroc::score(s, p, n, total);
     }
@@ -103,10 +142,13 @@ INVERT_FAST_HD inline Score mask_auc(int64_t s2, int64_t p, int64_t n) { return 
 
 // -1, 0 or +1 as a is worse, equal or better than b: higher scores are better for sign > 0, lower for sign < 0.
 // Floats decide where they are more than 2^-50 apart relatively (far beyond any rounding of num / den, even
-// of numerators and denominators past 2^53); closer ones, exact cross products.
+// of numerators and denominators past 2^53); closer ones, exact cross products. Float-valued scores
+// (den = 0: correlation, cosine) are their values, compared as they are.
 INVERT_FAST_HD inline int compare_scores(const Score& a, const Score& b, double sign) {
   int c = 0;
-  if (fabs(a.value - b.value) > 0x1p-50 * fmax(fabs(a.value), fabs(b.value))) {
+  if (a.den == 0 || b.den == 0) {
+    c = a.value > b.value ? 1 : (a.value < b.value ? -1 : 0);
+  } else if (fabs(a.value - b.value) > 0x1p-50 * fmax(fabs(a.value), fabs(b.value))) {
     c = a.value > b.value ? 1 : -1;
   } else {
     const __int128 l = static_cast<__int128>(a.num) * b.den, r = static_cast<__int128>(b.num) * a.den;
@@ -171,6 +213,7 @@ inline int compare_scaled(const U320& x, int s, const U320& y) {
 // better; sign < 0 reverses), exactly; penalty >= 0.
 inline int compare_penalized(const Score& a, int64_t ja, const Score& b, int64_t jb, double penalty, double sign) {
   if (penalty == 0 || ja == jb) return compare_scores(a, b, sign);
+  TORCH_CHECK_VALUE(a.den > 0 && b.den > 0, "a length penalty needs an objective with rational scores");
   // a - b = p / q - penalty * (ja - jb), q > 0.
   const __int128 p = static_cast<__int128>(a.num) * b.den - static_cast<__int128>(b.num) * a.den;
   const unsigned __int128 q = static_cast<unsigned __int128>(a.den) * static_cast<unsigned __int128>(b.den);

@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "macros.h"
+#include "rounding.h"
 
 namespace invert_fast {
 
@@ -44,21 +45,6 @@ inline void check_region_moments_input(const at::Tensor& x, const at::Tensor& re
                    x.scalar_type());
   TORCH_CHECK_VALUE(x.device() == region_of.device() && x.device() == cut.device(),
                     "region_moments: x, region_of and cut must be on one device");
-}
-
-INVERT_FAST_HD inline double add_rn(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-INVERT_FAST_HD inline double mul_rn(double a, double b) {
-#ifdef __CUDA_ARCH__
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
 }
 
 INVERT_FAST_HD inline bool in_top(double v, double cut, bool strict) { return strict ? v > cut : v >= cut; }

@@ -42,9 +42,10 @@ def explain_reference(
 ):
     """INVERT's beam search, written out plainly on Python lists, one neuron at a time, exactly.
 
-    With objective "iou" or "f1" the score is the overlap with the neuron's top samples T (the
+    With objective "iou", "f1" or "auprc" the score is the overlap with the neuron's top samples T (the
     ceil(alpha N) largest values and every value tied with the last of them, or the values > 0 for
-    alpha "support"), as a Fraction; limit_search must then be None (it ranks atoms by AUC).
+    alpha "support"), as a Fraction; with "correlation" or "cosine", value_score's float of the values
+    themselves; limit_search must then be None (it ranks atoms by AUC).
 
     Every comparison is exact (AUCs and differentiabilities as Fractions). Order of formulas: AUC
     (descending in "positive" mode, ascending in "negative"), then length, then text. Extension atoms
@@ -88,7 +89,7 @@ def explain_reference(
 
     out = []
     for col in cols:
-        score = auroc_pairs if objective == "auroc" else overlap_score(col, objective, alpha)
+        score = objective_score(col, objective, alpha)
         scored = [(f, m, a) for f, m in atoms if (a := score(col, m)) is not None]
         beam = best(t for t in scored if admissible(t[1]))
         ext = sorted(scored, key=lambda t: (-abs(2 * t[2] - 1), -sign * t[2], str(t[0])))
@@ -106,6 +107,39 @@ def explain_reference(
             beam = best(pool.values())
         out.append([(str(f), f.length, float(a)) for f, _, a in beam])
     return out
+
+
+def objective_score(values, objective, alpha):
+    """score(values, mask) of one neuron by the objective, plainly: auroc_pairs, overlap_score (iou, f1,
+    auprc) or value_score (correlation, cosine)."""
+    if objective == "auroc":
+        return auroc_pairs
+    if objective in ("correlation", "cosine"):
+        return value_score(values, objective)
+    return overlap_score(values, objective, alpha)
+
+
+def value_score(values, objective):
+    """score(values, mask) -> Pearson's r of the values and the 0/1 mask, or their cosine similarity
+    sum_M a / (|a| sqrt|M|), in Python floats from the values themselves (not the search's scaled
+    integers); None for an empty or full mask, or constant values."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    dev = [v - mean for v in values]
+    norm_c = math.sqrt(math.fsum(v * v for v in dev))
+    norm = math.sqrt(math.fsum(v * v for v in values))
+
+    def score(_values, mask):
+        p = sum(mask)
+        if p in (0, n) or (norm_c if objective == "correlation" else norm) == 0:
+            return None
+        if objective == "cosine":
+            return math.fsum(v for v, m in zip(values, mask, strict=True) if m) / (norm * math.sqrt(p))
+        # r = sum (a - mean)(m - p / n) / (|a - mean| |m - p / n|) = sum_M (a - mean) / (|a - mean| sqrt(p (n - p) / n))
+        inside = math.fsum(v for v, m in zip(dev, mask, strict=True) if m)
+        return inside / (norm_c * math.sqrt(p * (n - p) / n))
+
+    return score
 
 
 def top_reference(values, alpha):
@@ -177,8 +211,8 @@ def exact_reference(
 ):
     """Brute force: every formula ((a1 op a2) op a3) ... of at most L atoms (c and ~c, op AND / OR),
     one neuron at a time; the B best distinct admissible masks by exact AUC (mode direction), each
-    represented by its shortest formula, then the first in text order. objective "iou", "f1" or "auprc"
-    scores by overlap_score with alpha instead.
+    represented by its shortest formula, then the first in text order. Other objectives score by
+    objective_score (overlap_score with alpha, or value_score).
 
     Args:
         activations: [N][D] numbers; labels: [N][K] 0/1; names: K concept names.
@@ -213,7 +247,7 @@ def exact_reference(
     sign = 1 if mode == "positive" else -1
     out = []
     for col in cols:
-        score = auroc_pairs if objective == "auroc" else overlap_score(col, objective, alpha)
+        score = objective_score(col, objective, alpha)
         scored = [(-sign * score(col, m), f.length, str(f)) for m, f in rep.items()]
         out.append([(t, length, float(-sign * a)) for a, length, t in sorted(scored)[:B]])
     return out

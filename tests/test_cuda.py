@@ -119,10 +119,11 @@ def test_explain_identical_labels_on_cuda(mode):
     assert rows(inv.explain(x[:3000], dense, L=3, B=4)) == rows(inv.explain(x[:3000], dense, L=3, B=4, device="cuda"))
 
 
-@pytest.mark.parametrize("objective", ["iou", "f1"])
+@pytest.mark.parametrize("objective", ["iou", "f1", "correlation", "cosine"])
 @pytest.mark.parametrize("alpha", [0.02, "support"])
 def test_search_by_objective_identical_on_cuda(objective, alpha):
-    # The top samples' cutoff (ops.top_values), T's region counts and the objective's kernels, with
+    # The top samples' cutoff (ops.top_values), T's region counts, the scaled activations' sums and the
+    # objective's kernels (correlation and cosine: float scores rounded one by one, csrc/rounding.h), with
     # permutations; dense and sparse input.
     g = torch.Generator().manual_seed(3)
     y = torch.randint(0, 30, (5000,), generator=g)

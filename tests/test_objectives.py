@@ -6,12 +6,25 @@ and one-line errors for what an objective does not support."""
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 
 import invert_fast as inv
-from invert_fast.core.objectives import AUROC, F1, OBJECTIVES, Auprc, Iou, objective, top_samples, top_weights
-from invert_fast.core.sparse import SparseColumns
+from invert_fast.core.objectives import (
+    AUROC,
+    F1,
+    OBJECTIVES,
+    Auprc,
+    Correlation,
+    Cosine,
+    Iou,
+    objective,
+    top_samples,
+    top_weights,
+    value_weights,
+)
+from invert_fast.core.sparse import SparseColumns, as_sparse
 from invert_fast.reference import exact_reference, explain_reference
 
 from .helpers import objective_case
@@ -43,9 +56,13 @@ def test_auroc_is_the_rational_of_rank_sums_compared_exactly():
 
 
 def test_the_table_and_an_unknown_objective():
-    assert OBJECTIVES == {"auroc": AUROC, "iou": Iou, "f1": F1, "auprc": Auprc} and objective("iou") is Iou
-    assert [o.code for o in OBJECTIVES.values()] == [0, 1, 2, 3]  # csrc/objective.h's kCode of each
-    with pytest.raises(ValueError, match=r"^objective: expected one of \['auprc', 'auroc', 'f1', 'iou'\], got 'mse'$"):
+    want = {"auroc": AUROC, "iou": Iou, "f1": F1, "auprc": Auprc, "correlation": Correlation, "cosine": Cosine}
+    assert OBJECTIVES == want and objective("iou") is Iou
+    assert [o.code for o in OBJECTIVES.values()] == [0, 1, 2, 3, 4, 5]  # csrc/objective.h's kCode of each
+    with pytest.raises(
+        ValueError,
+        match=r"^objective: expected one of \['auprc', 'auroc', 'correlation', 'cosine', 'f1', 'iou'\], got 'mse'$",
+    ):
         objective("mse")
     with pytest.raises(
         ValueError, match=r"^objective: 'auprc' searches need at most 1,664,510 samples .* N = 1,664,511;"
@@ -58,8 +75,9 @@ def test_the_table_and_an_unknown_objective():
         ({"search": "exact"}, "search"),
         ({"certify": True}, "certify"),
     ):
-        with pytest.raises(ValueError, match=rf"^{name}: not available with objective 'iou' \(.*\), got .*$"):
-            inv.explain(x, y, objective="iou", **kw)
+        for obj in ("iou", "correlation"):
+            with pytest.raises(ValueError, match=rf"^{name}: not available with objective '{obj}' \(.*\), got .*$"):
+                inv.explain(x, y, objective=obj, **kw)
     for bad in (0, 1.5, "top", True, -0.1):
         with pytest.raises(ValueError, match=r'^alpha: expected a share in \(0, 1\] or "support", got '):
             inv.explain(x, y, objective="f1", alpha=bad)
@@ -127,8 +145,10 @@ def _case(seed, n=240):
     return objective_case(seed, n)
 
 
-@pytest.mark.parametrize("objective_name", ["iou", "f1", "auprc"])
-@pytest.mark.parametrize("alpha", [0.02, 0.1, "support"])
+@pytest.mark.parametrize(
+    ("objective_name", "alpha"),
+    [(o, a) for o in ("iou", "f1", "auprc") for a in (0.02, 0.1, "support")] + [("correlation", 0.1), ("cosine", 0.1)],
+)
 def test_search_by_objective_equals_the_plain_reference(objective_name, alpha):
     for seed, (L, B, mf, distinct) in enumerate([(1, 3, 0.0, True), (2, 3, 0.0, True), (3, 4, 0.01, True),
                                                  (3, 3, 0.0, False)]):  # fmt: skip
@@ -150,19 +170,20 @@ def test_search_by_objective_equals_the_plain_reference(objective_name, alpha):
 def test_search_by_objective_is_the_same_for_sparse_input_and_permutations():
     x, y, names = _case(7, n=300)
     cs = inv.ConceptSet(y, names)
-    for obj in ("iou", "f1"):
-        a = inv.explain(x, cs, objective=obj, alpha=0.05, permutations=19, seed=2)
-        b = inv.explain(x.to_sparse(), cs, objective=obj, alpha=0.05, permutations=19, seed=2)
+    for obj in ("iou", "f1", "correlation", "cosine"):
+        a = inv.explain(x, cs, objective=obj, alpha=0.05, permutations=19, seed=2, min_fraction=0.01)
+        b = inv.explain(x.to_sparse(), cs, objective=obj, alpha=0.05, permutations=19, seed=2, min_fraction=0.01)
         rows = lambda r: [(str(e.formula), e.auc, e.p_value, e.p_value_search) for ex in r for e in ex]  # noqa: E731
-        assert rows(a) == rows(b)
-        assert a[0][0].p_value_search == 0.05  # the planted rare concept beats all 19 permutations
+        assert rows(a) == rows(b), obj
+        assert a[0][0].p_value_search == 0.05, obj  # the planted rare concept beats all 19 permutations
 
 
-def test_a_rare_concept_plus_noise_is_labelled_by_itself_under_iou_f1_auprc_not_auroc():
+def test_a_rare_concept_plus_noise_is_labelled_by_itself_under_every_objective_but_auroc():
     # activation = 1[c] + N(0, 0.3^2), c on 1% of 20,000 samples, 29 other concepts of 2-42%: AUROC's top
     # label is a narrower c & ... in every trial; IoU, F1 and AUPRC with T the top 1% name c itself in
-    # nearly every one (benchmarks/RESULTS.md: 0/20 vs 18/20 each over 20 seeds).
-    hits = {"auroc": 0, "iou": 0, "f1": 0, "auprc": 0}
+    # nearly every one, correlation and cosine in every one (benchmarks/RESULTS.md: 0/20, 18/20 each,
+    # 20/20 each over 20 seeds).
+    hits = {"auroc": 0, "iou": 0, "f1": 0, "auprc": 0, "correlation": 0, "cosine": 0}
     for s in range(10):
         g = torch.Generator().manual_seed(s)
         dens = torch.rand(30, generator=g) * 0.4 + 0.02
@@ -173,9 +194,10 @@ def test_a_rare_concept_plus_noise_is_labelled_by_itself_under_iou_f1_auprc_not_
         for o in hits:
             hits[o] += str(inv.explain(x, cs, L=3, B=5, objective=o, alpha=0.01)[0][0].formula) == "c0"
     assert hits["auroc"] == 0 and min(hits["iou"], hits["f1"], hits["auprc"]) >= 8, hits
+    assert min(hits["correlation"], hits["cosine"]) >= 9, hits
 
 
-@pytest.mark.parametrize("objective_name", ["iou", "f1", "auprc"])
+@pytest.mark.parametrize("objective_name", ["iou", "f1", "auprc", "correlation", "cosine"])
 def test_exact_search_up_to_two_atoms_by_each_objective_equals_brute_force(objective_name):
     for seed, (L, B, mf) in enumerate([(1, 3, 0.0), (2, 4, 0.0), (2, 3, 0.02)]):
         x, y, names = _case(10 + seed, n=160)
@@ -186,3 +208,58 @@ def test_exact_search_up_to_two_atoms_by_each_objective_equals_brute_force(objec
         for d in range(x.shape[1]):
             assert [str(e.formula) for e in res[d]] == [f for f, _, _ in ref[d]], (seed, d)
             assert all(math.isnan(e.bound) and not e.certified for e in res[d])  # bound: AUROC's alone
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_value_weights_are_the_activations_scaled_by_a_power_of_two_with_exact_sums(dtype):
+    # q = round(a 2^e) with N max|q| <= 2^52 + N / 2 (every sum exact), the largest such e: doubling it would
+    # pass 2^52; sparse input gives the same q for its stored entries and 0 for the rest.
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(1000, 5, generator=g) * torch.tensor([1.0, 1e-3, 1e3, 0.0, 3.0])).to(dtype)
+    x[::3, 4] = 0
+    q, totals = value_weights(x)
+    a = x.double()
+    assert q.dtype == torch.int64 and torch.equal(totals, q.sum(0))
+    for d in range(5):
+        peak = float(a[:, d].abs().max())
+        if peak == 0:
+            assert not q[:, d].any()
+            continue
+        scale = float(q[:, d].abs().max()) / peak  # 2^e up to the rounding of the largest entry
+        e = round(math.log2(scale))
+        assert torch.equal(q[:, d], torch.round(a[:, d] * 2.0**e).long())
+        assert 2**50 <= 1000 * peak * 2.0**e < 2**52  # within 4x of the largest e
+    sq, st = value_weights(as_sparse(x.to_sparse()))
+    dense = torch.zeros_like(q)
+    dense[sq.x.indices, sq.x.column_of_entries()] = sq.ranks
+    assert torch.equal(dense, q) and torch.equal(st, totals)
+
+
+def test_correlation_and_cosine_scores_order_masks_as_r_and_cosine_do():
+    # The kernels' float score is r (cosine) of q times a positive per-neuron constant: the ratio is that
+    # constant for every mask, to float64 rounding (a few ulps), and q's r equals a's r to the stated bound.
+    g = torch.Generator().manual_seed(4)
+    n = 500
+    a = torch.randn(n, 1, generator=g, dtype=torch.float64) + 0.3
+    q, t = value_weights(a)
+    masks = torch.rand(n, 40, generator=g) < torch.linspace(0.02, 0.9, 40)
+    s = (q * masks).sum(0)
+    p = masks.sum(0)
+    mf = masks.double()
+    # numpy's corrcoef: torch.corrcoef differs from it by ~3e-9 here
+    r = torch.tensor([np.corrcoef(a[:, 0].numpy(), mf[:, j].numpy())[0, 1] for j in range(40)])
+    cos = (a * mf).sum(0) / (a.norm() * p.double().sqrt())
+    # The constant from the strongest mask; the others' scores divided by it are r (cosine) to 1e-12
+    # absolute (the float score's cancellation in N S - P total: csrc/objective.h, core/objectives.py).
+    for score, metric in ((Correlation.score(s, p, n, t), r), (Cosine.score(s, p, n, t), cos)):
+        j = int(metric.abs().argmax())
+        const = score[j] / metric[j]
+        assert float(const) > 0
+        assert float((score / const - metric).abs().max()) < 1e-12
+    assert (
+        Correlation.score(s[:1], torch.tensor([0]), n, t).item()
+        == 0
+        == Cosine.score(s[:1], torch.tensor([0]), n, t).item()
+    )
+    assert Correlation.compare(int(s[0]), int(p[0]), int(s[0]), int(p[0]), n, int(t)) == 0
+    assert Correlation.compare(int(s[0]), int(p[0]), int(s[1]), int(p[1]), n, int(t)) == (1 if r[0] > r[1] else -1)

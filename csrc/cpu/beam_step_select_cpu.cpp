@@ -54,7 +54,7 @@ SelectResult beam_step_select_cpu(const at::Tensor& x, const at::Tensor& x_p, in
         if (!keep || p < p_lo || p > p_hi) return -INFINITY;
         ++top.finite;
         const Score sc = obj.score(s, p);
-        if (penalty == 0 && top.full() &&
+        if (penalty == 0 && sc.den > 0 && top.full() &&
             below(sign * static_cast<double>(sc.num), top.front() * static_cast<double>(sc.den))) {
           return -INFINITY;
         }

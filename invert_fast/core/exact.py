@@ -75,7 +75,7 @@ def exact_search(
     top = params.B if top is None else top
     db = region_sums.shape[1]
     dev = region_sums.device
-    s2_c = space.concept_sums(region_sums).t()  # [Db, K]
+    s2_c = space.concept_sums(region_sums, params.scorer.bounds(n)[0]).t()  # [Db, K]
     total = params.scorer.total(n) if totals is None else totals.unsqueeze(1)
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
@@ -137,7 +137,7 @@ def _pairs(
     n, k, sign = space.n, space.k, params.sign
     db, dev = region_sums.shape[1], region_sums.device
     sizes = space.regions.sizes
-    if space.packed:
+    if space.packs(params.scorer.bounds(n)):
         w = region_sums.long() * 2**space.shift + sizes.unsqueeze(1)
         x, x_p, shift = ops.pair_sums(w, *space.region_csr(), k), None, space.shift
     else:

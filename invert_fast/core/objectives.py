@@ -11,6 +11,7 @@ objective's `code`). An objective owns:
   AUPRC = (N S^2 + P |T| (|T| - S)) / (N P |T|) (scikit-learn's average precision of the binary score);
 - its order and ties: higher is better (AUROC in "negative" mode: lower, its ranks mirrored); equal
   floats are compared by exact cross products; then the search's own ties (shorter formula, then text);
+- (correlation, cosine) a float64 score of integer sums of the scaled activations, compared by value;
 - its bound for exact search and certification (AUROC's knapsack bound over sorted region ranks,
   core/exact.py; none yet for the others) and what p_value_search maximizes (AUROC: the two-sided
   Mann-Whitney significance of a neuron's best label, core/stats.py; the others: their best score).
@@ -49,10 +50,19 @@ class Auroc:
     code = 0  # csrc/objective.h: Auroc::kCode
     uses_top = False  # its statistic is the ranks, not the top samples
 
+    exact = True  # scores are rationals, compared exactly
+    uses_values = False
+
     @staticmethod
     def total(n: int) -> int:
         """The statistic over all n samples: the doubled ranks sum to n (n + 1)."""
         return n * (n + 1)
+
+    @staticmethod
+    def bounds(n: int) -> tuple[int, int]:
+        """(largest |statistic| of one sample, largest |statistic| of any mask): a doubled rank is at most 2N,
+        a mask's sum at most N (N + 1). Sums pack with sizes, and float64 products stay exact, by these."""
+        return 2 * n, n * (n + 1)
 
     @staticmethod
     def rational(s2, p, n, total=None):
@@ -85,6 +95,14 @@ class _TopOverlap:
     and total = |T| (integers: exact)."""
 
     uses_top = True
+    uses_values = False
+    exact = True
+
+    @staticmethod
+    def bounds(n: int) -> tuple[int, int]:
+        """AUROC's bounds (T's indicator, at most 1 per sample, is well within them): the search packs and
+        splits its products as it does for AUROC."""
+        return 2 * n, n * (n + 1)
 
     @classmethod
     def score(cls, s: torch.Tensor, p: torch.Tensor, n: int, total) -> torch.Tensor:
@@ -144,6 +162,79 @@ class Auprc(_TopOverlap):
 
 AUPRC_MAX_N = 1_664_510  # the largest N with N^3 < 2^62: AUPRC's rational stays within int64
 
+VALUE_BITS = 52  # N max|q| <= 2^52: every sum of the scaled activations q is exact in int64 and in float64
+
+
+class _Values:
+    """Objectives of the activations' values themselves: their statistic is q, the neuron's activations
+    scaled by a power of two 2^e and rounded to integers (value_weights), with e the largest that keeps
+    N max|q| <= 2^52, so every mask's sum S and the total are exact integers in int64 and in the float64
+    products; a mask's score is one float64 formula of (S, P, N, total), each operation rounded once in the
+    order written, as csrc/objective.h computes it on both backends (not a rational: compared by value,
+    equal values tie). The score is proportional to the metric of q with a positive per-neuron factor, so it
+    orders a neuron's masks as the metric does; the label's reported metric is computed from the
+    activations themselves (core/metrics.py).
+
+    Error of the order: |q - 2^e a| <= 1/2 per sample, 2^e max|a| > 2^50 / N, so the metric of q differs
+    from that of a by at most about N max|a| / (2^50 sigma) (correlation; sigma the activations' standard
+    deviation) or N max|a| / (2^50 |a|) (cosine): below 10^-7 for N = 10^6 and max|a| / sigma <= 10^2,
+    so only masks whose metrics agree to that many digits can be ordered otherwise than by the metric of a.
+    The float score itself is within a few ulps of (N |S| + P |total|) / sqrt(P (N - P)) of the exact
+    formula (correlation's cancellation): in units of r, about 2^-51 sqrt(N / (N - P)) |a| / |a - mean a|
+    (tests/test_objectives.py checks 10^-12).
+    """
+
+    uses_top = False
+    uses_values = True
+    exact = False
+
+    @staticmethod
+    def bounds(n: int) -> tuple[int, int]:
+        """(largest |q| of one sample, largest |sum| of a mask): 2^52 / N rounded up and 2^52 + N (never
+        packed with sizes: the float64 products have no room left)."""
+        return (1 << VALUE_BITS) // n + 1, (1 << VALUE_BITS) + n
+
+    @classmethod
+    def compare(cls, sa: int, pa: int, sb: int, pb: int, n: int, total: int) -> int:
+        """-1, 0 or +1 as mask a's score is below, equal to or above mask b's (the float64 scores)."""
+        a = float(cls.score(torch.tensor([sa]), torch.tensor([pa]), n, torch.tensor([total]))[0])
+        b = float(cls.score(torch.tensor([sb]), torch.tensor([pb]), n, torch.tensor([total]))[0])
+        return (a > b) - (a < b)
+
+
+class Correlation(_Values):
+    """Pearson's r of the activations and the 0/1 mask; searched by (N S - P total) / sqrt(P (N - P)) of
+    the scaled activations q (= r times the neuron's constant sqrt(N sum q^2 - total^2)); 0 for a constant
+    mask."""
+
+    name = "correlation"
+    code = 4  # csrc/objective.h: Correlation::kCode
+
+    @staticmethod
+    def score(s: torch.Tensor, p, n: int, total) -> torch.Tensor:
+        """float64 scores of masks from S (sum of q), P and the neurons' totals (broadcast), rounded as the
+        kernels round them (csrc/objective.h)."""
+        p = torch.as_tensor(p, device=s.device)
+        t = torch.as_tensor(total, device=s.device)
+        inside = (p > 0) & (p < n)
+        num = float(n) * s.double() - p.double() * t.double()  # two rounded products, one rounded difference
+        den = (p * (n - p)).clamp(min=1).double().sqrt()  # p (N - p) < 2^53: exact
+        return torch.where(inside, num / den, 0.0)
+
+
+class Cosine(_Values):
+    """Cosine similarity of the activations and the 0/1 mask, sum over M of a / (|a| sqrt|M|); searched by
+    S / sqrt(P) of the scaled activations q (= the cosine times |q|); 0 for an empty mask."""
+
+    name = "cosine"
+    code = 5  # csrc/objective.h: Cosine::kCode
+
+    @staticmethod
+    def score(s: torch.Tensor, p, n: int, total=None) -> torch.Tensor:
+        """float64 scores of masks from S (sum of q) and P (broadcast), rounded as the kernels round them."""
+        p = torch.as_tensor(p, device=s.device)
+        return torch.where(p > 0, s.double() / p.clamp(min=1).double().sqrt(), 0.0)
+
 
 def _nonzero(den):
     """A denominator with 0 (an empty union: the numerator is 0 too) made 1, so the score is 0."""
@@ -159,7 +250,7 @@ def _compare(a, b) -> int:
 
 
 AUROC, IOU = Auroc, Iou
-OBJECTIVES = {o.name: o for o in (Auroc, Iou, F1, Auprc)}
+OBJECTIVES = {o.name: o for o in (Auroc, Iou, F1, Auprc, Correlation, Cosine)}
 
 
 def objective(name: str):
@@ -268,3 +359,44 @@ def top_weights(x, alpha):
     totals += torch.where(zero_in, n - stored, 0)  # the implicit zeros, when T takes the zeros in
     w = SparseRanks(x, hit.to(torch.int32), zero_in.long(), None)
     return w, totals
+
+
+def value_weights(x):
+    """The per-sample statistic of the value objectives (correlation, cosine) for a batch of neurons: the
+    activations scaled by a power of two and rounded to integers, q = round(a 2^e) (half to even), with
+    per neuron the largest e such that N max|a| 2^e < 2^52 (so N max|q| <= 2^52 + N/2: every sum exact).
+
+    Args:
+        x: dense [N, D] activations, or SparseColumns (entries not stored are 0.0, so their q is 0).
+
+    Returns:
+        (weights, totals): dense input, q [N, D] int64; sparse, a SparseRanks whose entry "ranks" are the
+        stored entries' q (zeros 0), so region sums are computed as for ranks, permutations included;
+        totals [D] int64 sum of q.
+
+    Example:
+        >>> q, t = value_weights(torch.tensor([[1.0], [-0.5], [0.0], [2.0]]))
+        >>> (q[:, 0] / q[3, 0]).tolist(), int(t[0]) == int(q.sum())
+        ([0.5, -0.25, 0.0, 1.0], True)
+    """
+    from .sparse import SparseColumns, SparseRanks
+
+    n, d = x.shape
+    vals = x.values if isinstance(x, SparseColumns) else x
+    a = vals.double()  # float16 / bfloat16 / float32 -> float64: exact, and 2^e a stays exact
+    if isinstance(x, SparseColumns):
+        col = x.column_of_entries()
+        peak = torch.zeros(d, dtype=torch.float64, device=a.device).scatter_reduce_(0, col, a.abs(), "amax")
+    else:
+        peak = a.abs().amax(0) if n else torch.zeros(d, dtype=torch.float64, device=a.device)
+    # peak = f 2^k with f in [0.5, 1): peak < 2^k, so N peak 2^e < 2^(k + ceil(log2 N) + e) <= 2^52.
+    _, k = torch.frexp(peak)
+    e = (VALUE_BITS - (n - 1).bit_length() - k.long()).clamp(-1074, 1023)
+    e = torch.where(peak > 0, e, 0)
+    scale = torch.ldexp(torch.ones_like(peak), e)  # 2^e exactly (a power of two in float64's range)
+    if isinstance(x, SparseColumns):
+        q = torch.round(a * scale[col]).long()
+        totals = torch.zeros(d, dtype=torch.int64, device=a.device).index_add_(0, col, q)
+        return SparseRanks(x, q, torch.zeros(d, dtype=torch.int64, device=a.device), None), totals
+    q = torch.round(a * scale).long()
+    return q, q.sum(0)

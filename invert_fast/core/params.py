@@ -46,7 +46,7 @@ class SearchParams:
         search: "beam" (INVERT's beam search) or "exact" (the best formulas of at most L <= 3 atoms).
         certify: add each neuron's bound on the best AUC any formula of <= L atoms reaches (L <= 3).
         objective: what a label maximizes (core/objectives.py): "auroc" (INVERT), "iou", "f1" or "auprc"
-            (overlap with the neuron's top samples T).
+            (overlap with the neuron's top samples T), "correlation" or "cosine" (of activations and mask).
         alpha: T's share of the samples (the ceil(alpha N) largest activations, ties at the cutoff
             included), or "support" (activations > 0): the overlap objectives' T and every label's metrics.
 
@@ -93,7 +93,7 @@ class SearchParams:
     )  # fmt: skip
     objective: str = _option(
         "auroc", "what a label maximizes: auroc (INVERT); iou, f1 or auprc: overlap with the neuron's top samples "
-        "(--alpha)",
+        "(--alpha); correlation or cosine: of the activations and the mask",
         choices=tuple(OBJECTIVES),
     )  # fmt: skip
     alpha: float | str = _option(

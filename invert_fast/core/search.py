@@ -37,7 +37,7 @@ from .bits import unpack_bits
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
 from .metrics import METRICS, label_stats
-from .objectives import AUPRC_MAX_N, AUROC, top_weights
+from .objectives import AUPRC_MAX_N, AUROC, top_weights, value_weights
 from .order import exact_subrank, float_key
 from .params import SearchParams
 from .results import Explanation, Explanations, adjust_explanations
@@ -127,9 +127,11 @@ def explain(
             and certified (bound equals the rank-0 AUC) for every neuron; costs an exact search.
         objective: what the search maximizes (core/objectives.py): "auroc" (INVERT's AUC, the default),
             "iou", "f1" or "auprc" (the label's overlap with the neuron's top samples T, exact rationals of
-            counts; positive mode, beam search, no limit_search; auprc for N <= 1,664,510). Every label
-            still reports its AUC and p-values; with permutations, p_value_search tests the neuron's best
-            score of the objective.
+            counts; auprc for N <= 1,664,510), "correlation" or "cosine" (of the activations and the 0/1
+            mask, searched on the activations scaled to exact integers; docs: the statistics page). All but
+            auroc: positive mode, no limit_search, search="exact" for L <= 2. Every label still reports its
+            AUC and p-values; with permutations, p_value_search tests the neuron's best score of the
+            objective.
         alpha: T: the ceil(alpha N) largest activations, samples tied with the last included; or
             "support": the activations > 0 (a sparse latent's natural T). The overlap objectives search by
             it, and every label's iou, f1, auprc columns measure against it (core/metrics.py).
@@ -205,6 +207,8 @@ def explain(
     per_neuron = per_rank + 8 * g + B * g * (1 + 8 + (8 if space.method == "dense" else 0)) + 200 * B * k
     if metrics:  # ops.region_moments' sums, deviations, top counts and nonzero counts per region
         per_neuron += 32 * g
+    if params.scorer.uses_values:  # the scaled activations q (int64) and their region sums
+        per_neuron += 8 * n + 8 * g
     if params.search == "exact" or params.certify:
         # The exact search holds every atom AND every concept ([2K, K], packed or with sizes), the pair
         # sums, the atoms' packed masks, and for L = 3 the kept prefixes' masks and sums.
@@ -351,8 +355,8 @@ def explain_batch(
     # T: the overlap objectives' statistic, and the sparse path's counts for every label's metrics (dense
     # activations count theirs in ops.region_moments).
     top = top_weights(x, params.alpha) if scorer.uses_top or (metrics and isinstance(x, SparseColumns)) else None
-    if scorer.uses_top:  # searched by the top samples' indicator; the labels' rank sums follow from their masks
-        weights, totals = top
+    if scorer.uses_top or scorer.uses_values:  # searched by T's indicator or the scaled activations q; the
+        weights, totals = top if scorer.uses_top else value_weights(x)  # labels' rank sums follow from their masks
         stat = region_rank_sums(weights, space.regions)
     else:
         weights, totals, stat = None, None, region_sums
@@ -438,7 +442,7 @@ def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams
     db, n = beams.s2.shape[0], space.n
     nan = torch.full((db,), float("nan"), dtype=torch.float64)
     no = torch.zeros(db, dtype=torch.bool)
-    if params.search == "exact" and params.scorer.uses_top:
+    if params.search == "exact" and params.scorer is not AUROC:
         return nan, no  # the labels are the exact best by the objective; bound and certified are AUROC's
     if params.search == "exact":
         ok = beams.valid[:, 0].cpu()
@@ -468,7 +472,8 @@ def beam_search(
     sums; totals None) or the objective's with totals [Db] (each neuron's statistic over all samples): the
     final beams. grammar: INVERT's (explain) or Mu & Andreas' (dissection/compositional.py)."""
     n, sign, scorer = space.n, params.sign, params.scorer
-    s2_c = space.concept_sums(region_sums).t()  # [Db, K] (a statistic of at most 2N per sample: exact)
+    stat_bounds = scorer.bounds(n)
+    s2_c = space.concept_sums(region_sums, stat_bounds[0]).t()  # [Db, K] (exact: core/auroc.exact_chunks)
     total = scorer.total(n) if totals is None else totals.unsqueeze(1)
     atom_s2 = torch.cat([s2_c, total - s2_c], 1)  # [Db, 2K]
     atom_p = torch.cat([space.counts, n - space.counts])  # [2K]
@@ -488,7 +493,7 @@ def beam_search(
     else:
         ext = _extension_atoms(atom_s2, atom_p, space, params)
     for _length in range(2, params.L + 1):
-        x, x_p, shift = space.beam_concept_sums(region_sums, beams.words)  # [Db, B, K]
+        x, x_p, shift = space.beam_concept_sums(region_sums, beams.words, stat_bounds)  # [Db, B, K]
         beams = extend(beams, x, x_p, shift, space, s2_c, ext, params, bounds, totals=totals, grammar=grammar)
     return beams
 
@@ -508,8 +513,12 @@ def mask_region_sums(words: torch.Tensor, region_sums: torch.Tensor) -> torch.Te
 
 def _reaches(null: Beams, beams: Beams, totals: torch.Tensor, scorer, n: int) -> torch.Tensor:
     """[Db, B] int64: 1 where the null search's best label scores at least each label, exactly (cross
-    products of the objective's rationals: integers below N^2)."""
+    products of the objective's rationals: integers below N^2; correlation and cosine: their float64 scores,
+    which are the objective's values, csrc/objective.h)."""
     t = totals.unsqueeze(1)
+    if not scorer.exact:
+        best = scorer.score(null.s2[:, :1], null.pos[:, :1], n, t)
+        return ((best >= scorer.score(beams.s2, beams.pos, n, t)) & null.valid[:, :1]).long().cpu()
     num_b, den_b = scorer.rational(null.s2[:, :1], null.pos[:, :1], n, t)
     num_l, den_l = scorer.rational(beams.s2, beams.pos, n, t)
     hit = (num_b * den_l >= num_l * den_b) & null.valid[:, :1]

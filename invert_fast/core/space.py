@@ -223,20 +223,31 @@ class RegionSpace:
         out = self.concept_sums(vals, per_sample_max)  # [K, Db*B]
         return out.t().reshape(db, b, self.k)
 
-    def beam_concept_sums(self, region_sums: torch.Tensor, words: torch.Tensor):
-        """(rank sum, size) of every beam formula (packed masks words [Db, B, W]) AND every concept, as
-        (x, x_p, shift).
+    def packs(self, bounds=None) -> bool:
+        """Whether (statistic, count) pack in one integer, statistic * 2^shift + count, for a statistic whose
+        sums are bounded by bounds = (per sample, per mask) (objectives' bounds(); None: AUROC's doubled
+        ranks): the total stays exact in int64 for the sparse gather, in float64 (2^53) for the dense
+        product."""
+        if bounds is None:
+            return self.packed
+        limit = 2**63 if self.method == "sparse" else 2**53
+        return bounds[1] * 2**self.shift + self.n < limit
 
-        Packed (shift > 0): x [Db, B, K] int64 = (doubled rank sum << shift) + size, x_p empty.
-        Otherwise: x the doubled rank sums and x_p the sizes, both [Db, B, K] int64, shift 0.
+    def beam_concept_sums(self, region_sums: torch.Tensor, words: torch.Tensor, bounds=None):
+        """(statistic, size) of every beam formula (packed masks words [Db, B, W]) AND every concept, as
+        (x, x_p, shift); bounds: the statistic's (objectives' bounds(); None: AUROC's doubled ranks).
+
+        Packed (shift > 0): x [Db, B, K] int64 = (statistic << shift) + size, x_p empty.
+        Otherwise: x the statistic's sums and x_p the sizes, both [Db, B, K] int64, shift 0.
         """
         n = self.n
+        per_sample = 2 * n if bounds is None else bounds[0]
         sizes = self.regions.sizes.unsqueeze(1)
-        if self.packed:
+        if self.packs(bounds):
             w = region_sums.long() * 2**self.shift + sizes
-            x = self.masked_sums(w, words, 2 * n * 2**self.shift + 1)
+            x = self.masked_sums(w, words, per_sample * 2**self.shift + 1)
             return x, x.new_empty(0), self.shift
-        s = self.masked_sums(region_sums.long(), words, 2 * n)
+        s = self.masked_sums(region_sums.long(), words, per_sample)
         p = self.masked_sums(sizes.expand_as(region_sums).contiguous(), words, 1)
         return s, p, 0
 
