@@ -382,21 +382,30 @@ def value_weights(x):
     from .sparse import SparseColumns, SparseRanks
 
     n, d = x.shape
-    vals = x.values if isinstance(x, SparseColumns) else x
-    a = vals.double()  # float16 / bfloat16 / float32 -> float64: exact, and 2^e a stays exact
-    if isinstance(x, SparseColumns):
+    sparse = isinstance(x, SparseColumns)
+    vals = x.values if sparse else x
+    # float32 / float64 as they are (f16 / bf16 -> f32: exact). A power-of-two scale changes no bit of the
+    # mantissa while the product stays normal, and products below float32's normal range round to 0
+    # either way, so the scaled values, and their rounding to integers, are those of float64.
+    v = vals if vals.dtype in (torch.float32, torch.float64) else vals.float()
+    if sparse:
         col = x.column_of_entries()
-        peak = torch.zeros(d, dtype=torch.float64, device=a.device).scatter_reduce_(0, col, a.abs(), "amax")
+        peak = torch.zeros(d, dtype=v.dtype, device=v.device).scatter_reduce_(0, col, v.abs(), "amax")
+    elif n:
+        peak = torch.maximum(v.amax(0), -v.amin(0))  # two reductions: 9x faster than aminmax here
     else:
-        peak = a.abs().amax(0) if n else torch.zeros(d, dtype=torch.float64, device=a.device)
+        peak = torch.zeros(d, dtype=v.dtype, device=v.device)
+    peak = peak.double()
     # peak = f 2^k with f in [0.5, 1): peak < 2^k, so N peak 2^e < 2^(k + ceil(log2 N) + e) <= 2^52.
     _, k = torch.frexp(peak)
     e = (VALUE_BITS - (n - 1).bit_length() - k.long()).clamp(-1074, 1023)
     e = torch.where(peak > 0, e, 0)
-    scale = torch.ldexp(torch.ones_like(peak), e)  # 2^e exactly (a power of two in float64's range)
-    if isinstance(x, SparseColumns):
-        q = torch.round(a * scale[col]).long()
-        totals = torch.zeros(d, dtype=torch.int64, device=a.device).index_add_(0, col, q)
-        return SparseRanks(x, q, torch.zeros(d, dtype=torch.int64, device=a.device), None), totals
-    q = torch.round(a * scale).long()
+    if v.dtype == torch.float32 and bool(((e < -126) | (e > 127)).any()):
+        v = v.double()  # a scale outside float32's normal range
+    scale = torch.ldexp(torch.ones_like(peak), e).to(v.dtype)  # 2^e exactly
+    if sparse:
+        q = torch.round(v * scale[col]).long()
+        totals = torch.zeros(d, dtype=torch.int64, device=v.device).index_add_(0, col, q)
+        return SparseRanks(x, q, torch.zeros(d, dtype=torch.int64, device=v.device), None), totals
+    q = torch.mul(v, scale).round_().long()
     return q, q.sum(0)
