@@ -263,3 +263,18 @@ def test_correlation_and_cosine_scores_order_masks_as_r_and_cosine_do():
     )
     assert Correlation.compare(int(s[0]), int(p[0]), int(s[0]), int(p[0]), n, int(t)) == 0
     assert Correlation.compare(int(s[0]), int(p[0]), int(s[1]), int(p[1]), n, int(t)) == (1 if r[0] > r[1] else -1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_top_overlap_search_is_the_same_from_the_metrics_region_sums_and_from_listed_top_samples(dtype):
+    # With metrics the dense search takes T's region counts from ops.region_moments (computed for the
+    # metrics anyway); without, from top_weights' listed samples: the same T, the same labels.
+    x, y, names = _case(21, n=400)
+    x = x.to(dtype)
+    cs = inv.ConceptSet(y, names)
+    for obj, alpha in (("iou", 0.05), ("f1", "support"), ("auprc", 0.1)):
+        a = inv.explain(x, cs, objective=obj, alpha=alpha)
+        b = inv.explain(x, cs, objective=obj, alpha=alpha, metrics=False)
+        assert [[(str(e.formula), e.auc) for e in ex] for ex in a] == [
+            [(str(e.formula), e.auc) for e in ex] for ex in b
+        ]

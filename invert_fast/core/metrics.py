@@ -102,23 +102,39 @@ def cosine(st: LabelStats) -> torch.Tensor:
 METRICS = {"iou": iou, "f1": f1, "auprc": auprc, "correlation": correlation, "cosine": cosine}
 
 
-def label_stats(x, words: torch.Tensor, regions: Regions, alpha, top=None, max_memory: int = 1 << 28) -> LabelStats:
-    """The sums of LabelStats for labels given as packed region masks.
+@dataclass
+class RegionSums:
+    """The per-region sums behind every label's metrics, computed once per neuron batch (CPU tensors).
+
+    Attributes:
+        a: [G, D] float64 sum of the activations per region; dev: [G, D] float64 sum of their deviations
+        from the neuron's computed mean; t: [G, D] int64 samples of the neuron's top samples T per region
+        (exact: the IoU, F1 and AUPRC search's own statistic); totals: [D] int64 |T|; sum_a, sq, ss: [D]
+        float64 sum of a, of a^2 and of (a - mean)^2.
+    """
+
+    a: torch.Tensor
+    dev: torch.Tensor
+    t: torch.Tensor
+    totals: torch.Tensor
+    sum_a: torch.Tensor
+    sq: torch.Tensor
+    ss: torch.Tensor
+
+
+def region_sums(x, regions: Regions, alpha, top=None) -> RegionSums:
+    """The RegionSums of activations x for T at alpha (label_stats' first half; the search reuses T's
+    counts for the top-overlap objectives).
 
     Args:
         x: [N, D] dense activations (summed by ops.region_moments on their device, in sample order) or
             SparseColumns (summed on the CPU by index_add_ in the same order: identical results).
-        words: [D, B, ceil(G / 64)] int64 packed region masks of the labels (padding 0).
         regions: the concept set's regions (region_of, sizes).
         alpha: T's share, or "support" (core/objectives.top_samples).
         top: for SparseColumns, (weights, totals) of core/objectives.top_weights(x, alpha) when computed.
-        max_memory: bytes of unpacked masks held at a time (neurons run in blocks).
-
-    Returns:
-        LabelStats on the CPU.
     """
     n, d = x.shape
-    g, b = regions.num_regions, words.shape[1]
+    g = regions.num_regions
     sizes = regions.sizes.cpu()
     if isinstance(x, SparseColumns):
         weights, totals = top if top is not None else top_weights(x, alpha)
@@ -154,6 +170,32 @@ def label_stats(x, words: torch.Tensor, regions: Regions, alpha, top=None, max_m
         )
         sum_a, sq, ss = moments.unbind(0)
         totals = t_regions.sum(0)
+    return RegionSums(a_regions, dev_regions, t_regions, totals, sum_a, sq, ss)
+
+
+def label_stats(
+    x, words: torch.Tensor, regions: Regions, alpha, top=None, max_memory: int = 1 << 28, sums: RegionSums | None = None
+) -> LabelStats:
+    """The sums of LabelStats for labels given as packed region masks.
+
+    Args:
+        x: [N, D] dense activations or SparseColumns (region_sums).
+        words: [D, B, ceil(G / 64)] int64 packed region masks of the labels (padding 0).
+        regions: the concept set's regions (region_of, sizes).
+        alpha: T's share, or "support" (core/objectives.top_samples).
+        top: for SparseColumns, (weights, totals) of core/objectives.top_weights(x, alpha) when computed.
+        max_memory: bytes of unpacked masks held at a time (neurons run in blocks).
+        sums: region_sums(x, regions, alpha, top) when already computed.
+
+    Returns:
+        LabelStats on the CPU.
+    """
+    n, d = x.shape
+    g, b = regions.num_regions, words.shape[1]
+    sizes = regions.sizes.cpu()
+    rs = sums if sums is not None else region_sums(x, regions, alpha, top)
+    a_regions, dev_regions, t_regions, totals = rs.a, rs.dev, rs.t, rs.totals
+    sum_a, sq, ss = rs.sum_a, rs.sq, rs.ss
     # The computed mean is off by c = sum(a - mean) / N; correct both sums for it (the corrected two-pass
     # algorithm): the mean's rounding would otherwise dominate for a neuron far from zero.
     c = _column_sums(dev_regions, torch.zeros(g, dtype=torch.int64)) / n

@@ -37,6 +37,7 @@ from .bits import unpack_bits
 from .concepts import ConceptSet
 from .exact import check_exact, exact_search
 from .metrics import METRICS, label_stats
+from .metrics import region_sums as metric_sums
 from .objectives import AUPRC_MAX_N, AUROC, top_weights, value_weights
 from .order import exact_subrank, float_key
 from .params import SearchParams
@@ -352,29 +353,35 @@ def explain_batch(
         region_sums = region_rank_sums(ranks, space.regions)  # [G, Db]
     else:
         region_sums, ties = checked_ranking(lambda v: ranked_region_sums(v, space.regions), x, neuron_offset + d0)
-    # T: the overlap objectives' statistic, and the sparse path's counts for every label's metrics (dense
-    # activations count theirs in ops.region_moments).
-    top = top_weights(x, params.alpha) if scorer.uses_top or (metrics and isinstance(x, SparseColumns)) else None
-    if scorer.uses_top or scorer.uses_values:  # searched by T's indicator or the scaled activations q; the
-        weights, totals = top if scorer.uses_top else value_weights(x)  # labels' rank sums follow from their masks
+    # The search's statistic: AUROC's rank sums; T's indicator (the overlap objectives: from the metrics'
+    # region sums when dense activations compute them anyway, else listed by top_weights, as the sparse
+    # path and the permutations need); or the scaled activations q (correlation, cosine).
+    sparse = isinstance(x, SparseColumns)
+    listed = scorer.uses_top and (sparse or permuted or not metrics)
+    top = top_weights(x, params.alpha) if listed or (metrics and sparse) else None
+    sums = metric_sums(x, space.regions, params.alpha, top) if metrics else None
+    weights = totals = None
+    stat = region_sums
+    if scorer.uses_top and not listed:
+        stat, totals = sums.t.to(region_sums.device), sums.totals.to(region_sums.device)
+    elif scorer.uses_top or scorer.uses_values:  # the labels' rank sums then follow from their masks
+        weights, totals = top if scorer.uses_top else value_weights(x)
         stat = region_rank_sums(weights, space.regions)
-    else:
-        weights, totals, stat = None, None, region_sums
     beams = run(stat, totals)
     bound, certified = _certify(beams, region_sums, space, params, max_work)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
     # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
     ties_c = ties.cpu().unsqueeze(1)
-    s2 = (beams.s2 if weights is None else mask_region_sums(beams.words, region_sums)).cpu()
+    s2 = (beams.s2 if scorer is AUROC else mask_region_sums(beams.words, region_sums)).cpu()
     pos, valid = beams.pos.cpu(), beams.valid.cpu()
     pvals, log10 = mannwhitney_pvalues(s2, pos, n, ties_c, params.alternative)
     p_search = torch.full_like(pvals, float("nan"))
     if permuted:
-        if weights is None:
+        if scorer is AUROC:
             two_sided = log10 if params.alternative == "two-sided" else mannwhitney_pvalues(s2, pos, n, ties_c)[1]
         hits = torch.zeros_like(pos)
         for perm in plan:
-            if weights is None:
+            if scorer is AUROC:
                 null = run(region_rank_sums(ranks, space.regions, perm.to(ranks.device)), None)
                 t = mannwhitney_pvalues(null.s2.cpu(), null.pos.cpu(), n, ties_c)[1]
                 t = t.masked_fill(~null.valid.cpu(), float("inf")).min(1).values  # [Db]: T of this permutation
@@ -386,7 +393,7 @@ def explain_batch(
         del ranks
     metric_l = {}
     if metrics:
-        stats = label_stats(x, beams.words, space.regions, params.alpha, top)
+        stats = label_stats(x, beams.words, space.regions, params.alpha, top, sums=sums)
         metric_l = {name: fn(stats).masked_fill(~valid, float("nan")).tolist() for name, fn in METRICS.items()}
     hist = beams.hist.cpu().tolist()
     auc_l, pos_l, p_l, log_l, ps_l, ok, bound_l, cert_l = (
