@@ -1,6 +1,8 @@
 """The HTML report: PNG encoding, formulas in words, content, the report command, and rendering in
 a real headless Chromium (Debian's chromium; .ci/run installs it)."""
 
+import html
+import re
 import shutil
 import struct
 import subprocess
@@ -11,8 +13,16 @@ import pytest
 import torch
 
 import invert_fast as inv
+from invert_fast.apps import report as report_module
 from invert_fast.apps.cli import main
-from invert_fast.apps.report import LayerReport, formula_in_words, png_bytes, write_report
+from invert_fast.apps.report import (
+    LayerReport,
+    formula_in_words,
+    layer_data,
+    png_bytes,
+    token_contexts,
+    write_report,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -63,10 +73,16 @@ def report(tmp_path):
     return path, res
 
 
+def _visible(page: str) -> str:
+    """The page without its script elements (the picker's code and JSON data: text, never parsed as HTML)."""
+    return re.sub(r"<script.*?</script>", "", page, flags=re.S)
+
+
 def test_report_content(report):
     path, res = report
     page = path.read_text()
-    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+    assert page.startswith("<!DOCTYPE html>") and page.count("<script>") == 1  # the picker's, nothing fetched
+    assert page.count('<script type="application/json" class="inv-layer"') == 1 and 'id="inv-pick"' in page
     assert page.count('<section class="neuron"') == 3
     assert "ankle boot" in page and "data:image/png;base64," in page and "<svg" in page
     assert "AUC of each neuron" in page and "Most common concepts" in page
@@ -84,7 +100,7 @@ def test_report_marks_labels_not_significant_after_the_search(tmp_path):
     assert ns >= 3 and 'class="ns">not significant' in page
     assert f"{6 - ns} of 6 best labels are significant" in page and "19 permutations" in page
     plain = write_report(tmp_path / "p.html", [LayerReport(inv.explain(acts, y, L=2, B=3), top=6)]).read_text()
-    assert "does not account for the search" in plain and "not significant" not in plain
+    assert "does not account for the search" in plain and "not significant" not in _visible(plain)
 
 
 def test_report_command_from_labels_file(report, tmp_path, capsys):
@@ -223,7 +239,7 @@ def test_token_report_renders_contexts_and_shading_in_headless_chromium(tmp_path
     assert (
         dom.stdout.count('class="ctx"') >= 2
         and "&lt;b&gt;" in dom.stdout
-        and "<b>" not in dom.stdout.split("<body>")[1]
+        and "<b>" not in _visible(dom.stdout.split("<body>")[1])
     )
     assert "café" in dom.stdout and "日本" in dom.stdout
     shot = tmp_path / "shot.png"
@@ -235,3 +251,117 @@ def test_token_report_renders_contexts_and_shading_in_headless_chromium(tmp_path
     red = (img[..., 0] > 180) & (img[..., 1] < 150) & (img[..., 2] < 150)  # the strongest tokens' shading
     pale = (img[..., 0] > 230) & (img[..., 1] < 235) & (img[..., 1] > 150) & (img[..., 0] - img[..., 1] > 15)
     assert red.sum() > 50 and pale.sum() > 50  # strong and weak activations both shaded
+
+
+class _SparseStore:
+    """A store whose reads are SparseColumns, as a delphi cache's."""
+
+    def __init__(self, x):
+        from invert_fast.core.sparse import as_sparse
+
+        self.x, self.shape = x, tuple(x.shape)
+        self.as_sparse = as_sparse
+
+    def read(self, d0, d1):
+        return self.as_sparse(self.x[:, d0:d1].to_sparse())
+
+
+def _brute_contexts(a, seq, top, before, after):
+    """Centres (activations > 0, highest first, ties the earlier sample, one per sequence) and shading
+    levels, plainly."""
+    order = sorted((i for i in range(len(a)) if a[i] > 0), key=lambda i: (-a[i], i))
+    centers, seen = [], set()
+    for i in order:
+        if seq[i] not in seen and len(centers) < top:
+            seen.add(seq[i])
+            centers.append(i)
+    peak = max(max(a), 0.0)
+    shades = []
+    for i in centers:
+        row = []
+        for j in range(i - before, i + after + 1):
+            inside = 0 <= j < len(a) and seq[j] == seq[i]
+            row.append(255 if not inside else (int(np.round(15 * max(a[j], 0) / peak)) if peak > 0 else 0))
+        shades.append(row)
+    return centers, shades
+
+
+@pytest.mark.parametrize("candidates", [2, 5, 64])
+def test_token_contexts_equal_a_plain_selection_with_ties_and_short_sequences(candidates):
+    # Ties at the candidates' cut, sequences repeating at the top, a neuron with fewer sequences than
+    # contexts asked for, an all-negative neuron and an all-zero one (no contexts); sparse input the same.
+    g = torch.Generator().manual_seed(0)
+    seq = np.repeat(np.arange(6), [1, 5, 2, 7, 3, 4])
+    n = len(seq)
+    acts = torch.round(torch.randn(n, 6, generator=g, dtype=torch.float64) * 2) / 2
+    acts[:, 1] = 1.0  # all tied
+    acts[3:8, 2] = 9.0  # one sequence holds the top
+    acts[:, 3] = -torch.rand(n, generator=g, dtype=torch.float64)
+    acts[:, 4] = 0.0
+    for top, before, after in ((3, 2, 1), (7, 0, 0), (2, 8, 3)):
+        ctx = token_contexts(acts.numpy(), seq, top=top, before=before, after=after, block=4, candidates=candidates)
+        sparse = token_contexts(_SparseStore(acts), seq, top=top, before=before, after=after, block=4)
+        for name in ("centers", "values", "shades"):
+            assert np.array_equal(getattr(sparse, name), getattr(ctx, name)), name
+        for d in range(6):
+            a = acts[:, d].tolist()
+            centers, shades = _brute_contexts(a, seq, top, before, after)
+            got = [int(c) for c in ctx.centers[d] if c >= 0]
+            assert got == centers, (top, d)
+            assert ctx.values[d, : len(got)].tolist() == [a[i] for i in centers]
+            assert ctx.shades[d, : len(got)].tolist() == shades
+            assert (ctx.centers[d, len(got) :] == -1).all()
+    with pytest.raises(ValueError, match=r"^sequence: expected one per sample \(22\), got shape \(3,\)$"):
+        token_contexts(acts.numpy(), seq[:3])
+    with pytest.raises(ValueError, match=r"^top: expected an integer >= 1, got 0$"):
+        token_contexts(acts.numpy(), seq, top=0)
+
+
+def test_layer_data_keeps_markup_as_json_text_and_checks_its_contexts():
+    # Formula text with "</script>" cannot end the data element; contexts of another layer's size fail.
+    y = torch.zeros(30, 1, dtype=torch.bool)
+    y[:10, 0] = True
+    cs = inv.ConceptSet(y, ["</script><b>x"])
+    acts = y.double() + 0.01 * torch.arange(30, dtype=torch.float64).unsqueeze(1)
+    res = inv.explain(acts, cs, L=1, B=1, layer="l")
+    data = layer_data(LayerReport(res), None)
+    assert data["formulas"] == [str(res[0][0].formula)] and data["best"][0][1] == round(res[0][0].auc, 4)
+    page = report_module._json_script(data, 'class="inv-layer"')
+    assert "</script><b>" not in page and page.count("</script>") == 1
+    ctx = token_contexts(torch.cat([acts, acts], 1).numpy(), np.zeros(30, dtype=int))
+    layer = LayerReport(res, token_texts=["t"] * 30, contexts=ctx)
+    with pytest.raises(ValueError, match=r"^contexts: expected 1 neurons \(the labels'\), got 2$"):
+        layer_data(layer, 0)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_the_neuron_picker_renders_any_neuron_and_the_script_tables_in_headless_chromium(tmp_path, monkeypatch):
+    # A report past STATIC_TABLE_LIMIT: the all-neurons tables come from the layer data, a page at a time; the
+    # address #pick=LAYER:NEURON renders a neuron not among the selected ones, with its contexts from the
+    # compact data, token text with markup and Unicode as text, shaded.
+    monkeypatch.setattr(report_module, "STATIC_TABLE_LIMIT", 10)
+    words = ["<b>", 'say "hi"', " café", " 日本", " the", " end", "."]
+    seq = np.repeat(np.arange(60), len(words))
+    texts = [words[i % len(words)] for i in range(len(seq))]
+    g = torch.Generator().manual_seed(0)
+    acts = torch.rand(len(seq), 150, generator=g)
+    acts[::7, 137] += 3  # "<b>" fires neuron 137
+    cs = inv.ConceptSet(torch.tensor([t == "<b>" for t in texts]).unsqueeze(1), ["tok=<b>"])
+    res = inv.explain(acts, cs, L=1, B=1, layer="tokens")
+    ctx = token_contexts(acts.numpy(), seq)
+    layer = LayerReport(res, None, cs, neurons=[0], token_texts=texts, sequence=seq, contexts=ctx)
+    path = write_report(tmp_path / "t.html", [layer], "picker")
+    page = path.read_text()
+    assert "<tr><td><a href" not in page  # no static all-neurons rows
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    url = path.as_uri() + "#pick=0:137"
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    shown = _visible(dom.stdout)
+    pick = shown[shown.index('id="inv-pick"') :]
+    assert "tokens · neuron 137" in pick and html.escape(str(res[137][0].formula), quote=False) in pick
+    assert pick.count("<p><span") == 3 and "&lt;b&gt;" in pick and "<b>" not in pick and "日本" in pick
+    assert "background: rgb(214, 39, 40); outline" in pick  # the centre, at the neuron's peak: fully shaded
+    assert "neurons 1–100 of 150" in shown and shown.count("#pick=0:") >= 100  # the table's first page

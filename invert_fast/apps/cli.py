@@ -447,7 +447,7 @@ def token_layer_report(args, results):
     texts (top contexts, quantiles, error examples) and, with --token-concepts, the labels' masks."""
     from ..core.token_index import TokenIndex
     from ..io.delphi import is_delphi_cache
-    from .report import LayerReport, best_labelled
+    from .report import LayerReport, best_labelled, token_contexts
 
     if len(results) != 1:
         raise CliError(f"layer: --tokens reports one layer, the file has {len(results)}; pick one with --layer")
@@ -503,8 +503,16 @@ def token_layer_report(args, results):
         cols[k] = (
             (block.dense() if hasattr(block, "dense") else torch.as_tensor(np.asarray(block)))[:, 0].double().numpy()
         )
-    return LayerReport(res, cols, concepts, neurons=shown, token_texts=index.token_texts(),
-                       sequence=index.sequence.numpy())  # fmt: skip
+    seq = index.sequence.numpy()
+    return LayerReport(
+        res,
+        cols,
+        concepts,
+        neurons=shown,
+        token_texts=index.token_texts(),
+        sequence=seq,
+        contexts=token_contexts(store, seq),
+    )  # fmt: skip  (every neuron's, for the picker)
 
 
 def cmd_compare(args) -> int:

@@ -525,7 +525,7 @@ def run_smollm2(args) -> int:
     write_csv(args.out / "labels.csv", *results, res_logprobs, res_raw)
     # Where LLM-interpretability people look at neurons: Neuronpedia's import and delphi's explanations.
     from ..io.exports import export_delphi, export_neuronpedia
-    from .report import LayerReport, best_labelled, write_report
+    from .report import LayerReport, best_labelled, token_contexts, write_report
 
     np_files = export_neuronpedia(
         results, args.out / "neuronpedia", "smollm2-135m", DEMO_AUTHOR, source=lambda name: f"{name[5:]}-mlp"
@@ -544,8 +544,18 @@ def run_smollm2(args) -> int:
             if res is res_logprobs
             else {}
         )
-        reports.append(LayerReport(res, cols, concepts, neurons=chosen, neuron_names=names, token_texts=token_texts,
-                                   sequence=seq))  # fmt: skip
+        reports.append(
+            LayerReport(
+                res,
+                cols,
+                concepts,
+                neurons=chosen,
+                neuron_names=names,
+                token_texts=token_texts,
+                sequence=seq,
+                contexts=token_contexts(acts, seq),
+            )
+        )  # fmt: skip  (every neuron's)
     write_report(
         args.out / "report.html",
         reports,

@@ -1,16 +1,23 @@
-"""A self-contained HTML report of INVERT labels: one file, no scripts, inline SVG plots and images.
+"""A self-contained HTML report of INVERT labels: one file, inline SVG plots and images, one small script.
 
 Per neuron: the formula in words, AUC, p-value, the activation distributions inside and outside the
 formula's mask, and the top-activating images or, for token models, the top-activating contexts with
 every token shaded by the neuron's activation (as Neuronpedia and delphi show them). Per layer: the AUC
 histogram, the most common concepts, and a table of every neuron's best label. Across layers, given a
 family for each concept: which families the best labels use, layer by layer.
+
+Fit for whole models: every neuron's best label (and, for token layers given TokenContexts, its top
+contexts) is embedded once as compact JSON, and a neuron picker renders any neuron on demand (also from
+the address: report.html#pick=LAYER:NEURON); past STATIC_TABLE_LIMIT neurons the all-neurons tables are
+rendered by the script, a page at a time, instead of as HTML. The script builds text with textContent,
+never HTML, so corpus text and concept names stay text.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 import math
 import struct
 import zlib
@@ -132,6 +139,8 @@ class LayerReport:
         neuron_names: optional display name per neuron (e.g. ImageNet class of a logit).
         token_texts, sequence: for token models, the [N] decoded text of every sample's token and its
             [N] sequence index (samples in (sequence, position) order): the top-activating contexts.
+        contexts: TokenContexts of every neuron (token_contexts()): the neuron picker shows any neuron's
+            top contexts from them (needs token_texts).
     """
 
     labels: Explanations
@@ -143,6 +152,129 @@ class LayerReport:
     neuron_names: dict[int, str] = field(default_factory=dict)
     token_texts: Sequence[str] | None = None
     sequence: np.ndarray | None = None
+    contexts: TokenContexts | None = None
+
+
+@dataclass
+class TokenContexts:
+    """Every neuron's top-activating contexts in a compact form, for the report's neuron picker.
+
+    Attributes:
+        centers: [D, top] int64 sample at the centre of each context, best first (among the samples with
+            activation > 0: highest first, ties the earlier sample, one per sequence); -1 where a neuron
+            has fewer such sequences.
+        values: [D, top] float64 the neuron's activation at each centre.
+        shades: [D, top, before + 1 + after] uint8 each window token's shading level, round(15 max(a, 0) /
+            peak) with peak the neuron's largest activation (0 when it is <= 0); 255 outside the centre's
+            sequence.
+        before, after: tokens shown before and after each centre.
+    """
+
+    centers: np.ndarray
+    values: np.ndarray
+    shades: np.ndarray
+    before: int
+    after: int
+
+
+def token_contexts(
+    activations, sequence, top: int = 3, before: int = 8, after: int = 3, block: int = 256, candidates: int = 64
+) -> TokenContexts:
+    """TokenContexts of every neuron of a token layer, read in blocks of neurons.
+
+    A neuron's contexts are centred on its samples with activation > 0 (a silent neuron has none), highest
+    first, ties the earlier sample, one per sequence. Sparse stores (a delphi cache) are read as their
+    stored entries, never densified.
+
+    Args:
+        activations: [N, D] numpy array (a memory map is read a block at a time), tensor, or a store with
+            .shape and .read(d0, d1) (io.store.NeuronStore).
+        sequence: [N] sequence of each sample (samples in (sequence, position) order).
+        top, before, after: contexts per neuron and their window.
+        block: neurons read at a time; candidates: each dense neuron's largest activations looked at first
+            (its whole column where ties or repeated sequences exhaust them).
+
+    Example:
+        >>> ctx = token_contexts(acts, index.sequence.numpy())    # acts [N, D]
+        >>> ctx.centers.shape
+        (D, 3)
+    """
+    from ..core.sparse import SparseColumns
+
+    seq = np.asarray(sequence)
+    n, d = activations.shape
+    if seq.shape != (n,):
+        raise ValueError(f"sequence: expected one per sample ({n}), got shape {seq.shape}")
+    for name, v in (("top", top), ("before", before), ("after", after)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "top" else 0):
+            raise ValueError(f"{name}: expected an integer >= {1 if name == 'top' else 0}, got {v!r}")
+    win = before + 1 + after
+    centers = np.full((d, top), -1, dtype=np.int64)
+    values = np.zeros((d, top), dtype=np.float64)
+    shades = np.full((d, top, win), 255, dtype=np.uint8)
+    offsets = np.arange(-before, after + 1)
+
+    def first_sequences(order):
+        chosen, seen = [], set()
+        for i in order:
+            if seq[i] not in seen:
+                seen.add(seq[i])
+                chosen.append(int(i))
+                if len(chosen) == top:
+                    break
+        return chosen
+
+    def shade(row, chosen, value_at, peak):
+        for r, i in enumerate(chosen):
+            w = i + offsets
+            inside = (w >= 0) & (w < n)
+            inside[inside] = seq[w[inside]] == seq[i]
+            centers[row, r], values[row, r] = i, value_at(np.array([i]))[0]
+            level = np.round(15 * np.maximum(value_at(w[inside]), 0) / peak)
+            shades[row, r, inside] = level.astype(np.uint8)
+
+    for d0 in range(0, d, block):
+        d1 = min(d, d0 + block)
+        part = activations.read(d0, d1) if hasattr(activations, "read") else activations[:, d0:d1]
+        if isinstance(part, SparseColumns):
+            ptr = part.indptr.tolist()
+            rows_all, vals_all = part.indices.numpy(), part.values.double().numpy()
+            for j in range(d1 - d0):
+                rows, vals = rows_all[ptr[j] : ptr[j + 1]], vals_all[ptr[j] : ptr[j + 1]]
+                pos = vals > 0
+                if not pos.any():
+                    continue
+                r_pos, v_pos = rows[pos], vals[pos]
+                chosen = first_sequences(r_pos[np.lexsort((r_pos, -v_pos))])
+
+                def value_at(w, rows=rows, vals=vals):
+                    k = np.searchsorted(rows, w).clip(max=max(len(rows) - 1, 0))
+                    return np.where(rows[k] == w, vals[k], 0.0) if len(rows) else np.zeros(len(w))
+
+                shade(d0 + j, chosen, value_at, float(v_pos.max()))
+            continue
+        cols = torch.as_tensor(part if isinstance(part, torch.Tensor) else np.asarray(part)).double()
+        k = min(n, candidates)
+        head_v, head_i = torch.topk(cols, k, dim=0)  # [k, b]
+        cols_np, head_v, head_i = cols.numpy(), head_v.numpy(), head_i.numpy()
+        for j in range(d1 - d0):
+            a = cols_np[:, j]
+            peak = float(a.max()) if n else 0.0
+            if peak <= 0:
+                continue
+            idx = head_i[:, j]
+            idx = idx[np.lexsort((idx, -a[idx]))]  # by value, then sample
+            # Samples above the k-th value are all among the candidates; at or below it, the whole column.
+            above = idx[a[idx] > max(head_v[-1, j], 0.0)] if k < n else idx[a[idx] > 0]
+            chosen = first_sequences(above)
+            if len(chosen) < top and k < n:
+                order = np.argsort(-a, kind="stable")
+                chosen = first_sequences(order[a[order] > 0])
+            shade(d0 + j, chosen, lambda w, a=a: a[w], peak)
+    return TokenContexts(centers, values, shades, before, after)
+
+
+STATIC_TABLE_LIMIT = 5000  # neurons in a report above which the all-neurons tables are drawn by the script
 
 
 SIGNIFICANCE = 0.05  # labels whose search-corrected p-value exceeds this are marked "not significant"
@@ -517,18 +649,23 @@ def best_labelled(labels: Explanations, top: int) -> list[int]:
     return [d for d, _ in sorted(best, key=lambda t: -t[1].auc)[:top]]
 
 
-def _layer_section(layer: LayerReport) -> str:
+def _layer_section(layer: LayerReport, index: int = 0, static: bool = True) -> str:
+    """One layer's section; static: its all-neurons table as HTML (else drawn by the script from the layer's
+    data, index its number in the report)."""
     res = layer.labels
     best = [(d, r[0]) for d, r in enumerate(res) if r]
     aucs = np.array([e.auc for _, e in best]) if best else np.zeros(0)
     common = Counter(c for _, e in best for c in e.formula.concepts()).most_common(15)
     chosen = layer.neurons if layer.neurons is not None else best_labelled(res, layer.top)
-    table = "".join(
-        f'<tr><td><a href="#{html.escape(res.layer)}-{d}">{d}</a></td><td>{html.escape(layer.neuron_names.get(d, ""))}</td>'
-        f"<td><code>{html.escape(str(e.formula))}</code></td><td>{e.auc:.4f}</td><td>{_fmt_p(e)}</td>"
-        f"<td>{_fmt_p_search(e)}</td></tr>"
-        for d, e in best
-    )
+
+    def table():
+        return "".join(
+            f'<tr><td><a href="#{html.escape(res.layer)}-{d}">{d}</a></td><td>{html.escape(layer.neuron_names.get(d, ""))}</td>'
+            f"<td><code>{html.escape(str(e.formula))}</code></td><td>{e.auc:.4f}</td><td>{_fmt_p(e)}</td>"
+            f"<td>{_fmt_p_search(e)}</td></tr>"
+            for d, e in best
+        )
+
     return "".join(
         [
             f'<h2 id="layer-{html.escape(res.layer)}">Layer {html.escape(res.layer or "(unnamed)")}</h2>',
@@ -542,12 +679,127 @@ def _layer_section(layer: LayerReport) -> str:
             "</table>",
             f"<h4>Selected neurons ({len(chosen)})</h4>",
             "".join(_neuron_section(layer, d) for d in chosen),
-            "<details><summary>All neurons</summary><table><tr><th>neuron</th><th>name</th><th>best formula</th><th>AUC</th><th>p</th>"
-            "<th>p (search)</th></tr>",
-            table,
-            "</table></details>",
+            (
+                "<details><summary>All neurons</summary><table><tr><th>neuron</th><th>name</th><th>best formula</th>"
+                f"<th>AUC</th><th>p</th><th>p (search)</th></tr>{table()}</table></details>"
+                if static
+                else f'<details><summary>All neurons</summary><div class="inv-table" data-layer="{index}"></div>'
+                "<noscript>(the table needs JavaScript)</noscript></details>"
+            ),
         ]
     )
+
+
+def _json_script(obj, attrs: str) -> str:
+    """obj as JSON in a <script type="application/json"> element: "</" written "<\\/" (the same JSON), so no
+    string inside can close the element."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    return f'<script type="application/json" {attrs}>{text}</script>'
+
+
+def _num(v: float, digits: int):
+    """A float for the page's data: rounded to `digits` decimals, None for NaN."""
+    return None if v is None or not math.isfinite(v) else round(float(v), digits)
+
+
+def layer_data(layer: LayerReport, tokens: int | None) -> dict:
+    """The compact data the neuron picker and the script's tables read for one layer: each neuron's best label
+    (formula as an index into the layer's distinct formulas, AUC, p (search), fraction), its display name,
+    and with TokenContexts the contexts (centres, values, base64 shading levels) and the token table's number.
+    """
+    res = layer.labels
+    formulas: dict[str, int] = {}
+    best = []
+    for r in res:
+        if not r:
+            best.append(None)
+            continue
+        e = r[0]
+        f = formulas.setdefault(str(e.formula), len(formulas))
+        best.append([f, _num(e.auc, 4), _num(e.p_value_search, 4), _num(e.concept_fraction, 4)])
+    data = {
+        "layer": res.layer,
+        "formulas": list(formulas),
+        "best": best,
+        "names": {str(d): name for d, name in layer.neuron_names.items()},
+    }
+    ctx = layer.contexts
+    if ctx is not None and tokens is not None:
+        if ctx.centers.shape[0] != len(res):
+            raise ValueError(f"contexts: expected {len(res)} neurons (the labels'), got {ctx.centers.shape[0]}")
+        data["ctx"] = {
+            "tokens": tokens,
+            "top": int(ctx.centers.shape[1]),
+            "before": ctx.before,
+            "after": ctx.after,
+            "centers": ctx.centers.reshape(-1).tolist(),
+            "values": [float(f"{v:.4g}") for v in ctx.values.reshape(-1).tolist()],
+            "shades": base64.b64encode(np.ascontiguousarray(ctx.shades, dtype=np.uint8).tobytes()).decode("ascii"),
+        }
+    return data
+
+
+_PICKER = """<h2 id="picker">Any neuron</h2><p>Pick a layer and a neuron (or open
+<code>report.html#pick=LAYER:NEURON</code>): its best label and, for token layers, its top-activating contexts,
+each token shaded by the neuron's activation, the centre outlined.</p>
+<p><select id="inv-layer"></select> neuron <input id="inv-neuron" type="number" min="0" value="0" style="width:7em">
+<button id="inv-show">show</button></p><div id="inv-pick"></div>"""
+
+_SCRIPT = r"""(function(){
+const $=id=>document.getElementById(id);
+const data=[...document.querySelectorAll('script.inv-layer')].map(s=>JSON.parse(s.textContent));
+const tables={};
+function tokens(i){if(!(i in tables))tables[i]=JSON.parse($('inv-tokens-'+i).textContent);return tables[i];}
+function el(tag,text,attrs){const e=document.createElement(tag);if(text!==undefined&&text!==null)e.textContent=text;
+ for(const k in attrs||{})e.setAttribute(k,attrs[k]);return e;}
+function fmtP(p){return p===null?'n/a':(+p.toPrecision(3)).toString()+(p>SIG?' (not significant)':'');}
+const SIG=__SIG__;
+function shades(b64){const s=atob(b64),a=new Uint8Array(s.length);for(let i=0;i<s.length;i++)a[i]=s.charCodeAt(i);return a;}
+const shadeCache={};
+function contexts(li,d){
+ const c=data[li].ctx;if(!c)return null;
+ if(!(li in shadeCache))shadeCache[li]=shades(c.shades);
+ const sh=shadeCache[li],texts=tokens(c.tokens),win=c.before+1+c.after,box=el('div',null,{class:'ctx'});
+ for(let r=0;r<c.top;r++){const k=d*c.top+r,i=c.centers[k];if(i<0)continue;const p=el('p');
+  for(let o=0;o<win;o++){const lv=sh[k*win+o];if(lv===255)continue;const j=i-c.before+o;
+   const sp=el('span',texts[j]);sp.style.background='rgba(214,39,40,'+(lv/15).toFixed(2)+')';
+   if(j===i){sp.style.outline='1px solid #222';sp.title=String(c.values[k]);}p.appendChild(sp);}
+  p.appendChild(document.createTextNode(' '));p.appendChild(el('small','('+c.values[k]+')'));box.appendChild(p);}
+ return box;}
+function show(li,d){
+ const L=data[li],out=$('inv-pick');out.textContent='';
+ if(!L||!(d>=0&&d<L.best.length)){out.appendChild(el('p','no such neuron'));return;}
+ const b=L.best[d],name=L.names[String(d)];
+ out.appendChild(el('h3',(L.layer||'layer')+' · neuron '+d+(name?' — '+name:'')));
+ if(!b){out.appendChild(el('p','no admissible formula'));}
+ else{const p=el('p');p.appendChild(el('code',L.formulas[b[0]]));
+  p.appendChild(document.createTextNode(' · AUC '+b[1]+' · p (search) '+fmtP(b[2])+' · '+(100*b[3]).toFixed(1)+'% of samples'));
+  out.appendChild(p);}
+ const c=contexts(li,d);if(c){out.appendChild(el('h4','top activations'));out.appendChild(c);}
+ $('inv-layer').value=String(li);$('inv-neuron').value=String(d);}
+function table(div){
+ const li=+div.dataset.layer,L=data[li],per=100;let page=0,rows=[];
+ const filter=el('input',null,{placeholder:'formula contains…',size:'30'}),info=el('span'),
+  prev=el('button','◀'),next=el('button','▶'),t=el('table');
+ div.append(filter,' ',prev,next,' ',info,t);
+ function refresh(){const q=filter.value;rows=[];L.best.forEach((b,d)=>{if(b&&(!q||L.formulas[b[0]].includes(q)))rows.push(d);});
+  page=Math.min(page,Math.max(0,Math.ceil(rows.length/per)-1));draw();}
+ function draw(){t.textContent='';const h=el('tr');
+  for(const x of ['neuron','name','best formula','AUC','p (search)'])h.appendChild(el('th',x));t.appendChild(h);
+  for(const d of rows.slice(page*per,(page+1)*per)){const b=L.best[d],tr=el('tr'),a=el('a',String(d),{href:'#pick='+li+':'+d});
+   const td=el('td');td.appendChild(a);tr.appendChild(td);tr.appendChild(el('td',L.names[String(d)]||''));
+   const f=el('td');f.appendChild(el('code',L.formulas[b[0]]));tr.appendChild(f);
+   tr.appendChild(el('td',String(b[1])));tr.appendChild(el('td',fmtP(b[2])));t.appendChild(tr);}
+  info.textContent=rows.length?('neurons '+(page*per+1)+'–'+Math.min(rows.length,(page+1)*per)+' of '+rows.length):'none';}
+ filter.oninput=()=>{page=0;refresh();};prev.onclick=()=>{if(page>0){page--;draw();}};
+ next.onclick=()=>{if((page+1)*per<rows.length){page++;draw();}};refresh();}
+const sel=$('inv-layer');
+data.forEach((L,i)=>sel.appendChild(el('option',L.layer||('layer '+i),{value:String(i)})));
+$('inv-show').onclick=()=>{location.hash='pick='+sel.value+':'+$('inv-neuron').value;};
+document.querySelectorAll('div.inv-table').forEach(table);
+function fromHash(){const m=/^#pick=(\d+):(\d+)$/.exec(location.hash);if(m){show(+m[1],+m[2]);$('picker').scrollIntoView();}}
+window.addEventListener('hashchange',fromHash);fromHash();
+})();"""
 
 
 def circuit_html(circuit) -> str:
@@ -595,7 +847,7 @@ code{font-size:90%}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px
 section.neuron{border-top:1px solid #ddd;padding:.5em 0}.words{font-size:120%;font-weight:bold}
 img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}
 span.ns{color:#b00;font-size:85%}p.sig{font-size:90%;color:#444}
-div.ctx p{font-family:monospace;white-space:pre-wrap;margin:.2em 0}"""
+div.ctx p{font-family:monospace;white-space:pre-wrap;margin:.2em 0}#inv-pick{border:1px solid #ddd;padding:0 .5em}"""
 
 
 def write_report(
@@ -627,7 +879,21 @@ def write_report(
     Example:
         >>> write_report("out/report.html", [LayerReport(res, acts, concepts)], family=concept_family)
     """
-    body = "".join(_layer_section(layer) for layer in layers)
+    static = sum(len(x.labels) for x in layers) <= STATIC_TABLE_LIMIT
+    body = "".join(_layer_section(layer, i, static) for i, layer in enumerate(layers))
+    # The neuron picker's data: one token table per distinct corpus, one JSON element per layer.
+    token_tables: list[Sequence[str]] = []
+    scripts = []
+    for i, layer in enumerate(layers):
+        t = None
+        if layer.contexts is not None and layer.token_texts is not None:
+            t = next((j for j, x in enumerate(token_tables) if x is layer.token_texts), None)
+            if t is None:
+                t = len(token_tables)
+                token_tables.append(layer.token_texts)
+                scripts.append(_json_script([str(x) for x in layer.token_texts], f'id="inv-tokens-{t}"'))
+        scripts.append(_json_script(layer_data(layer, t), f'class="inv-layer" data-index="{i}"'))
+    body = _PICKER + body
     if family is not None:
         body = (
             "<h2>Concept families of the best labels, per layer</h2><p>Each neuron's best label counts once, "
@@ -652,7 +918,9 @@ def write_report(
     )
     page = (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}<p>{nav}</p>{body}</body></html>"
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{intro}<p>{nav}</p>{body}"
+        + "".join(scripts)
+        + f"<script>{_SCRIPT.replace('__SIG__', repr(SIGNIFICANCE))}</script></body></html>"
     )
     path = Path(path)
     with atomic_write(path) as f:
