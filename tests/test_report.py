@@ -152,8 +152,8 @@ def test_token_contexts_shade_each_token_by_its_activation():
     out = token_contexts_html(a, texts, seq, top=5, before=1, after=1)
     rows = out.split("<p>")[1:]
     assert len(rows) == 2  # one context per sequence: the tie at 4.0 goes to the earlier sample, then sequence 1
-    assert ">The<" in rows[0] and ">.<" not in rows[0] and "outline" in rows[0].split(" cat")[0]
-    assert "rgba(214,39,40,1.00)" in rows[0] and "rgba(214,39,40,0.25)" in rows[0]  # 4 / 4 and 1 / 4
+    assert ">The<" in rows[0] and ">.<" not in rows[0] and '"s20 c"' in rows[0].split(" cat")[0]  # the centre
+    assert 'class="s5" title="1"' in rows[0]  # 1 / 4 of the peak: 5 / 20
     assert "&lt;&amp;&gt;" in rows[1] and 'title="-2"' not in out  # escaped text; the window is 1 either side
     with pytest.raises(ValueError, match=r"token_texts, sequence: expected one per sample \(8\), got 7 and 8"):
         token_contexts_html(a, texts[:-1], seq)
@@ -195,11 +195,13 @@ def test_token_views_show_quantiles_and_both_kinds_of_error():
                      "the formula holds, the neuron is silent", "strong activations the formula misses"]  # fmt: skip
     sections = dict(zip(heads, page.split("<h4>")[1:], strict=True))
     silent = sections["the formula holds, the neuron is silent"]
-    assert silent.index("outline") < silent.index("> w10<") and "(0.5)" in silent.split("</p>")[0]  # lowest inside
+    assert (
+        re.search(r'class="s\d+ c', silent).start() < silent.index("> w10<") and "(0.5)" in silent.split("</p>")[0]
+    )  # lowest inside
     missed = sections["strong activations the formula misses"]
     assert "(4)" in missed.split("</p>")[0] and "> w11<" in missed.split("</p>")[0]  # highest outside: sample 11
     first = sections["top activations"].split("</p>")[0]
-    assert "(9)" in first and 'underline" title="9"' in first and 'underline" title="0"' not in first
+    assert "(9)" in first and ' u" title="9"' in first and ' u" title="0"' not in first
 
 
 def test_the_layers_at_a_glance_plot_medians_held_out_and_significance(tmp_path):
@@ -281,7 +283,7 @@ def _brute_contexts(a, seq, top, before, after):
         row = []
         for j in range(i - before, i + after + 1):
             inside = 0 <= j < len(a) and seq[j] == seq[i]
-            row.append(255 if not inside else (int(np.round(15 * max(a[j], 0) / peak)) if peak > 0 else 0))
+            row.append(15 if not inside else int(np.round(14 * max(a[j], 0) / peak)))
         shades.append(row)
     return centers, shades
 
@@ -328,6 +330,7 @@ def test_layer_data_keeps_markup_as_json_text_and_checks_its_contexts():
     assert data["formulas"] == [str(res[0][0].formula)] and data["best"][0][1] == round(res[0][0].auc, 4)
     page = report_module._json_script(data, 'class="inv-layer"')
     assert "</script><b>" not in page and page.count("</script>") == 1
+    assert report_module._nibbles(np.array([1, 2, 15, 0, 7])) == bytes([0x12, 0xF0, 0x7F])
     ctx = token_contexts(torch.cat([acts, acts], 1).numpy(), np.zeros(30, dtype=int))
     layer = LayerReport(res, token_texts=["t"] * 30, contexts=ctx)
     with pytest.raises(ValueError, match=r"^contexts: expected 1 neurons \(the labels'\), got 2$"):

@@ -164,9 +164,9 @@ class TokenContexts:
             activation > 0: highest first, ties the earlier sample, one per sequence); -1 where a neuron
             has fewer such sequences.
         values: [D, top] float64 the neuron's activation at each centre.
-        shades: [D, top, before + 1 + after] uint8 each window token's shading level, round(15 max(a, 0) /
-            peak) with peak the neuron's largest activation (0 when it is <= 0); 255 outside the centre's
-            sequence.
+        shades: [D, top, before + 1 + after] uint8 each window token's shading level, round(14 max(a, 0) /
+            peak) with peak the neuron's largest activation; 15 outside the centre's sequence (so two
+            levels pack in a byte in the report's data).
         before, after: tokens shown before and after each centre.
     """
 
@@ -211,7 +211,7 @@ def token_contexts(
     win = before + 1 + after
     centers = np.full((d, top), -1, dtype=np.int64)
     values = np.zeros((d, top), dtype=np.float64)
-    shades = np.full((d, top, win), 255, dtype=np.uint8)
+    shades = np.full((d, top, win), 15, dtype=np.uint8)
     offsets = np.arange(-before, after + 1)
 
     def first_sequences(order):
@@ -230,7 +230,7 @@ def token_contexts(
             inside = (w >= 0) & (w < n)
             inside[inside] = seq[w[inside]] == seq[i]
             centers[row, r], values[row, r] = i, value_at(np.array([i]))[0]
-            level = np.round(15 * np.maximum(value_at(w[inside]), 0) / peak)
+            level = np.round(14 * np.maximum(value_at(w[inside]), 0) / peak)
             shades[row, r, inside] = level.astype(np.uint8)
 
     for d0 in range(0, d, block):
@@ -407,9 +407,10 @@ def token_contexts_html(values: np.ndarray, texts: Sequence[str], sequence: np.n
                         order: np.ndarray | None = None) -> str:  # fmt: skip
     """Contexts of a token neuron: the first `top` samples of `order` (default: highest activation first;
     one per sequence, ties: the earlier sample), each with `before` tokens before it and `after` after
-    within its sequence; every token shaded in proportion to its activation over the neuron's largest
-    (negative activations unshaded), the centre token outlined, each value in the tooltip, and with
-    `mask` ([N] bool: where the label's formula is true) those tokens underlined.
+    within its sequence; every token shaded in proportion to its activation over the neuron's largest, in
+    20ths (class s0 .. s20; negative activations unshaded), the centre token outlined (class c), each
+    value in the tooltip, and with `mask` ([N] bool: where the label's formula is true) those tokens
+    underlined (class u).
 
     Example:
         >>> token_contexts_html(np.array([0.1, 2.0, 0.5]), ["The", " cat", " sat"], np.array([0, 0, 0]))[:19]
@@ -439,11 +440,10 @@ def token_contexts_html(values: np.ndarray, texts: Sequence[str], sequence: np.n
             hi += 1
         spans = []
         for j in range(lo, hi + 1):
-            alpha = max(values[j], 0.0) / peak if peak > 0 else 0.0
-            style = f"background:rgba(214,39,40,{alpha:.2f})" + (";outline:1px solid #222" if j == i else "")
-            if mask is not None and mask[j]:
-                style += ";text-decoration:underline"
-            spans.append(f'<span style="{style}" title="{values[j]:.4g}">{html.escape(texts[j])}</span>')
+            # Shade classes (_STYLE): s<k> shades k / 20 of the peak, c outlines the centre, u underlines.
+            level = round(20 * max(values[j], 0.0) / peak) if peak > 0 else 0
+            cls = f"s{level}" + (" c" if j == i else "") + (" u" if mask is not None and mask[j] else "")
+            spans.append(f'<span class="{cls}" title="{values[j]:.4g}">{html.escape(texts[j])}</span>')
         rows.append(f"<p>{''.join(spans)} <small>({values[i]:.4g})</small></p>")
     return '<div class="ctx">' + "".join(rows) + "</div>"
 
@@ -702,6 +702,14 @@ def _num(v: float, digits: int):
     return None if v is None or not math.isfinite(v) else round(float(v), digits)
 
 
+def _nibbles(levels: np.ndarray) -> bytes:
+    """Levels 0..15 packed two a byte, the first in the high half (an odd count padded with 15)."""
+    flat = np.asarray(levels, dtype=np.uint8).reshape(-1)
+    if flat.size % 2:
+        flat = np.append(flat, np.uint8(15))
+    return ((flat[0::2] << 4) | flat[1::2]).astype(np.uint8).tobytes()
+
+
 def layer_data(layer: LayerReport, tokens: int | None) -> dict:
     """The compact data the neuron picker and the script's tables read for one layer: each neuron's best label
     (formula as an index into the layer's distinct formulas, AUC, p (search), fraction), its display name,
@@ -734,14 +742,14 @@ def layer_data(layer: LayerReport, tokens: int | None) -> dict:
             "after": ctx.after,
             "centers": ctx.centers.reshape(-1).tolist(),
             "values": [float(f"{v:.4g}") for v in ctx.values.reshape(-1).tolist()],
-            "shades": base64.b64encode(np.ascontiguousarray(ctx.shades, dtype=np.uint8).tobytes()).decode("ascii"),
+            "shades": base64.b64encode(_nibbles(ctx.shades)).decode("ascii"),  # two levels a byte, high first
         }
     return data
 
 
 _PICKER = """<h2 id="picker">Any neuron</h2><p>Pick a layer and a neuron (or open
 <code>report.html#pick=LAYER:NEURON</code>): its best label and, for token layers, its top-activating contexts,
-each token shaded by the neuron's activation, the centre outlined.</p>
+each token shaded by the neuron's activation (15 levels), the centre outlined.</p>
 <p><select id="inv-layer"></select> neuron <input id="inv-neuron" type="number" min="0" value="0" style="width:7em">
 <button id="inv-show">show</button></p><div id="inv-pick"></div>"""
 
@@ -754,15 +762,16 @@ function el(tag,text,attrs){const e=document.createElement(tag);if(text!==undefi
  for(const k in attrs||{})e.setAttribute(k,attrs[k]);return e;}
 function fmtP(p){return p===null?'n/a':(+p.toPrecision(3)).toString()+(p>SIG?' (not significant)':'');}
 const SIG=__SIG__;
-function shades(b64){const s=atob(b64),a=new Uint8Array(s.length);for(let i=0;i<s.length;i++)a[i]=s.charCodeAt(i);return a;}
+function shades(b64){const s=atob(b64),a=new Uint8Array(2*s.length);
+ for(let i=0;i<s.length;i++){const b=s.charCodeAt(i);a[2*i]=b>>4;a[2*i+1]=b&15;}return a;}
 const shadeCache={};
 function contexts(li,d){
  const c=data[li].ctx;if(!c)return null;
  if(!(li in shadeCache))shadeCache[li]=shades(c.shades);
  const sh=shadeCache[li],texts=tokens(c.tokens),win=c.before+1+c.after,box=el('div',null,{class:'ctx'});
  for(let r=0;r<c.top;r++){const k=d*c.top+r,i=c.centers[k];if(i<0)continue;const p=el('p');
-  for(let o=0;o<win;o++){const lv=sh[k*win+o];if(lv===255)continue;const j=i-c.before+o;
-   const sp=el('span',texts[j]);sp.style.background='rgba(214,39,40,'+(lv/15).toFixed(2)+')';
+  for(let o=0;o<win;o++){const lv=sh[k*win+o];if(lv===15)continue;const j=i-c.before+o;
+   const sp=el('span',texts[j]);sp.style.background='rgba(214,39,40,'+(lv/14).toFixed(2)+')';
    if(j===i){sp.style.outline='1px solid #222';sp.title=String(c.values[k]);}p.appendChild(sp);}
   p.appendChild(document.createTextNode(' '));p.appendChild(el('small','('+c.values[k]+')'));box.appendChild(p);}
  return box;}
@@ -847,7 +856,10 @@ code{font-size:90%}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px
 section.neuron{border-top:1px solid #ddd;padding:.5em 0}.words{font-size:120%;font-weight:bold}
 img.px{image-rendering:pixelated;border:1px solid #999;margin:1px}ul.desc{font-size:90%;color:#555}
 span.ns{color:#b00;font-size:85%}p.sig{font-size:90%;color:#444}
-div.ctx p{font-family:monospace;white-space:pre-wrap;margin:.2em 0}#inv-pick{border:1px solid #ddd;padding:0 .5em}"""
+div.ctx p{font-family:monospace;white-space:pre-wrap;margin:.2em 0}#inv-pick{border:1px solid #ddd;padding:0 .5em}
+div.ctx span.c{outline:1px solid #222}div.ctx span.u{text-decoration:underline}""" + "".join(
+    f"div.ctx span.s{k}{{background:rgba(214,39,40,{k / 20:.2f})}}" for k in range(1, 21)
+)
 
 
 def write_report(
