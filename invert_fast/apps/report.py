@@ -253,7 +253,8 @@ def token_contexts(
 
                 shade(d0 + j, chosen, value_at, float(v_pos.max()))
             continue
-        cols = torch.as_tensor(part if isinstance(part, torch.Tensor) else np.asarray(part)).double()
+        # A copy of the block (a memory map's slice is read-only, which torch would warn about).
+        cols = part.double() if isinstance(part, torch.Tensor) else torch.from_numpy(np.array(part, dtype=np.float64))
         k = min(n, candidates)
         head_v, head_i = torch.topk(cols, k, dim=0)  # [k, b]
         cols_np, head_v, head_i = cols.numpy(), head_v.numpy(), head_i.numpy()
