@@ -124,3 +124,20 @@ def test_fashion_broden_script_writes_a_readable_broden(tmp_path, capsys):
     assert len(read_broden(tmp_path / "fb")) == 100
     assert fashion_broden.main([str(tmp_path / "fb2"), "--samples", "0"]) == 2
     assert "samples: expected 1 to 10,000" in capsys.readouterr().err
+
+
+def test_neuroneval_sanity_benchmark_reproduces_the_published_pattern():
+    # NeuronEval's theoretical check (10 seeds): INVERT's AUROC misses the missing labels at gamma <= 0.001
+    # (60% over the five gammas, as their table); IoU, F1, AUPRC, correlation and cosine drop in every case.
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_sanity.py"), "--quick", "--skip-planted"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in res.stdout.splitlines() if "| " in line}
+    assert rows[("missing", "auc")].rstrip().endswith("| 0% | 0% | 60% |")
+    for test in ("missing", "extra"):
+        for metric in ("iou", "f1", "auprc", "correlation", "cosine"):
+            assert rows[(test, metric)].rstrip().endswith("| 100% |"), (test, metric)
+    assert rows[("extra", "auc")].rstrip().endswith("| 100% |")
