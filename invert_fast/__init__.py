@@ -24,7 +24,7 @@ from .core.formula import Formula
 from .core.params import SearchParams
 from .core.regions import Regions, compute_regions
 from .core.results import Explanation, Explanations, read_csv, write_csv
-from .core.scoring import score, score_each
+from .core.scoring import concept_metrics, score, score_each
 from .core.search import explain
 from .core.sparse import SparseColumns
 from .core.token_index import TokenIndex
@@ -74,6 +74,7 @@ __all__ = [
     "circuit",
     "compare",
     "compositional_explain",
+    "concept_metrics",
     "compute_regions",
     "csr_gather_sum",
     "explain",

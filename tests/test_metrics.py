@@ -112,3 +112,32 @@ def test_no_metrics_leaves_the_columns_nan_and_the_labels_alone():
     assert all(math.isnan(e.iou) and math.isnan(e.cosine) for r in b for e in r)
     with pytest.raises(TypeError, match=r"^metrics: expected True or False, got str 'no'$"):
         inv.explain(x, cs, metrics="no")
+
+
+@pytest.mark.parametrize("alpha", [0.05, "support"])
+def test_concept_metrics_are_every_neuron_against_every_concept_as_the_reference(alpha):
+    # Each matrix entry equals metrics_reference (exact fractions) of that neuron and concept, AUROC the
+    # auroc matrix; sparse input gives the same matrices; a block of neurons at a time changes nothing.
+    g = torch.Generator().manual_seed(3)
+    y = torch.rand(300, 7, generator=g) < torch.tensor([0.02, 0.1, 0.3, 0.5, 0.05, 0.2, 0.45])
+    x = torch.randn(300, 5, generator=g, dtype=torch.float64)
+    x[:, 0] += 2 * y[:, 0]
+    x[:, 2] = torch.relu(x[:, 2])
+    x[:, 3] = 0.0  # constant: correlation and cosine undefined
+    m = inv.concept_metrics(x, y, alpha=alpha)
+    assert set(m) == {"auroc", "iou", "f1", "auprc", "correlation", "cosine"}
+    assert torch.equal(m["auroc"], inv.auroc(x, y))
+    for d in range(5):
+        for c in range(7):
+            want = metrics_reference(x[:, d].tolist(), y[:, c].tolist(), alpha)
+            for name, v in want.items():
+                got = float(m[name][d, c])
+                if v is None:
+                    assert math.isnan(got), (name, d, c)
+                else:
+                    assert math.isclose(got, float(v), rel_tol=1e-12, abs_tol=1e-15), (name, d, c, got, v)
+    sparse = inv.concept_metrics(x.to_sparse(), y, alpha=alpha)
+    blocks = inv.concept_metrics(x, y, alpha=alpha, max_memory=40_000)
+    for name in m:
+        assert torch.allclose(sparse[name], m[name], rtol=1e-12, atol=0, equal_nan=True), name
+        assert torch.equal(blocks[name].nan_to_num(-9), m[name].nan_to_num(-9)), name

@@ -91,3 +91,52 @@ def score_each(
         s2, p = (ranks * m).sum(0), m.sum(0)
         out[cols] = auc_from_rank_sums(s2, p, n)
     return out
+
+
+def concept_metrics(activations, concepts, alpha: float | str = 0.005, max_memory: int = 2**28) -> dict:
+    """Every objective's value for every neuron and every concept: the matrices a meta-evaluation ranks
+    (NeuronEval's Meta-AUPRC) and the single-concept view of the labels' columns.
+
+    Args:
+        activations: [N, D] tensor or array, or sparse (entries not stored are 0.0).
+        concepts: ConceptSet or [N, K] 0/1 matrix.
+        alpha: T's share, or "support" (core/objectives.top_samples): IoU, F1 and AUPRC measure against T.
+        max_memory: bytes of unpacked concept masks held at a time (neurons run in blocks).
+
+    Returns:
+        {"auroc": [D, K], "iou", "f1", "auprc", "correlation", "cosine"}: float64 on the CPU, with the
+        definitions of core/auroc.auroc and core/metrics.py (NaN where a metric is undefined).
+
+    Example:
+        >>> m = concept_metrics(acts, concepts, alpha=0.01)
+        >>> m["f1"].shape
+        torch.Size([D, K])
+    """
+    from .metrics import METRICS, label_stats
+    from .objectives import check_alpha
+    from .order import packed_rows
+    from .sparse import activation_columns, as_activation_input
+    from .validate import check_positive_int
+
+    alpha = check_alpha(alpha)
+    max_memory = check_positive_int(max_memory, "max_memory")
+    x = as_activation_input(activations)
+    cs = concepts if isinstance(concepts, ConceptSet) else ConceptSet(concepts)
+    n, d = x.shape
+    if cs.n_samples != n:
+        raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
+    cs = cs.to(x.device)
+    regions = cs.regions()
+    words = packed_rows(regions.membership_bool)  # [K, W]: each concept's regions
+    k = words.shape[0]
+    out = {"auroc": auroc(x, cs).cpu()}
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in METRICS}
+    step = max(1, min(d, max_memory // max(1, 33 * k * regions.num_regions)))
+    for d0 in range(0, d, step):
+        xb = activation_columns(x, d0, min(d, d0 + step))
+        stats = label_stats(xb, words.unsqueeze(0).expand(xb.shape[1], k, -1), regions, alpha, max_memory=max_memory)
+        for name, fn in METRICS.items():
+            parts[name].append(fn(stats))
+    for name in METRICS:
+        out[name] = torch.cat(parts[name]) if parts[name] else torch.zeros(0, k, dtype=torch.float64)
+    return out
