@@ -8,6 +8,11 @@ demo's MATCHING_LOGITS; correct concept: that class), against every concept of e
 correlation, cosine). A metric undefined for a pair (NaN) ranks last.
 
     python benchmarks/bench_meta.py                  # MNIST 5,000 images; Fashion 2,000 at 160 px (~1 minute)
+    python benchmarks/bench_meta.py --smollm2 out/demo-smollm2/activations    # + SmolLM2's 20 next tokens
+
+With --smollm2 (a folder the SmolLM2 demo captured: its token index and final.npy), also SmolLM2's
+log-probabilities of the 20 most frequent next tokens (as the demo computes them), correct concept
+`next:tok=<that token>` among the demo's 723 token and word concepts.
 """
 
 from __future__ import annotations
@@ -63,15 +68,42 @@ def fashion_case(samples: int, size: int):
     return f"MobileNetV2: {len(MATCHING_LOGITS)} Fashion-matching logits", logits, concepts, correct
 
 
+def smollm2_case(folder: str, top_tokens: int = 100):
+    from pathlib import Path
+
+    from invert_fast.apps.demo import next_token_logprobs
+    from invert_fast.cases.smollm2 import load_smollm2
+    from invert_fast.concepts.linguistic import load_english, word_annotations
+    from invert_fast.concepts.tokens import token_concepts, visible
+    from invert_fast.core.token_index import TokenIndex
+
+    model, tok = load_smollm2()
+    index = TokenIndex.load(folder)
+    concepts = token_concepts(tok, index, top=top_tokens, words=word_annotations(load_english(), index))
+    tokens, seq = index.tokens.numpy(), index.sequence.numpy()
+    nxt = np.where(np.r_[seq[1:] == seq[:-1], False], np.roll(tokens, -1), -1)  # the demo's ground truth
+    ids, counts = np.unique(nxt[nxt >= 0], return_counts=True)
+    top20 = ids[np.argsort(-counts, kind="stable")[:20]]
+    final = torch.from_numpy(np.load(Path(folder) / "final.npy").astype(np.float32))
+    _, logprobs = next_token_logprobs(final, model.lm_head.weight.detach(), torch.from_numpy(top20))
+    correct = torch.zeros(len(top20), len(concepts), dtype=torch.bool)
+    for j, t in enumerate(top20.tolist()):
+        correct[j, concepts.names.index(f"next:tok={visible(tok.decode([t]))}")] = True
+    return "SmolLM2: 20 next-token log-probabilities", logprobs, concepts, correct
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--fashion-samples", type=int, default=2000)
     p.add_argument("--size", type=int, default=160, help="image size fed to MobileNetV2 (the demo's default)")
     p.add_argument("--alphas", default="0.005,0.1", help="top shares T for IoU, F1 and AUPRC")
+    p.add_argument("--smollm2", metavar="DIR", help="the SmolLM2 demo's activations folder (adds its case)")
     args = p.parse_args()
     alphas = [float(a) for a in args.alphas.split(",")]
     t0 = time.perf_counter()
     cases = [mnist_case(), fashion_case(args.fashion_samples, args.size)]
+    if args.smollm2:
+        cases.append(smollm2_case(args.smollm2))
     print("# Meta-AUPRC: average precision of the correct (unit, concept) pairs ranked by each metric\n")
     print("| units | concepts | α | " + " | ".join(OBJECTIVES) + " |\n|---|---:|---:|" + "---:|" * len(OBJECTIVES))
     for title, acts, concepts, correct in cases:
