@@ -345,10 +345,13 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
     if not exps:
         return f'<section class="neuron"><h3>{head}</h3><p>no admissible formula</p></section>'
     e = exps[0]
+    # explain(holdout=...): the labels' AUC on the samples the search did not see, beside the rest.
+    held = any(not math.isnan(x.auc_heldout) for x in exps)
+    shown = METRIC_COLUMNS + (("auc_heldout",) if held else ())
     rows = "".join(
         f"<tr><td>{x.rank}</td><td><code>{html.escape(str(x.formula))}</code></td><td>{x.auc:.4f}</td>"
         f"<td>{_fmt_p(x)}</td><td>{_fmt_p_search(x)}</td><td>{x.concept_fraction:.1%}</td>"
-        + "".join(f"<td>{_fmt_metric(getattr(x, c))}</td>" for c in METRIC_COLUMNS)
+        + "".join(f"<td>{_fmt_metric(getattr(x, c))}</td>" for c in shown)
         + "</tr>"
         for x in exps
     )
@@ -357,6 +360,7 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         f'<p class="words">{html.escape(formula_in_words(e.formula))}</p>',
         f"<p>AUC {e.auc:.4f} · p {_fmt_p(e)} · p (search) {_fmt_p_search(e)} · {e.concept_fraction:.1%} of samples "
         f"· length {e.length}"
+        + ("" if math.isnan(e.auc_heldout) else f" · held-out AUC {e.auc_heldout:.4f}")
         + ("" if math.isnan(e.bound) else f" · bound {e.bound:.4f}{' (certified optimal)' if e.certified else ''}")
         + "</p>",
     ]
@@ -386,7 +390,7 @@ def _neuron_section(layer: LayerReport, d: int) -> str:
         parts.append("<ul class='desc'>" + "".join(notes) + "</ul>")
     parts.append(
         "<table><tr><th>rank</th><th>formula</th><th>AUC</th><th>p</th><th>p (search)</th><th>fraction</th>"
-        + "".join(f"<th>{html.escape(c)}</th>" for c in METRIC_COLUMNS)
+        + "".join(f"<th>{html.escape(c.replace('_heldout', ' (held out)'))}</th>" for c in shown)
         + "</tr>"
         f"{rows}</table></section>"
     )

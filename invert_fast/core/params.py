@@ -49,6 +49,7 @@ class SearchParams:
             (overlap with the neuron's top samples T), "correlation" or "cosine" (of activations and mask).
         alpha: T's share of the samples (the ceil(alpha N) largest activations, ties at the cutoff
             included), or "support" (activations > 0): the overlap objectives' T and every label's metrics.
+        holdout: share of the samples held out of the search and scored afterwards (0: none; search.holdout_split).
 
     Example:
         >>> SearchParams(L=2, B=5, min_fraction=0.02).size_bounds(1000)
@@ -101,6 +102,12 @@ class SearchParams:
         "--objective iou / f1 / auprc and of every label's iou, f1, auprc columns", type=lambda text: text if text == "support" else float(text),
     )  # fmt: skip
 
+    holdout: float = _option(
+        0.0, "share of the samples held out of the search (whole groups with --groups or a store's sequences, "
+        "seeded by --seed): every label is also scored on them (columns auc_heldout, iou_heldout, ...); 0: none",
+        type=float,
+    )  # fmt: skip
+
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
         set_("L", check_positive_int(self.L, "L"))
@@ -133,6 +140,10 @@ class SearchParams:
             raise ValueError(f"certify: bounds are computed for L <= 3 (the exact search's range), got L = {self.L}")
         objective(self.objective)
         set_("alpha", check_alpha(self.alpha))
+        h = self.holdout
+        if isinstance(h, bool) or not isinstance(h, int | float | np.floating | np.integer) or not 0 <= float(h) < 1:
+            raise ValueError(f"holdout: expected a share in [0, 1) of the samples to hold out (0: none), got {h!r}")
+        set_("holdout", float(h))
         if self.objective != "auroc":
             # What is defined for AUROC alone so far, refused in one line naming the objective.
             for name, bad, why in (

@@ -36,6 +36,12 @@ SCHEMA = (
     ("auprc", float),
     ("correlation", float),
     ("cosine", float),
+    ("auc_heldout", float),
+    ("iou_heldout", float),
+    ("f1_heldout", float),
+    ("auprc_heldout", float),
+    ("correlation_heldout", float),
+    ("cosine_heldout", float),
     ("definitions", str),
 )
 COLUMNS = tuple(c for c, _ in SCHEMA)
@@ -69,6 +75,9 @@ class Explanation:
         iou, f1, auprc, correlation, cosine: the label's metrics against the neuron's top samples T (the
             search's alpha) and activations, whatever the objective (core/metrics.py: definitions, ties,
             error bounds); NaN where undefined or not computed.
+        auc_heldout, iou_heldout, f1_heldout, auprc_heldout, correlation_heldout, cosine_heldout: the
+            same measures of the label on the samples held out of the search (explain(holdout=...); T the
+            held-out samples' own top share); NaN without a holdout or where undefined.
     """
 
     neuron: int
@@ -89,6 +98,12 @@ class Explanation:
     auprc: float = math.nan
     correlation: float = math.nan
     cosine: float = math.nan
+    auc_heldout: float = math.nan
+    iou_heldout: float = math.nan
+    f1_heldout: float = math.nan
+    auprc_heldout: float = math.nan
+    correlation_heldout: float = math.nan
+    cosine_heldout: float = math.nan
 
 
 @dataclass

@@ -78,6 +78,7 @@ def explain(
     certify: bool = False,
     objective: str = "auroc",
     alpha: float | str = 0.005,
+    holdout: float = 0.0,
     metrics: bool = True,
     max_work: int | None = None,
     alternative: str = "two-sided",
@@ -136,6 +137,10 @@ def explain(
         alpha: T: the ceil(alpha N) largest activations, samples tied with the last included; or
             "support": the activations > 0 (a sparse latent's natural T). The overlap objectives search by
             it, and every label's iou, f1, auprc columns measure against it (core/metrics.py).
+        holdout: share of the samples held out of the search (0: none): the search sees the rest, and every
+            label also gets its AUC and five metrics on the held-out samples (auc_heldout, iou_heldout, ...;
+            T their own top share). Whole groups are held out with `groups` (a store with sequences: its
+            sequences); which samples is seeded by `seed` (holdout_split) and recorded in the parameters.
         metrics: fill every label's iou, f1, auprc, correlation and cosine (core/metrics.py; about 0.9 ms per
             neuron at N = 50,000 on 2 CPU cores, benchmarks/RESULTS.md); False leaves them NaN.
         max_work: candidate evaluations the exact search (or certify) may do; None: no limit. Past it, a
@@ -162,7 +167,7 @@ def explain(
     x = None if store is not None else as_activation_input(activations)
     params = SearchParams(
         L, B, limit_search, min_fraction, max_fraction, mode, alternative, distinct, permutations, seed, search, certify,
-        objective, alpha,
+        objective, alpha, holdout,
     )  # fmt: skip
     if params.search == "exact":
         check_exact(params)
@@ -180,21 +185,39 @@ def explain(
         raise ValueError(f"concepts: expected {n} samples (rows of activations), got a concept set over {cs.n_samples}")
     if n < 2:
         raise ValueError(f"activations: need at least 2 samples to compare inside and outside a mask, got {n}")
+    groups = permutation_groups(store, params.permutations or params.holdout, groups)
+    split = None
+    if params.holdout > 0:  # the search sees the training samples; the labels are scored on the rest too
+        held = holdout_split(n, params.holdout, params.seed, groups)
+        train_idx, held_idx = (~held).nonzero().flatten(), held.nonzero().flatten()
+        if train_idx.numel() < 2 or held_idx.numel() < 2:
+            raise ValueError(
+                f"holdout: expected at least 2 samples on each side, got {train_idx.numel()} to search and "
+                f"{held_idx.numel()} held out (holdout = {params.holdout}, N = {n})"
+            )
+        split = (train_idx, held_idx, cs.select_samples(held_idx))
+        cs = cs.select_samples(train_idx)
+        if groups is not None:
+            groups = to_tensor(groups, "groups")[train_idx]
+    n_all, n = n, cs.n_samples
     if params.objective == "auprc" and n > AUPRC_MAX_N:
         raise ValueError(
             f"objective: 'auprc' searches need at most {AUPRC_MAX_N:,} samples (its exact rational, up to 2 N^3, "
             f"must fit in 64 bits), got N = {n:,}; the auprc column of every label has no such limit"
         )
-    groups = permutation_groups(store, params.permutations, groups)
     plan = PermutationPlan(n, params.permutations, params.seed, groups)
     dev = as_device(device) if device is not None else (x.device if x is not None else torch.device("cpu"))
     ops.check_device(torch.empty(0, device=dev), "explain")
     cs = cs.to(dev)
+    if split is not None:
+        split = (split[0], split[1], split[2].to(dev))
     if max_memory is None:
         max_memory = default_max_memory(dev)
     max_memory = check_positive_int(max_memory, "max_memory")
     space = RegionSpace(cs, method, max_memory)
-    exported = {**params.as_dict(), "adjust": adjust, "method": space.method, "n_samples": n, "n_concepts": space.k}
+    exported = {**params.as_dict(), "adjust": adjust, "method": space.method, "n_samples": n_all, "n_concepts": space.k}
+    if split is not None:
+        exported["holdout_samples"] = int(split[1].numel())
     if groups is not None:
         exported["groups"] = plan.describe()
     if getattr(store, "model", None):  # a delphi cache's config.json names the model of its latents
@@ -243,12 +266,93 @@ def explain(
             not isinstance(xb, SparseColumns) and xb.stride(1) != 1
         ):  # a transposed layout is slow to rank (a row per page): one dense copy
             xb = xb.contiguous()
-        per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work, neuron_offset, metrics)
+        if split is None:
+            per_neuron_results += explain_batch(xb, d0, space, params, plan, max_work, neuron_offset, metrics)
+        else:
+            train_idx, held_idx, cs_held = split
+            found = explain_batch(_rows(xb, train_idx), d0, space, params, plan, max_work, neuron_offset, metrics)
+            per_neuron_results += heldout_scores(found, _rows(xb, held_idx), cs_held, params.alpha, neuron_offset + d0)
         if progress is not None:
             progress(min(d_total, d0 + step), d_total)
     if adjust is not None:
         adjust_explanations(per_neuron_results, adjust)
     return Explanations(per_neuron_results, exported, layer, cs.definitions)
+
+
+def holdout_split(n: int, share: float, seed: int, groups=None) -> torch.Tensor:
+    """[N] bool: the samples explain(holdout=share) holds out of the search.
+
+    Without groups: the first round(share N) samples of torch.randperm(N) drawn from a CPU generator seeded
+    with seed + 1 (the permutations use seed itself). With groups ([N] ints): whole groups, in the order of
+    a torch.randperm over the distinct groups (ascending ids) from the same generator, until at least
+    round(share N) samples are held out.
+
+    Example:
+        >>> holdout_split(10, 0.3, seed=0).sum().item()
+        3
+    """
+    gen = torch.Generator().manual_seed(seed + 1)
+    want = round(share * n)
+    held = torch.zeros(n, dtype=torch.bool)
+    if groups is None:
+        held[torch.randperm(n, generator=gen)[:want]] = True
+        return held
+    gr = to_tensor(groups, "groups")
+    if gr.dim() != 1 or gr.numel() != n:
+        raise ValueError(f"groups: expected [N] = [{n}] integer group ids, got shape {tuple(gr.shape)}")
+    if gr.is_floating_point() or gr.is_complex() or gr.dtype == torch.bool:
+        raise TypeError(f"groups: expected integer group ids, got dtype {gr.dtype}")
+    ids, inv, counts = torch.unique(gr.long().cpu(), return_inverse=True, return_counts=True)
+    order = torch.randperm(ids.numel(), generator=gen)
+    taken = torch.cumsum(counts[order], 0)
+    k = int(torch.searchsorted(taken, torch.tensor(want), right=False)) + 1 if want > 0 else 0
+    chosen = torch.zeros(ids.numel(), dtype=torch.bool)
+    chosen[order[: min(k, ids.numel())]] = True
+    return chosen[inv]
+
+
+def _rows(x, idx: torch.Tensor):
+    """The samples idx of dense [N, D] or SparseColumns activations."""
+    if isinstance(x, SparseColumns):
+        return x.select_rows(idx)
+    return x.index_select(0, idx.to(x.device))
+
+
+def heldout_scores(found: list[list[Explanation]], x_held, cs_held: ConceptSet, alpha, neuron_offset: int = 0):
+    """The labels `found` (one list per neuron of x_held's columns) with their AUC and five metrics on the
+    held-out samples x_held [Nh, Db] (dense or SparseColumns; T its own top share alpha), the same
+    definitions as the search's columns (core/auroc, core/metrics). Every formula is evaluated on the regions
+    of cs_held (each region one "sample" of its concept vector), so the float sums run over the same regions
+    in the same order whatever the batch of neurons: a label's columns do not depend on its batch."""
+    import dataclasses
+
+    from .metrics import label_stats
+    from .order import packed_rows
+
+    if not any(found):
+        return found
+    regions = cs_held.regions()
+    g = regions.num_regions
+    by_region = ConceptSet.from_bits(packed_rows(regions.membership_bool), g, cs_held.names)
+    words_of: dict[str, torch.Tensor] = {}
+    db, b = len(found), max(len(r) for r in found)
+    words = torch.zeros(db, b, by_region.bits.shape[1], dtype=torch.int64, device=by_region.bits.device)
+    for d, labels in enumerate(found):
+        for r, e in enumerate(labels):
+            key = str(e.formula)
+            if key not in words_of:
+                words_of[key] = e.formula.bits(by_region)  # the formula's regions, packed
+            words[d, r] = words_of[key]
+    sums, _ = checked_ranking(lambda v: ranked_region_sums(v, regions), x_held, neuron_offset)
+    s2 = mask_region_sums(words, sums).cpu()
+    pos = mask_region_sums(words, regions.sizes.unsqueeze(1).expand(g, db).contiguous()).cpu()
+    cols = {"auc_heldout": auc_from_rank_sums(s2, pos, x_held.shape[0]).tolist()}
+    stats = label_stats(x_held, words, regions, alpha)
+    cols.update({f"{name}_heldout": fn(stats).tolist() for name, fn in METRICS.items()})
+    return [
+        [dataclasses.replace(e, **{c: v[d][r] for c, v in cols.items()}) for r, e in enumerate(labels)]
+        for d, labels in enumerate(found)
+    ]
 
 
 class PermutationPlan:

@@ -120,6 +120,20 @@ class SparseColumns:
             self.first + d0,
         )  # fmt: skip
 
+    def select_rows(self, rows: torch.Tensor) -> SparseColumns:
+        """The samples rows ([M] int64, strictly increasing) as their own SparseColumns, renumbered 0 .. M - 1
+        (a train / held-out split of the samples)."""
+        new = torch.full((self.shape[0],), -1, dtype=torch.int64, device=self.device)
+        new[rows.to(self.device)] = torch.arange(rows.numel(), device=self.device)
+        at = new[self.indices]
+        keep = at >= 0
+        counts = torch.zeros(self.shape[1], dtype=torch.int64, device=self.device).index_add_(
+            0, self.column_of_entries()[keep], torch.ones(int(keep.sum()), dtype=torch.int64, device=self.device)
+        )
+        indptr = torch.zeros(self.shape[1] + 1, dtype=torch.int64, device=self.device)
+        indptr[1:] = torch.cumsum(counts, 0)
+        return SparseColumns(indptr, at[keep], self.values[keep], (rows.numel(), self.shape[1]), self.first)
+
     def to(self, device) -> SparseColumns:
         device = torch.device(device)
         if device == self.device:
