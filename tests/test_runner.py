@@ -1,5 +1,6 @@
 """Checkpointed, resumable and distributed explain: same output bytes as one uninterrupted process."""
 
+import math
 import os
 import signal
 import socket
@@ -184,9 +185,12 @@ def test_sigkill_then_resume_gives_identical_output(files):
     assert not list(tmp.glob(".out.csv.*")), "the killed run's partial output must be swept"
 
 
-def test_torchrun_two_gloo_processes_match_one(files):
+@pytest.mark.parametrize("extra", [[], ["--holdout", "0.3", "--seed", "5"]])
+def test_torchrun_two_gloo_processes_match_one(files, extra):
+    # With --holdout every rank draws the same seeded split: the held-out columns match one process too.
     tmp = files
-    base = ["--activations", tmp / "a.npy", "--labels", tmp / "y.npy", "-L", "2", "-B", "3", "--quiet", "--chunk", "8"]
+    base = ["--activations", tmp / "a.npy", "--labels", tmp / "y.npy", "-L", "2", "-B", "3", "--quiet", "--chunk", "8",
+            *extra]  # fmt: skip
     subprocess.run(cli(*base, "--out", tmp / "one.csv"), check=True, capture_output=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -206,3 +210,6 @@ def test_torchrun_two_gloo_processes_match_one(files):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp / "two.csv").read_bytes() == (tmp / "one.csv").read_bytes()
     assert res.stdout.count("labeled 48 neurons") == 1  # rank 0 alone reports
+    if extra:
+        (labels,) = inv.read_csv(tmp / "two.csv")
+        assert all(not math.isnan(e.auc_heldout) for e in labels[0])
