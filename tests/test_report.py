@@ -219,17 +219,23 @@ def test_the_layers_at_a_glance_plot_medians_held_out_and_significance(tmp_path)
     assert "significant</title>" not in svg_layer_summary(bare)
 
 
+def _token_case(sequences: int, neurons: int, fires: int):
+    """Sentences of tokens with markup, quotes and Unicode; neuron `fires` fires on "<b>": (sequence, texts,
+    activations, concepts, labels)."""
+    words = ["<b>", 'say "hi"', " café", " 日本", " the", " end", "."]
+    seq = np.repeat(np.arange(sequences), len(words))
+    texts = [words[i % len(words)] for i in range(len(seq))]
+    g = torch.Generator().manual_seed(0)
+    acts = torch.rand(len(seq), neurons, generator=g)
+    acts[::7, fires] += 3
+    cs = inv.ConceptSet(torch.tensor([t == "<b>" for t in texts]).unsqueeze(1), ["tok=<b>"])
+    return seq, texts, acts, cs, inv.explain(acts, cs, L=1, B=1, layer="tokens")
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
 def test_token_report_renders_contexts_and_shading_in_headless_chromium(tmp_path):
     # Token texts with markup, quotes and Unicode: escaped, shown as text; tokens shaded red by activation.
-    words = ["<b>", 'say "hi"', " café", " 日本", " the", " end", "."]
-    seq = np.repeat(np.arange(40), len(words))
-    texts = [words[i % len(words)] for i in range(len(seq))]
-    g = torch.Generator().manual_seed(0)
-    acts = torch.rand(len(seq), 2, generator=g)
-    acts[::7, 0] += 3  # "<b>" fires neuron 0
-    cs = inv.ConceptSet(torch.tensor([t == "<b>" for t in texts]).unsqueeze(1), ["tok=<b>"])
-    res = inv.explain(acts, cs, L=1, B=1, layer="tokens")
+    seq, texts, acts, cs, res = _token_case(40, 2, 0)
     cols = {0: acts[:, 0].double().numpy()}
     layer = LayerReport(res, cols, cs, neurons=[0], token_texts=texts, sequence=seq)
     path = write_report(tmp_path / "t.html", [layer], "token report")
@@ -343,14 +349,7 @@ def test_the_neuron_picker_renders_any_neuron_and_the_script_tables_in_headless_
     # address #pick=LAYER:NEURON renders a neuron not among the selected ones, with its contexts from the
     # compact data, token text with markup and Unicode as text, shaded.
     monkeypatch.setattr(report_module, "STATIC_TABLE_LIMIT", 10)
-    words = ["<b>", 'say "hi"', " café", " 日本", " the", " end", "."]
-    seq = np.repeat(np.arange(60), len(words))
-    texts = [words[i % len(words)] for i in range(len(seq))]
-    g = torch.Generator().manual_seed(0)
-    acts = torch.rand(len(seq), 150, generator=g)
-    acts[::7, 137] += 3  # "<b>" fires neuron 137
-    cs = inv.ConceptSet(torch.tensor([t == "<b>" for t in texts]).unsqueeze(1), ["tok=<b>"])
-    res = inv.explain(acts, cs, L=1, B=1, layer="tokens")
+    seq, texts, acts, cs, res = _token_case(60, 150, 137)
     ctx = token_contexts(acts.numpy(), seq)
     layer = LayerReport(res, None, cs, neurons=[0], token_texts=texts, sequence=seq, contexts=ctx)
     path = write_report(tmp_path / "t.html", [layer], "picker")

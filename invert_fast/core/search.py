@@ -279,6 +279,16 @@ def explain(
     return Explanations(per_neuron_results, exported, layer, cs.definitions)
 
 
+def check_groups(groups, n: int) -> torch.Tensor:
+    """[N] int64 CPU group ids of `groups`, or a one-line error (not [N], or not integers)."""
+    gr = to_tensor(groups, "groups")
+    if gr.dim() != 1 or gr.numel() != n:
+        raise ValueError(f"groups: expected [N] = [{n}] integer group ids, got shape {tuple(gr.shape)}")
+    if gr.is_floating_point() or gr.is_complex() or gr.dtype == torch.bool:
+        raise TypeError(f"groups: expected integer group ids, got dtype {gr.dtype}")
+    return gr.long().cpu()
+
+
 def holdout_split(n: int, share: float, seed: int, groups=None) -> torch.Tensor:
     """[N] bool: the samples explain(holdout=share) holds out of the search.
 
@@ -297,12 +307,7 @@ def holdout_split(n: int, share: float, seed: int, groups=None) -> torch.Tensor:
     if groups is None:
         held[torch.randperm(n, generator=gen)[:want]] = True
         return held
-    gr = to_tensor(groups, "groups")
-    if gr.dim() != 1 or gr.numel() != n:
-        raise ValueError(f"groups: expected [N] = [{n}] integer group ids, got shape {tuple(gr.shape)}")
-    if gr.is_floating_point() or gr.is_complex() or gr.dtype == torch.bool:
-        raise TypeError(f"groups: expected integer group ids, got dtype {gr.dtype}")
-    ids, inv, counts = torch.unique(gr.long().cpu(), return_inverse=True, return_counts=True)
+    ids, inv, counts = torch.unique(check_groups(groups, n), return_inverse=True, return_counts=True)
     order = torch.randperm(ids.numel(), generator=gen)
     taken = torch.cumsum(counts[order], 0)
     k = int(torch.searchsorted(taken, torch.tensor(want), right=False)) + 1 if want > 0 else 0
@@ -377,12 +382,7 @@ class PermutationPlan:
         self.grouped = groups is not None
         if groups is None:
             return
-        gr = to_tensor(groups, "groups")
-        if gr.dim() != 1 or gr.numel() != n:
-            raise ValueError(f"groups: expected [N] = [{n}] integer group ids, got shape {tuple(gr.shape)}")
-        if gr.is_floating_point() or gr.is_complex() or gr.dtype == torch.bool:
-            raise TypeError(f"groups: expected integer group ids, got dtype {gr.dtype}")
-        _, inv, counts = torch.unique(gr.long().cpu(), return_inverse=True, return_counts=True)
+        _, inv, counts = torch.unique(check_groups(groups, n), return_inverse=True, return_counts=True)
         order = torch.argsort(inv, stable=True)  # samples of group 0, then group 1, ... (in sample order)
         starts = torch.cumsum(counts, 0) - counts
         for size in torch.unique(counts).tolist():
