@@ -233,6 +233,8 @@ def explain(
         per_neuron += 32 * g
     if params.scorer.uses_values:  # the scaled activations q (int64) and their region sums
         per_neuron += 8 * n + 8 * g
+    if split is not None:  # the batch's training and held-out rows, copied apart
+        per_neuron += 8 * n_all
     if params.search == "exact" or params.certify:
         # The exact search holds every atom AND every concept ([2K, K], packed or with sizes), the pair
         # sums, the atoms' packed masks, and for L = 3 the kept prefixes' masks and sums.
