@@ -75,7 +75,7 @@ def test_the_table_and_an_unknown_objective():
         ({"search": "exact"}, "search"),
         ({"certify": True}, "certify"),
     ):
-        for obj in ("iou", "correlation"):
+        for obj in ("iou", "correlation") if name in ("mode", "limit_search") else ("auprc", "cosine"):
             with pytest.raises(ValueError, match=rf"^{name}: not available with objective '{obj}' \(.*\), got .*$"):
                 inv.explain(x, y, objective=obj, **kw)
     for bad in (0, 1.5, "top", True, -0.1):
@@ -207,7 +207,10 @@ def test_exact_search_up_to_two_atoms_by_each_objective_equals_brute_force(objec
                               alpha=0.05)  # fmt: skip
         for d in range(x.shape[1]):
             assert [str(e.formula) for e in res[d]] == [f for f, _, _ in ref[d]], (seed, d)
-            assert all(math.isnan(e.bound) and not e.certified for e in res[d])  # bound: AUROC's alone
+            if res[d] and objective_name in ("correlation", "cosine"):  # scores that are not the metric
+                assert all(math.isnan(e.bound) and not e.certified for e in res[d])
+            elif res[d]:  # the exact best score, reached by the rank-0 label
+                assert res[d][0].certified and math.isclose(res[d][0].bound, ref[d][0][2], rel_tol=0, abs_tol=1e-15)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
@@ -278,3 +281,24 @@ def test_top_overlap_search_is_the_same_from_the_metrics_region_sums_and_from_li
         assert [[(str(e.formula), e.auc) for e in ex] for ex in a] == [
             [(str(e.formula), e.auc) for e in ex] for ex in b
         ]
+
+
+@pytest.mark.parametrize("objective_name", ["iou", "f1"])
+def test_exact_search_and_certify_at_three_atoms_by_iou_and_f1_equal_brute_force(objective_name):
+    # The L = 3 branch and bound prunes prefixes by sound bounds from |T & P|, |P| and |T| (AND: inside P;
+    # OR: containing P); its labels and certify's bound equal every formula of <= 3 atoms tried.
+    for seed, (B, mf, alpha) in enumerate([(3, 0.0, 0.05), (4, 0.02, 0.1), (2, 0.0, "support")]):
+        x, y, names = _case(20 + seed, n=160)
+        cs = inv.ConceptSet(y, names)
+        kw = {"L": 3, "min_fraction": mf, "objective": objective_name, "alpha": alpha}
+        res = inv.explain(x, cs, B=B, search="exact", **kw)
+        ref = exact_reference(x.tolist(), y.tolist(), names, 3, B, min_fraction=mf, objective=objective_name,
+                              alpha=alpha)  # fmt: skip
+        cert = inv.explain(x, cs, B=B, certify=True, **kw)
+        for d in range(x.shape[1]):
+            assert [str(e.formula) for e in res[d]] == [f for f, _, _ in ref[d]], (seed, d)
+            if not cert[d]:
+                continue
+            best, top = ref[d][0][2], cert[d][0]
+            assert math.isclose(top.bound, best, rel_tol=0, abs_tol=1e-15), (seed, d)
+            assert top.certified == (getattr(top, objective_name) == top.bound), (seed, d)

@@ -100,13 +100,18 @@ def exact_search(
         return best
     thr_s2, thr_p = best.s2[:, top - 1], best.pos[:, top - 1]
     have = best.valid[:, top - 1]
+    scorer = params.scorer
     if floor is not None and top == 1:
         f_s2, f_p = floor
         f_ok = (f_p > 0) & (f_p < n)
-        better = f_ok & (~have | (_compare(f_s2, f_p, thr_s2, thr_p, n, sign) > 0))
+        better = f_ok & (~have | (_compare(f_s2, f_p, thr_s2, thr_p, n, sign, scorer, totals) > 0))
         thr_s2, thr_p, have = torch.where(better, f_s2, thr_s2), torch.where(better, f_p, thr_p), have | f_ok
-    ub = extension_bounds(region_sums, pmask, space, params)  # [Db, P] float bounds in the positive frame
-    thr = _positive_frame_auc(thr_s2, thr_p, n, sign)  # [Db]
+    if scorer is AUROC:
+        ub = extension_bounds(region_sums, pmask, space, params)  # [Db, P] float bounds in the positive frame
+        thr = _positive_frame_auc(thr_s2, thr_p, n, sign)  # [Db]
+    else:  # IoU, F1 (check_exact): bounds from each prefix's |T & P| and |P|
+        ub = overlap_extension_bounds(region_sums, pmask, space, params, totals)
+        thr = scorer.score(thr_s2, thr_p, n, totals)
     keep = ub >= torch.where(have, thr, torch.full_like(thr, -math.inf)).unsqueeze(1)  # prune: strictly below
     counts = keep.sum(1)
     _check_work(max_work, int(counts.sum()) * (4 * k + 1), f"{int(counts.sum()):,} unpruned (neuron, prefix) pairs")
@@ -126,8 +131,8 @@ def exact_search(
     step.s2[d_t, slot] = prefix_s2[j_t, d_t]
     step.pos[d_t, slot] = prefix_p[j_t]
     step.valid[d_t, slot] = True
-    x, x_p, shift = space.beam_concept_sums(region_sums, step.words)
-    return extend(step, x, x_p, shift, space, s2_c, ext, params, bounds, out=top)
+    x, x_p, shift = space.beam_concept_sums(region_sums, step.words, params.scorer.bounds(n))
+    return extend(step, x, x_p, shift, space, s2_c, ext, params, bounds, out=top, totals=totals)
 
 
 def _pairs(
@@ -256,15 +261,48 @@ def _positive_frame_auc(s2, p, n, sign):
     return num.double() / den.clamp(min=1).double()
 
 
-def _compare(s_a, p_a, s_b, p_b, n, sign):
-    """Exact sign of (score a - score b) per neuron, sign-aware (Python integers: no overflow)."""
+def _compare(s_a, p_a, s_b, p_b, n, sign, scorer=AUROC, totals=None):
+    """Exact sign of (score a - score b) per neuron by the objective, sign-aware (Python integers: no
+    overflow); totals [Db]: the objective's per-neuron totals (None for AUROC)."""
     out = []
-    for sa, pa, sb, pb in zip(s_a.tolist(), p_a.tolist(), s_b.tolist(), p_b.tolist(), strict=True):
+    tt = [None] * s_a.numel() if totals is None else totals.tolist()
+    for sa, pa, sb, pb, t in zip(s_a.tolist(), p_a.tolist(), s_b.tolist(), p_b.tolist(), tt, strict=True):
         if pb <= 0 or pb >= n:
             out.append(1)
             continue
-        out.append(sign_int(sign) * AUROC.compare(sa, pa, sb, pb, n))
+        out.append(sign_int(sign) * scorer.compare(sa, pa, sb, pb, n, t))
     return torch.tensor(out, dtype=torch.int64, device=s_a.device)
+
+
+def overlap_extension_bounds(region_sums, pmask, space: RegionSpace, params: SearchParams, totals):
+    """Sound bounds on the IoU or F1 of every prefix P joined with one more atom, per neuron, from S_P = |T & P|,
+    |P| and |T| (docs: the statistics page proves them):
+
+    - AND (the mask M is inside P): S_M <= S_P and |M| >= S_M, so IoU = S_M / (|T| + |M| - S_M) <= S_P / |T|
+      and F1 = 2 S_M / (|T| + |M|) <= 2 S_P / (|T| + S_P); -inf when |P| is below the admissible sizes.
+    - OR (M contains P): S_M <= |T| and |T | M| >= |T | P| = |T| + |P| - S_P, so IoU <= |T| / (|T| + |P| - S_P);
+      |M| >= |P|, so F1 <= 2 |T| / (|T| + |P|); -inf when |P| is above the admissible sizes.
+
+    Each is a correctly rounded ratio of exact integers, so comparing it with a correctly rounded score never
+    prunes a prefix whose extension reaches it.
+
+    Returns:
+        [Db, P] float64.
+    """
+    n = space.n
+    lo, hi = params.size_bounds(n)
+    s = torch.mm(pmask.double(), region_sums.double()).round_().long().t()  # [Db, P]: exact integers
+    p = torch.mv(pmask.double(), space.regions.sizes.double()).round_().long().unsqueeze(0)  # [1, P]
+    t = totals.unsqueeze(1)
+    if params.objective == "iou":
+        and_b = s.double() / t.clamp(min=1).double()
+        or_b = t.double() / (t + p - s).clamp(min=1).double()
+    else:  # f1
+        and_b = (2 * s).double() / (t + s).clamp(min=1).double()
+        or_b = (2 * t).double() / (t + p).clamp(min=1).double()
+    and_b = torch.where(p >= lo, and_b, -math.inf)
+    or_b = torch.where(p <= hi, or_b, -math.inf)
+    return torch.maximum(and_b, or_b)
 
 
 def _atoms_only(atom_s2, atom_p, space: RegionSpace, params: SearchParams, top: int, bounds, totals=None) -> Beams:

@@ -16,6 +16,7 @@ from .stats import ALTERNATIVES
 from .validate import check_positive_int
 
 MODES = ("positive", "negative")
+BOUNDED = ("iou", "f1")  # objectives besides AUROC with an exact search's bound at L = 3 (core/exact.py)
 SEARCHES = ("beam", "exact")
 
 
@@ -89,8 +90,8 @@ class SearchParams:
         "atoms", choices=SEARCHES,
     )  # fmt: skip
     certify: bool = _option(
-        False, "add each neuron's exact bound on the best AUC of any formula of <= L atoms (L <= 3) and whether the "
-        "best label reaches it (columns bound, certified); costs an exact search",
+        False, "add each neuron's exact bound on the best score (AUC; IoU or F1 with --objective) of any formula of "
+        "<= L atoms (L <= 3) and whether the best label reaches it (columns bound, certified); costs an exact search",
     )  # fmt: skip
     objective: str = _option(
         "auroc", "what a label maximizes: auroc (INVERT); iou, f1 or auprc: overlap with the neuron's top samples "
@@ -151,10 +152,10 @@ class SearchParams:
                 ("limit_search", self.limit_search is not None, "it ranks atoms by AUROC's differentiability"),
                 (
                     "search",
-                    self.search != "beam" and self.L > 2,
-                    "at L = 3 the exact search's bound is AUROC's; L <= 2 is exact for every objective",
+                    self.search != "beam" and self.L > 2 and self.objective not in BOUNDED,
+                    "at L = 3 the exact search has bounds for auroc, iou and f1; L <= 2 is exact for every objective",
                 ),
-                ("certify", self.certify, "the exact search's bound is AUROC's"),
+                ("certify", self.certify and self.objective not in BOUNDED, "bounds exist for auroc, iou and f1"),
             ):
                 if bad:
                     raise ValueError(

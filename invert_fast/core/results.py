@@ -68,10 +68,12 @@ class Explanation:
             of permutations whose best label's two-sided p-value is at least as small as this label's,
             (1 + count) / (1 + P); accounts for the search over all candidate formulas, not for
             testing many neurons. NaN when no permutations were asked for.
-        bound: with certify (or search="exact"), the neuron's bound on the best AUC (lower bound in
-            "negative" mode) any admissible formula of at most L atoms reaches: the exact optimum (L <= 3);
-            NaN when not asked. A property of the neuron, repeated on each of its rows.
-        certified: bound equals the rank-0 AUC, compared exactly (the label is optimal); False when not asked.
+        bound: with certify (or search="exact"), the neuron's bound on the best score of the search's
+            objective (the AUC for INVERT's; a lower bound in "negative" mode) any admissible formula of at
+            most L atoms reaches: the exact optimum (L <= 3); NaN when not asked, and for correlation and
+            cosine. A property of the neuron, repeated on each of its rows.
+        certified: bound equals the rank-0 label's score, compared exactly (the label is optimal); False
+            when not asked.
         iou, f1, auprc, correlation, cosine: the label's metrics against the neuron's top samples T (the
             search's alpha) and activations, whatever the objective (core/metrics.py: definitions, ties,
             error bounds); NaN where undefined or not computed.

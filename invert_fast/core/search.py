@@ -125,8 +125,9 @@ def explain(
             defaults to its sequence index.
         search: "beam" (INVERT's beam search) or "exact": the B best distinct masks among every formula of
             at most L <= 3 atoms (limit_search None, distinct True), see core/exact.py.
-        certify: add Explanation.bound (the exact best AUC of any admissible formula of <= L atoms, L <= 3)
-            and certified (bound equals the rank-0 AUC) for every neuron; costs an exact search.
+        certify: add Explanation.bound (the exact best score of the objective -- AUROC, IoU or F1 -- of any
+            admissible formula of <= L atoms, L <= 3) and certified (bound equals the rank-0 label's score)
+            for every neuron; costs an exact search.
         objective: what the search maximizes (core/objectives.py): "auroc" (INVERT's AUC, the default),
             "iou", "f1" or "auprc" (the label's overlap with the neuron's top samples T, exact rationals of
             counts; auprc for N <= 1,664,510), "correlation" or "cosine" (of the activations and the 0/1
@@ -474,7 +475,7 @@ def explain_batch(
         weights, totals = top if scorer.uses_top else value_weights(x)
         stat = region_rank_sums(weights, space.regions)
     beams = run(stat, totals)
-    bound, certified = _certify(beams, region_sums, space, params, max_work)
+    bound, certified = _certify(beams, stat, totals, space, params, max_work)
     # p-values on the CPU whatever the device: special functions may differ in the last bit across
     # backends, and labels must be identical everywhere (the inputs are small: [Db, B]).
     ties_c = ties.cpu().unsqueeze(1)
@@ -549,33 +550,40 @@ def _gc_paused():
             gc.enable()
 
 
-def _certify(beams: Beams, region_sums, space: RegionSpace, params: SearchParams, max_work):
-    """Per neuron: the bound on the best AUC of any admissible formula of <= L atoms ([Db] float64, NaN when
-    not asked or none exists) and whether the rank-0 label reaches it exactly ([Db] bool)."""
+def _certify(beams: Beams, stat, totals, space: RegionSpace, params: SearchParams, max_work):
+    """Per neuron: the bound on the best score of the objective (AUROC: the AUC) any admissible formula of
+    <= L atoms reaches ([Db] float64, NaN when not asked, when none exists, or for correlation and cosine,
+    whose search scores are not the metric itself) and whether the rank-0 label reaches it exactly ([Db]
+    bool). stat, totals: the objective's per-region statistic and per-neuron totals (AUROC: rank sums, None)."""
     db, n = beams.s2.shape[0], space.n
+    scorer = params.scorer
     nan = torch.full((db,), float("nan"), dtype=torch.float64)
     no = torch.zeros(db, dtype=torch.bool)
-    if params.search == "exact" and params.scorer is not AUROC:
-        return nan, no  # the labels are the exact best by the objective; bound and certified are AUROC's
+    tt = None if totals is None else totals.cpu()
+
+    def value(s, p):
+        return auc_from_rank_sums(s, p, n) if scorer is AUROC else scorer.score(s, p, n, tt)
+
     if params.search == "exact":
+        if not scorer.exact:
+            return nan, no
         ok = beams.valid[:, 0].cpu()
-        auc = auc_from_rank_sums(beams.s2[:, 0].cpu(), beams.pos[:, 0].cpu(), n)
-        return torch.where(ok, auc, nan), ok
+        return torch.where(ok, value(beams.s2[:, 0].cpu(), beams.pos[:, 0].cpu()), nan), ok
     if not params.certify:
         return nan, no
     have = beams.valid[:, 0]
     floor = (beams.s2[:, 0], torch.where(have, beams.pos[:, 0], torch.zeros_like(beams.pos[:, 0])))
-    best = exact_search(region_sums, space, params, top=1, floor=floor, max_work=max_work)
+    best = exact_search(stat, space, params, top=1, floor=floor, max_work=max_work, totals=totals)
     ok = best.valid[:, 0].cpu()
     bs2, bp = best.s2[:, 0].cpu().tolist(), best.pos[:, 0].cpu().tolist()
     s2, p, hv = beams.s2[:, 0].cpu().tolist(), beams.pos[:, 0].cpu().tolist(), have.cpu().tolist()
-    # Exactly equal AUCs: cross-multiplied Python integers.
+    t = [None] * db if tt is None else tt.tolist()
+    # Exactly equal scores: cross-multiplied Python integers.
     same = [
-        bool(o and h and AUROC.compare(a, q, c, b, n) == 0)
-        for o, h, a, q, c, b in zip(ok.tolist(), hv, bs2, bp, s2, p, strict=True)
+        bool(o and h and scorer.compare(a, q, c, b, n, u) == 0)
+        for o, h, a, q, c, b, u in zip(ok.tolist(), hv, bs2, bp, s2, p, t, strict=True)
     ]
-    auc = auc_from_rank_sums(best.s2[:, 0].cpu(), best.pos[:, 0].cpu(), n)
-    return torch.where(ok, auc, nan), torch.tensor(same, dtype=torch.bool)
+    return torch.where(ok, value(best.s2[:, 0].cpu(), best.pos[:, 0].cpu()), nan), torch.tensor(same, dtype=torch.bool)
 
 
 def beam_search(
