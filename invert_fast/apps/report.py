@@ -237,8 +237,8 @@ def token_contexts(
         d1 = min(d, d0 + block)
         part = activations.read(d0, d1) if hasattr(activations, "read") else activations[:, d0:d1]
         if isinstance(part, SparseColumns):
-            ptr = part.indptr.tolist()
-            rows_all, vals_all = part.indices.numpy(), part.values.double().numpy()
+            ptr = part.indptr.cpu().tolist()
+            rows_all, vals_all = part.indices.cpu().numpy(), part.values.double().cpu().numpy()
             for j in range(d1 - d0):
                 rows, vals = rows_all[ptr[j] : ptr[j + 1]], vals_all[ptr[j] : ptr[j + 1]]
                 pos = vals > 0
@@ -254,7 +254,10 @@ def token_contexts(
                 shade(d0 + j, chosen, value_at, float(v_pos.max()))
             continue
         # A copy of the block (a memory map's slice is read-only, which torch would warn about).
-        cols = part.double() if isinstance(part, torch.Tensor) else torch.from_numpy(np.array(part, dtype=np.float64))
+        if isinstance(part, torch.Tensor):
+            cols = part.detach().double().cpu()
+        else:
+            cols = torch.from_numpy(np.array(part, dtype=np.float64))
         k = min(n, candidates)
         head_v, head_i = torch.topk(cols, k, dim=0)  # [k, b]
         cols_np, head_v, head_i = cols.numpy(), head_v.numpy(), head_i.numpy()
