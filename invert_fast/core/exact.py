@@ -106,11 +106,14 @@ def exact_search(
         f_ok = (f_p > 0) & (f_p < n)
         better = f_ok & (~have | (_compare(f_s2, f_p, thr_s2, thr_p, n, sign, scorer, totals) > 0))
         thr_s2, thr_p, have = torch.where(better, f_s2, thr_s2), torch.where(better, f_p, thr_p), have | f_ok
+    # Sums of every prefix: exact in float64 (every partial sum is an integer below 2^53).
+    prefix_s2 = torch.mm(pmask.double(), region_sums.double()).round_().long()  # [P, Db]
+    prefix_p = torch.mv(pmask.double(), space.regions.sizes.double()).round_().long()  # [P]
     if scorer is AUROC:
         ub = extension_bounds(region_sums, pmask, space, params)  # [Db, P] float bounds in the positive frame
         thr = _positive_frame_auc(thr_s2, thr_p, n, sign)  # [Db]
     else:  # IoU, F1 (check_exact): bounds from each prefix's |T & P| and |P|
-        ub = overlap_extension_bounds(region_sums, pmask, space, params, totals)
+        ub = overlap_extension_bounds(prefix_s2, prefix_p, n, params, totals)
         thr = scorer.score(thr_s2, thr_p, n, totals)
     keep = ub >= torch.where(have, thr, torch.full_like(thr, -math.inf)).unsqueeze(1)  # prune: strictly below
     counts = keep.sum(1)
@@ -125,9 +128,6 @@ def exact_search(
     step.ntok[d_t, slot] = 2
     step.length[d_t, slot] = 2  # prefixes are new masks of two atoms: never an atom's (space.prefixes)
     step.words[d_t, slot] = pwords[j_t]
-    # Sums of every prefix: exact in float64 (every partial sum is an integer below 2^53).
-    prefix_s2 = torch.mm(pmask.double(), region_sums.double()).round_().long()  # [P, Db]
-    prefix_p = torch.mv(pmask.double(), space.regions.sizes.double()).round_().long()  # [P]
     step.s2[d_t, slot] = prefix_s2[j_t, d_t]
     step.pos[d_t, slot] = prefix_p[j_t]
     step.valid[d_t, slot] = True
@@ -274,7 +274,7 @@ def _compare(s_a, p_a, s_b, p_b, n, sign, scorer=AUROC, totals=None):
     return torch.tensor(out, dtype=torch.int64, device=s_a.device)
 
 
-def overlap_extension_bounds(region_sums, pmask, space: RegionSpace, params: SearchParams, totals):
+def overlap_extension_bounds(prefix_s, prefix_p, n: int, params: SearchParams, totals):
     """Sound bounds on the IoU or F1 of every prefix P joined with one more atom, per neuron, from S_P = |T & P|,
     |P| and |T| (docs: the statistics page proves them):
 
@@ -286,14 +286,15 @@ def overlap_extension_bounds(region_sums, pmask, space: RegionSpace, params: Sea
     Each is a correctly rounded ratio of exact integers, so comparing it with a correctly rounded score never
     prunes a prefix whose extension reaches it.
 
+    Args:
+        prefix_s: [P, Db] int64 S_P of every prefix for every neuron; prefix_p: [P] int64 |P|; n: samples;
+        totals: [Db] int64 |T|.
+
     Returns:
         [Db, P] float64.
     """
-    n = space.n
     lo, hi = params.size_bounds(n)
-    s = torch.mm(pmask.double(), region_sums.double()).round_().long().t()  # [Db, P]: exact integers
-    p = torch.mv(pmask.double(), space.regions.sizes.double()).round_().long().unsqueeze(0)  # [1, P]
-    t = totals.unsqueeze(1)
+    s, p, t = prefix_s.t(), prefix_p.unsqueeze(0), totals.unsqueeze(1)
     if params.objective == "iou":
         and_b = s.double() / t.clamp(min=1).double()
         or_b = t.double() / (t + p - s).clamp(min=1).double()

@@ -239,7 +239,9 @@ def explain(
     if params.search == "exact" or params.certify:
         # The exact search holds every atom AND every concept ([2K, K], packed or with sizes), the pair
         # sums, the atoms' packed masks, and for L = 3 the kept prefixes' masks and sums.
-        per_neuron += 8 * (2 * k * k) * (1 if space.packed else 2) + 8 * k * k + 2 * k * (g // 8 + 16)
+        per_neuron += (
+            8 * (2 * k * k) * (1 if space.packs(params.scorer.bounds(n)) else 2) + 8 * k * k + 2 * k * (g // 8 + 16)
+        )
         if params.L == 3:
             per_neuron += (2 * k) ** 2 * (g + 16 * k + 64)
         if per_neuron > max_memory:

@@ -75,10 +75,6 @@ class RegionSpace:
         self._region_csr = None
         n = self.n
         self.shift = max(1, n.bit_length())  # 2^shift > N: counts fit below the rank sum
-        # Pack (rank sum, count) in one integer when the total over all samples stays exact: int64
-        # for the sparse gather, float64 (2^53) for the dense product.
-        limit = 2**63 if self.method == "sparse" else 2**53
-        self.packed = n * (n + 1) * 2**self.shift + n < limit
         names = concepts.names
         self.atoms = [Formula.atom(s) for s in names] + [Formula.atom(s, True) for s in names]  # [2K]
         texts = [str(a).encode("utf-8") for a in self.atoms]
@@ -223,25 +219,21 @@ class RegionSpace:
         out = self.concept_sums(vals, per_sample_max)  # [K, Db*B]
         return out.t().reshape(db, b, self.k)
 
-    def packs(self, bounds=None) -> bool:
+    def packs(self, bounds) -> bool:
         """Whether (statistic, count) pack in one integer, statistic * 2^shift + count, for a statistic whose
-        sums are bounded by bounds = (per sample, per mask) (objectives' bounds(); None: AUROC's doubled
-        ranks): the total stays exact in int64 for the sparse gather, in float64 (2^53) for the dense
-        product."""
-        if bounds is None:
-            return self.packed
+        sums are bounded by bounds = (per sample, per mask) (an objective's bounds(n)): the total stays exact
+        in int64 for the sparse gather, in float64 (2^53) for the dense product."""
         limit = 2**63 if self.method == "sparse" else 2**53
         return bounds[1] * 2**self.shift + self.n < limit
 
-    def beam_concept_sums(self, region_sums: torch.Tensor, words: torch.Tensor, bounds=None):
+    def beam_concept_sums(self, region_sums: torch.Tensor, words: torch.Tensor, bounds):
         """(statistic, size) of every beam formula (packed masks words [Db, B, W]) AND every concept, as
-        (x, x_p, shift); bounds: the statistic's (objectives' bounds(); None: AUROC's doubled ranks).
+        (x, x_p, shift); bounds: the statistic's, (per sample, per mask) (an objective's bounds(n)).
 
         Packed (shift > 0): x [Db, B, K] int64 = (statistic << shift) + size, x_p empty.
         Otherwise: x the statistic's sums and x_p the sizes, both [Db, B, K] int64, shift 0.
         """
-        n = self.n
-        per_sample = 2 * n if bounds is None else bounds[0]
+        per_sample = bounds[0]
         sizes = self.regions.sizes.unsqueeze(1)
         if self.packs(bounds):
             w = region_sums.long() * 2**self.shift + sizes
